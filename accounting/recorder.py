@@ -1,0 +1,154 @@
+"""The usage writer: the hot path hands it a ``UsageEvent`` (a non-blocking queue put) and a
+background thread bulk-inserts batches into ``UsageRecord``.
+
+Exactly once: ``request_id`` is unique and inserts ignore a duplicate. Nothing is lost on a
+clean stop (``close`` drains the queue) nor while the database is down (a failed batch is
+appended to a local spool file, replayed before the next batch once the database answers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+from django.db import DatabaseError, close_old_connections
+
+from accounting.models import UsageRecord
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    request_id: str
+    client_request_id: str
+    created_at: float
+    tenant_id: int
+    tenant_name: str
+    key_id: int
+    key_prefix: str
+    model: str
+    status: int
+    latency_ms: float
+    endpoint: str = "chat.completions"
+    deployment_id: int | None = None
+    provider: str = ""
+    upstream_model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    usage_estimated: bool = False
+    cost_usd: Decimal = Decimal("0")
+    error_type: str = ""
+    streamed: bool = False
+    client_disconnected: bool = False
+    upstream_latency_ms: float = 0.0
+    ttft_ms: float | None = None
+
+
+def _to_record(event: UsageEvent) -> UsageRecord:
+    fields = dataclasses.asdict(event)
+    fields["created_at"] = dt.datetime.fromtimestamp(event.created_at, tz=dt.UTC)
+    fields["tenant_id"] = event.tenant_id
+    fields["key_id"] = event.key_id
+    return UsageRecord(**fields)
+
+
+def write_events(events: list[UsageEvent]) -> None:
+    UsageRecord.objects.bulk_create([_to_record(e) for e in events], ignore_conflicts=True)
+
+
+class UsageWriter:
+    def __init__(self, *, flush_seconds: float, batch_size: int, spool_path: Path) -> None:
+        self._queue: queue.SimpleQueue[UsageEvent | None] = queue.SimpleQueue()
+        self._flush_seconds = flush_seconds
+        self._batch_size = batch_size
+        self._spool = spool_path
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
+        self._thread.start()
+
+    def record(self, event: UsageEvent) -> None:
+        """Hot path: never blocks, never raises."""
+        self._queue.put_nowait(event)
+
+    def flush(self) -> None:
+        """Write everything queued so far (blocking); for shutdown and tests."""
+        batch: list[UsageEvent] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                batch.append(item)
+        self._write(batch)
+
+    def close(self, timeout: float = 15.0) -> None:
+        self._queue.put_nowait(None)
+        self._thread.join(timeout)
+        self.flush()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.monotonic() + self._flush_seconds
+            stop = False
+            while len(batch) < self._batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[UsageEvent]) -> None:
+        with self._lock:
+            close_old_connections()
+            try:
+                self._replay_spool()
+                if batch:
+                    write_events(batch)
+            except DatabaseError as exc:
+                logger.error("usage batch of %d spooled, database unavailable: %s", len(batch), exc)
+                self._append_spool(batch)
+            finally:
+                close_old_connections()
+
+    def _append_spool(self, batch: list[UsageEvent]) -> None:
+        self._spool.parent.mkdir(parents=True, exist_ok=True)
+        with self._spool.open("ab") as handle:
+            for event in batch:
+                handle.write(orjson.dumps(dataclasses.asdict(event), default=str) + b"\n")
+
+    def _replay_spool(self) -> None:
+        if not self._spool.exists() or self._spool.stat().st_size == 0:
+            return
+        events = []
+        for line in self._spool.read_bytes().splitlines():
+            if line.strip():
+                raw = orjson.loads(line)
+                raw["cost_usd"] = Decimal(raw["cost_usd"])
+                events.append(UsageEvent(**raw))
+        write_events(events)
+        self._spool.unlink()
+        logger.info("replayed %d spooled usage events", len(events))

@@ -1,0 +1,69 @@
+"""The wrapper every API view runs in: request id and overhead headers, and the one place
+errors become responses (ours rendered as OpenAI errors, anything else logged once and
+answered with a 500 that names the request id)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+from django.http import HttpRequest, HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+
+from gateway_site.api.errors import RequestError
+from gateway_site.api.exchange import Exchange, UsageTracker, client_request_id, new_request_id
+from gateway_site.api.responses import error_response, internal_error_response
+from providers.errors import UpstreamError
+from quotas.errors import AdmissionError
+
+logger = logging.getLogger("gateway.api")
+
+ApiView = Callable[..., Awaitable[HttpResponseBase]]
+
+
+def api_endpoint(view: ApiView) -> Callable[..., Awaitable[HttpResponseBase]]:
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, **kwargs: str) -> HttpResponseBase:
+        exchange = Exchange(
+            request_id=new_request_id(),
+            client_request_id=client_request_id(request.headers.get("x-request-id")),
+        )
+        response: HttpResponseBase
+        try:
+            response = await view(request, exchange, **kwargs)
+        except (RequestError, AdmissionError, UpstreamError) as exc:
+            response = error_response(exc)
+        except Exception:
+            logger.exception("unhandled error on %s (request id %s)", request.path, exchange.request_id)
+            response = internal_error_response(exchange.public_id)
+        response["x-request-id"] = exchange.public_id
+        response["x-gateway-overhead-ms"] = f"{exchange.overhead_ms():.3f}"
+        return response
+
+    return csrf_exempt(wrapper)
+
+
+@contextmanager
+def tracking(tracker: UsageTracker, *, finish: bool = True) -> Iterator[None]:
+    """Note how an upstream call ended on the tracker; emit the usage event unless the caller
+    hands the tracker on (``finish=False``, used when a stream starts)."""
+    failed = True
+    try:
+        yield
+        failed = False
+    except UpstreamError as exc:
+        tracker.fail(status=exc.status, error_type=exc.error_type)
+        raise
+    except asyncio.CancelledError:
+        tracker.disconnected()
+        raise
+    except Exception:
+        tracker.fail(status=500, error_type="server_error")
+        raise
+    finally:
+        tracker.exchange.upstream_seconds = tracker.attempt.upstream_seconds
+        if finish or failed:
+            tracker.finish()

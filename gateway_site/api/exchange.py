@@ -1,0 +1,144 @@
+"""One request's bookkeeping at the edge: its id and timings (for ``x-request-id`` and
+``x-gateway-overhead-ms``) and, once admitted, the usage event it must emit exactly once."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from accounting.pricing import cost_usd
+from accounting.recorder import UsageEvent, UsageWriter
+from providers.tokens import count_message_tokens, count_tokens
+from providers.types import Usage
+from quotas.registry import KeyContext
+from routing.router import Attempt
+
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def client_request_id(header: str | None) -> str:
+    """A well-formed client-supplied ``X-Request-ID`` (letters, digits, ``._:-``, at most 64)."""
+    return header if header and _CLIENT_REQUEST_ID.fullmatch(header) else ""
+
+
+@dataclass(slots=True)
+class Exchange:
+    request_id: str
+    client_request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    started_wall: float = field(default_factory=time.time)
+    upstream_seconds: float = 0.0
+
+    @property
+    def public_id(self) -> str:
+        return self.client_request_id or self.request_id
+
+    def overhead_ms(self) -> float:
+        return max(0.0, (time.perf_counter() - self.started - self.upstream_seconds) * 1000)
+
+
+def _message_texts(raw: dict[str, object]) -> list[str]:
+    messages = raw.get("messages")
+    texts: list[str] = []
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p)
+    return texts
+
+
+@dataclass(slots=True)
+class UsageTracker:
+    """Collects what happened to an admitted request and emits one ``UsageEvent``."""
+
+    writer: UsageWriter
+    exchange: Exchange
+    key: KeyContext
+    model: str
+    attempt: Attempt
+    body: dict[str, object]
+    streamed: bool = False
+    status: int = 200
+    error_type: str = ""
+    usage: Usage | None = None
+    streamed_text: list[str] = field(default_factory=list)
+    first_token_at: float | None = None
+    client_disconnected: bool = False
+    finished: bool = False
+
+    def on_text(self, text: str) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.streamed_text.append(text)
+
+    def fail(self, *, status: int, error_type: str) -> None:
+        self.status, self.error_type = status, error_type
+
+    def disconnected(self) -> None:
+        self.client_disconnected = True
+        self.status, self.error_type = 499, "client_disconnected"
+
+    def _final_usage(self) -> tuple[Usage, bool]:
+        if self.usage is not None:
+            return self.usage, False
+        if self.status >= 400 and not self.streamed_text and not self.client_disconnected:
+            return Usage(prompt_tokens=0, completion_tokens=0), False
+        # The upstream did not report usage (stream cut short): count what went through.
+        prompt = count_message_tokens(_message_texts(self.body))
+        return Usage(prompt_tokens=prompt, completion_tokens=count_tokens("".join(self.streamed_text))), True
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        usage, estimated = self._final_usage()
+        deployment = self.attempt.deployment
+        prices = deployment.prices
+        now = time.perf_counter()
+        self.writer.record(
+            UsageEvent(
+                request_id=self.exchange.request_id,
+                client_request_id=self.exchange.client_request_id,
+                created_at=self.exchange.started_wall,
+                tenant_id=self.key.tenant_id,
+                tenant_name=self.key.tenant_name,
+                key_id=self.key.key_id,
+                key_prefix=self.key.key_prefix,
+                model=self.model,
+                deployment_id=deployment.id,
+                provider=deployment.provider.name,
+                upstream_model=deployment.upstream_model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                usage_estimated=estimated,
+                cost_usd=cost_usd(
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    cached_tokens=usage.cached_tokens,
+                    input_per_million=prices.input_per_million,
+                    output_per_million=prices.output_per_million,
+                    cached_input_per_million=prices.cached_input_per_million,
+                ),
+                status=self.status,
+                error_type=self.error_type,
+                streamed=self.streamed,
+                client_disconnected=self.client_disconnected,
+                latency_ms=(now - self.exchange.started) * 1000,
+                upstream_latency_ms=self.attempt.upstream_seconds * 1000,
+                ttft_ms=(
+                    (self.first_token_at - self.exchange.started) * 1000
+                    if self.first_token_at is not None
+                    else None
+                ),
+            )
+        )

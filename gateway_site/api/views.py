@@ -1,0 +1,109 @@
+"""The OpenAI-compatible endpoints. Each view reads as the request path: authenticate, parse,
+resolve the model, route, respond."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
+
+from gateway_site.api.endpoint import api_endpoint, tracking
+from gateway_site.api.errors import MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
+from gateway_site.api.exchange import Exchange, UsageTracker
+from gateway_site.api.parsing import parse_chat_request
+from gateway_site.api.responses import json_response
+from gateway_site.api.streaming import streaming_response
+from gateway_site.runtime import Snapshot, get_runtime
+from providers.types import ModelRoute
+from quotas.access import model_allowed
+from quotas.errors import ModelAccessDenied
+from quotas.keys import key_from_headers
+from quotas.registry import KeyContext
+
+
+def _require(request: HttpRequest, method: str) -> None:
+    if request.method != method:
+        raise MethodNotAllowed(f"Method {request.method} is not allowed here; use {method}.")
+
+
+def _authenticate(request: HttpRequest, snapshot: Snapshot) -> KeyContext:
+    presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    return snapshot.keys.authenticate(presented)
+
+
+def _check_declared_size(request: HttpRequest) -> None:
+    declared = request.headers.get("content-length", "")
+    limit = settings.GATEWAY_MAX_BODY_BYTES
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes.")
+
+
+def resolve_route(snapshot: Snapshot, key: KeyContext, model: str) -> ModelRoute:
+    route = snapshot.catalog.models.get(model)
+    if route is None:
+        raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
+    if not model_allowed(key.policy, model):
+        raise ModelAccessDenied(f"This API key is not allowed to use the model '{model}'.")
+    return route
+
+
+@api_endpoint
+async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
+    _require(request, "POST")
+    runtime = get_runtime()
+    snapshot = runtime.watcher.current()
+    key = _authenticate(request, snapshot)
+    _check_declared_size(request)
+    chat = parse_chat_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
+    route = resolve_route(snapshot, key, chat.model)
+    router = runtime.router()
+    attempt = router.plan(route)
+    tracker = UsageTracker(
+        writer=runtime.usage,
+        exchange=exchange,
+        key=key,
+        model=chat.model,
+        attempt=attempt,
+        body=chat.raw,
+        streamed=chat.stream,
+    )
+    if chat.stream:
+        with tracking(tracker, finish=False):
+            stream = await router.open_stream(attempt, chat.raw, request_id=exchange.request_id)
+        return streaming_response(stream, tracker, include_usage=chat.include_usage)
+    with tracking(tracker):
+        completion = await router.complete(attempt, chat.raw, request_id=exchange.request_id)
+        tracker.usage = completion.usage
+    return json_response(completion.body)
+
+
+def _model_object(route: ModelRoute) -> dict[str, object]:
+    return {"id": route.name, "object": "model", "created": route.created, "owned_by": route.owned_by}
+
+
+@api_endpoint
+async def list_models(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
+    _require(request, "GET")
+    snapshot = get_runtime().watcher.current()
+    key = _authenticate(request, snapshot)
+    data = [
+        _model_object(route)
+        for name, route in sorted(snapshot.catalog.models.items())
+        if model_allowed(key.policy, name)
+    ]
+    return json_response({"object": "list", "data": data})
+
+
+@api_endpoint
+async def retrieve_model(request: HttpRequest, exchange: Exchange, model_id: str = "") -> HttpResponseBase:
+    _require(request, "GET")
+    snapshot = get_runtime().watcher.current()
+    key = _authenticate(request, snapshot)
+    route = snapshot.catalog.models.get(model_id)
+    if route is None or not model_allowed(key.policy, model_id):
+        raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
+    return json_response(_model_object(route))
+
+
+@api_endpoint
+async def not_found(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
+    raise NotFound(f"Unknown endpoint: {request.method} {request.path}.")

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GatewaySiteConfig(AppConfig):
+    name = "gateway_site"
+    verbose_name = "Gateway"

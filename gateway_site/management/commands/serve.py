@@ -1,0 +1,67 @@
+"""``manage.py serve --workers N``: N Daphne processes sharing one listening socket.
+
+The parent binds the socket, starts each worker with ``daphne --fd`` on the inherited
+descriptor (the kernel spreads connections among them), restarts none, and forwards SIGINT and
+SIGTERM so every worker drains and flushes its usage records before exiting."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Serve the gateway with N Daphne worker processes on one socket."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--workers", type=int, default=1)
+        parser.add_argument("--access-log", action="store_true", help="Daphne access log on stdout.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        workers = max(1, options["workers"])
+        family = socket.AF_INET6 if ":" in options["host"] else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((options["host"], options["port"]))
+        listener.listen(1024)
+        listener.setblocking(False)
+        fd = listener.fileno()
+        command = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "--fd",
+            str(fd),
+            "-v",
+            "1" if options["access_log"] else "0",
+        ]
+        command.append("gateway_site.asgi:application")
+        children = [subprocess.Popen(command, pass_fds=[fd]) for _ in range(workers)]
+        host = options["host"] if family == socket.AF_INET else f"[{options['host']}]"
+        self.stdout.write(f"gateway listening on http://{host}:{options['port']} with {workers} worker(s)")
+        self.stdout.flush()
+
+        def forward(signum: int, frame: FrameType | None) -> None:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        try:
+            while any(child.poll() is None for child in children):
+                time.sleep(0.2)
+        finally:
+            listener.close()
+        codes = [child.returncode for child in children]
+        if any(code not in (0, -signal.SIGTERM) for code in codes):
+            sys.exit(1)

@@ -1,0 +1,52 @@
+"""Liveness, readiness and health probes (no authentication, no middleware)."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse
+
+from gateway_site.api.responses import json_response
+from gateway_site.runtime import get_runtime
+
+
+async def live(request: HttpRequest) -> HttpResponse:
+    return json_response({"status": "ok"})
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except DatabaseError:
+        return False
+
+
+async def _redis_ok() -> bool:
+    client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return bool(await client.ping())
+    except (aioredis.RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
+
+
+async def ready(request: HttpRequest) -> HttpResponse:
+    checks = {"database": "ok" if await sync_to_async(_database_ok)() else "unavailable"}
+    if settings.REDIS_URL:
+        checks["redis"] = "ok" if await _redis_ok() else "unavailable"
+    healthy = all(v == "ok" for v in checks.values())
+    return json_response(
+        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
+    )
+
+
+async def health(request: HttpRequest) -> HttpResponse:
+    snapshot = get_runtime().watcher.current()
+    return json_response(
+        {"status": "ok", "config_revision": snapshot.revision, "models": len(snapshot.catalog.models)}
+    )

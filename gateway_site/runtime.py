@@ -1,0 +1,140 @@
+"""Process-wide objects of a gateway process, built once by ``get_runtime()`` and closed at
+exit: the control-plane snapshot (keys and models) kept fresh by a watcher thread, the upstream
+HTTP client and router (one per event loop), and the usage writer."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import logging
+import threading
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+
+from accounting.recorder import UsageWriter
+from providers.catalog import load_catalog
+from providers.http import create_http_client
+from providers.types import Catalog
+from quotas.registry import KeyRegistry, load_registry
+from quotas.revision import current_revision, revision_channel
+from routing.router import Router
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    revision: int
+    keys: KeyRegistry
+    catalog: Catalog
+
+
+def load_snapshot() -> Snapshot:
+    revision = current_revision()  # read first: a change during the load triggers another
+    return Snapshot(revision=revision, keys=load_registry(), catalog=load_catalog())
+
+
+class SnapshotWatcher:
+    """Reloads the snapshot when the revision counter moves: polled every
+    ``GATEWAY_CONFIG_POLL_SECONDS``, and at once on a Redis pub/sub message when configured."""
+
+    def __init__(self, *, poll_seconds: float, redis_url: str) -> None:
+        self._poll = poll_seconds
+        self._redis_url = redis_url
+        self._stop = threading.Event()
+        self._loaded = threading.Event()
+        self._snapshot: Snapshot | None = None
+        self._thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
+        self._thread.start()
+
+    def current(self) -> Snapshot:
+        snapshot = self._snapshot
+        if snapshot is None:
+            self._loaded.wait(30)
+            snapshot = self._snapshot
+            if snapshot is None:
+                raise RuntimeError("the gateway configuration could not be loaded")
+        return snapshot
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _refresh(self) -> None:
+        close_old_connections()
+        try:
+            if self._snapshot is None or current_revision() != self._snapshot.revision:
+                self._snapshot = load_snapshot()
+                self._loaded.set()
+        except DatabaseError as exc:
+            logger.warning("configuration refresh failed, keeping the last snapshot: %s", exc)
+
+    def _run(self) -> None:
+        subscriber = None
+        while not self._stop.is_set():
+            self._refresh()
+            if self._redis_url and subscriber is None:
+                subscriber = self._subscribe()
+            if subscriber is None:
+                self._stop.wait(self._poll)
+                continue
+            try:
+                subscriber.get_message(ignore_subscribe_messages=True, timeout=self._poll)
+            except redis.RedisError as exc:
+                logger.warning("configuration pub/sub lost, polling only: %s", exc)
+                subscriber = None
+                self._stop.wait(self._poll)
+
+    def _subscribe(self) -> redis.client.PubSub | None:
+        try:
+            client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=1, health_check_interval=30)
+            pubsub = client.pubsub()
+            pubsub.subscribe(revision_channel())
+            return pubsub
+        except redis.RedisError as exc:
+            logger.warning("cannot subscribe to configuration changes, polling only: %s", exc)
+            return None
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.watcher = SnapshotWatcher(
+            poll_seconds=settings.GATEWAY_CONFIG_POLL_SECONDS, redis_url=settings.REDIS_URL
+        )
+        self.usage = UsageWriter(
+            flush_seconds=settings.GATEWAY_USAGE_FLUSH_SECONDS,
+            batch_size=settings.GATEWAY_USAGE_BATCH_SIZE,
+            spool_path=settings.GATEWAY_USAGE_SPOOL_PATH,
+        )
+        self._routers: dict[asyncio.AbstractEventLoop, Router] = {}
+
+    def router(self) -> Router:
+        """The router (and its HTTP client) of the running event loop; a process normally has
+        exactly one loop, tests have one per test."""
+        loop = asyncio.get_running_loop()
+        router = self._routers.get(loop)
+        if router is None:
+            for stale in [other for other in self._routers if other.is_closed()]:
+                del self._routers[stale]
+            client = create_http_client(
+                max_connections=settings.GATEWAY_UPSTREAM_MAX_CONNECTIONS,
+                timeout_seconds=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS,
+                connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+            )
+            router = Router(client=client, default_timeout=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS)
+            self._routers[loop] = router
+        return router
+
+    def close(self) -> None:
+        self.watcher.stop()
+        self.usage.close()
+
+
+@functools.cache
+def get_runtime() -> Runtime:
+    runtime = Runtime()
+    atexit.register(runtime.close)
+    return runtime

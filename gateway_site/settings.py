@@ -1,0 +1,143 @@
+"""Settings: every knob comes from the environment, parsed once here (see README, "Configuration").
+
+Embedded default (no variables set): SQLite under ``var/``, in-process limits, cache and usage
+flusher, the built-in ``mock`` provider. Production: ``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from gateway_site.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("GATEWAY_DATA_DIR", str(BASE_DIR / "var")))
+
+
+def _secret_key() -> str:
+    configured = env_str("SECRET_KEY", "")
+    if configured:
+        return configured
+    # Embedded default: one random key per installation, kept beside the SQLite file so that
+    # stored provider secrets stay readable across restarts.
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("GATEWAY_DEBUG", False)
+ALLOWED_HOSTS = env_list("GATEWAY_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("GATEWAY_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "gateway_site",
+    "providers",
+    "quotas",
+    "accounting",
+]
+
+# The admin's stack. /v1/* and the probes never pass through it (see gateway_site/asgi.py).
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gateway_site.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+ASGI_APPLICATION = "gateway_site.asgi.application"
+
+_database_url = env_str("DATABASE_URL", "")
+if _database_url:
+    try:
+        DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "gateway.sqlite3",
+            # WAL lets the usage flusher write while request threads read.
+            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = False
+
+# Request bodies: the API enforces its own limit (413); Django must not refuse first with a 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("GATEWAY_LOG_LEVEL", "INFO")},
+}
+
+# --- Gateway settings (README, "Configuration") ---------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "")
+GATEWAY_REDIS_PREFIX = env_str("GATEWAY_REDIS_PREFIX", "gw:")
+GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
+GATEWAY_UPSTREAM_TIMEOUT_SECONDS = env_float("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 600.0, minimum=0.1)
+GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env_float(
+    "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1
+)
+GATEWAY_UPSTREAM_MAX_CONNECTIONS = env_int("GATEWAY_UPSTREAM_MAX_CONNECTIONS", 1000, minimum=1)
+GATEWAY_CONFIG_POLL_SECONDS = env_float("GATEWAY_CONFIG_POLL_SECONDS", 0.25, minimum=0.05)
+GATEWAY_USAGE_FLUSH_SECONDS = env_float("GATEWAY_USAGE_FLUSH_SECONDS", 0.5, minimum=0.01)
+GATEWAY_USAGE_BATCH_SIZE = env_int("GATEWAY_USAGE_BATCH_SIZE", 500, minimum=1)
+GATEWAY_USAGE_SPOOL_PATH = Path(env_str("GATEWAY_USAGE_SPOOL_PATH", str(DATA_DIR / "usage-spool.jsonl")))
+GATEWAY_MOCK_CHUNK_DELAY_MS = env_float("GATEWAY_MOCK_CHUNK_DELAY_MS", 20.0)
+GATEWAY_SECRETS_KEYS = env_list("GATEWAY_SECRETS_KEYS", [])

@@ -1,0 +1,15 @@
+"""One adapter per provider kind, looked up by ``Provider.kind``."""
+
+from __future__ import annotations
+
+from providers.adapters.base import Adapter, UpstreamCall, UpstreamStream
+from providers.adapters.mock import MockAdapter
+from providers.adapters.openai import OpenAIAdapter
+
+__all__ = ["Adapter", "UpstreamCall", "UpstreamStream", "adapter_for"]
+
+_ADAPTERS: dict[str, Adapter] = {"openai": OpenAIAdapter(), "mock": MockAdapter()}
+
+
+def adapter_for(kind: str) -> Adapter:
+    return _ADAPTERS[kind]

@@ -1,0 +1,82 @@
+"""What every adapter offers the router, and the HTTP plumbing they share.
+
+An adapter is four pure functions (``to_upstream``, ``from_upstream``, ``from_chunk``,
+``map_error``) plus the thin I/O below that sends a request with the shared client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+import httpx
+
+from providers.errors import UpstreamTimeout, UpstreamUnreachable
+from providers.types import Completion, DeploymentConfig, StreamEvent
+
+JsonObject = dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """One attempt against one deployment. ``body`` is the client's request object; adapters
+    copy it, never change it."""
+
+    deployment: DeploymentConfig
+    body: JsonObject
+    client: httpx.AsyncClient
+    timeout_seconds: float
+    request_id: str
+
+
+class UpstreamStream(Protocol):
+    def events(self) -> AsyncIterator[StreamEvent]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Adapter(Protocol):
+    async def complete(self, call: UpstreamCall) -> Completion: ...
+
+    async def open_stream(self, call: UpstreamCall) -> UpstreamStream:
+        """Send the request and return once the upstream accepted it (status 2xx); an error
+        status raises before any byte reaches the client."""
+        ...
+
+
+async def send(
+    call: UpstreamCall, *, url: str, headers: dict[str, str], content: bytes, stream: bool
+) -> httpx.Response:
+    """POST with the shared client; transport failures become UpstreamError subclasses that
+    name the provider but never its URL or credentials."""
+    provider = call.deployment.provider.name
+    request = call.client.build_request(
+        "POST",
+        url,
+        headers=headers,
+        content=content,
+        timeout=httpx.Timeout(call.timeout_seconds, connect=min(call.timeout_seconds, 10.0)),
+    )
+    try:
+        async with asyncio.timeout(call.timeout_seconds):
+            response = await call.client.send(request, stream=True)
+            if not stream or response.status_code >= 400:
+                await response.aread()
+                await response.aclose()
+            return response
+    except (TimeoutError, httpx.TransportError) as exc:
+        raise transport_failure(exc, provider) from None
+
+
+def transport_failure(exc: BaseException, provider: str) -> UpstreamTimeout | UpstreamUnreachable:
+    """Classify a transport exception. httpx-aiohttp 0.2 maps every aiohttp connection error
+    (refused, reset) to ``httpx.ConnectTimeout``, so the aiohttp cause decides, not the class."""
+    cause = exc.__cause__ or exc
+    timed_out = isinstance(cause, (TimeoutError, aiohttp.ServerTimeoutError)) or (
+        isinstance(exc, httpx.TimeoutException) and not isinstance(cause, aiohttp.ClientError)
+    )
+    if timed_out:
+        return UpstreamTimeout(f"The upstream provider '{provider}' did not answer in time.")
+    return UpstreamUnreachable(f"The upstream provider '{provider}' could not be reached.")

@@ -1,0 +1,183 @@
+"""OpenAI and OpenAI-compatible upstreams: the request goes out as the client sent it (model
+name swapped, usage always requested when streaming) and the answer comes back untouched."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+import orjson
+
+from providers.adapters.base import JsonObject, UpstreamCall, send, transport_failure
+from providers.errors import UpstreamError, UpstreamHTTPError, UpstreamProtocolError, redact
+from providers.sse import SSEDecoder
+from providers.types import Completion, DeploymentConfig, StreamEvent, Usage
+
+_RETRY_HEADERS = ("retry-after", "retry-after-ms")
+
+
+def to_upstream(
+    body: JsonObject, deployment: DeploymentConfig, *, stream: bool
+) -> tuple[str, dict[str, str], bytes]:
+    payload = dict(body)
+    payload["model"] = deployment.upstream_model
+    if stream:
+        options = payload.get("stream_options")
+        merged = dict(options) if isinstance(options, dict) else {}
+        merged["include_usage"] = True  # usage is always needed for accounting
+        payload["stream_options"] = merged
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if stream:
+        headers["accept"] = "text/event-stream"
+    if deployment.provider.api_key:
+        headers["authorization"] = f"Bearer {deployment.provider.api_key}"
+    return f"{deployment.provider.base_url}/chat/completions", headers, orjson.dumps(payload)
+
+
+def parse_usage(raw: object) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt = raw.get("prompt_tokens")
+    completion = raw.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    prompt_details = raw.get("prompt_tokens_details")
+    completion_details = raw.get("completion_tokens_details")
+    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else 0
+    reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else 0
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_tokens=cached if isinstance(cached, int) else 0,
+        reasoning_tokens=reasoning if isinstance(reasoning, int) else 0,
+    )
+
+
+def _load_object(content: bytes) -> dict[str, object]:
+    try:
+        parsed = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError("The upstream provider sent a response that is not JSON.") from None
+    if not isinstance(parsed, dict):
+        raise UpstreamProtocolError("The upstream provider sent a response that is not an object.")
+    return parsed
+
+
+def from_upstream(content: bytes) -> Completion:
+    parsed = _load_object(content)
+    if not isinstance(parsed.get("choices"), list):
+        raise UpstreamProtocolError("The upstream provider sent a completion without choices.")
+    return Completion(body=content, usage=parse_usage(parsed.get("usage")))
+
+
+def from_chunk(data: bytes) -> StreamEvent:
+    parsed = _load_object(data)
+    if "error" in parsed and not parsed.get("choices"):
+        return StreamEvent(payload=data, error=True)
+    choices = parsed.get("choices")
+    choices = choices if isinstance(choices, list) else []
+    usage = parse_usage(parsed.get("usage"))
+    text = []
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(content, str):
+            text.append(content)
+    return StreamEvent(
+        payload=data, usage=usage, usage_only=usage is not None and not choices, text="".join(text)
+    )
+
+
+def map_error(
+    status: int, content: bytes, headers: Mapping[str, str], deployment: DeploymentConfig
+) -> UpstreamError:
+    """The client sees the upstream's 4xx with its message; 401/403 (our credentials) and 5xx
+    become a 502 that names the provider. Credentials and the base URL are redacted."""
+    provider = deployment.provider
+    secrets = (provider.api_key, provider.base_url)
+    retry = {h: headers[h] for h in _RETRY_HEADERS if h in headers}
+    message, error_type, code, param = _error_fields(content)
+    if status in (401, 403):
+        return UpstreamHTTPError(
+            f"The upstream provider '{provider.name}' rejected the gateway's credentials "
+            f"(HTTP {status}); the gateway administrator must fix the provider configuration.",
+            status=502,
+            error_type="upstream_error",
+            code="upstream_auth_failed",
+        )
+    if 400 <= status < 500:
+        return UpstreamHTTPError(
+            redact(message or f"The upstream provider returned HTTP {status}.", secrets),
+            status=status,
+            error_type=error_type or "invalid_request_error",
+            code=code,
+            param=param,
+            headers=retry,
+        )
+    detail = f": {redact(message, secrets)}" if message else ""
+    return UpstreamHTTPError(
+        f"The upstream provider '{provider.name}' failed with HTTP {status}{detail}",
+        status=502,
+        error_type="upstream_error",
+        code="upstream_error",
+        headers=retry,
+    )
+
+
+def _error_fields(content: bytes) -> tuple[str, str | None, str | None, str | None]:
+    try:
+        parsed = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return "", None, None, None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if not isinstance(error, dict):
+        return "", None, None, None
+
+    def text(name: str) -> str | None:
+        value = error.get(name)
+        return str(value) if isinstance(value, (str, int)) else None
+
+    return text("message") or "", text("type"), text("code"), text("param")
+
+
+class OpenAIStream:
+    def __init__(self, response: httpx.Response, call: UpstreamCall) -> None:
+        self._response = response
+        self._provider = call.deployment.provider.name
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        decoder = SSEDecoder()
+        try:
+            async for chunk in self._response.aiter_raw():
+                for event in decoder.feed(chunk):
+                    if event.data == b"[DONE]":
+                        return
+                    yield from_chunk(event.data)
+        except httpx.TransportError as exc:
+            raise transport_failure(exc, self._provider) from None
+        for event in decoder.flush():
+            if event.data == b"[DONE]":
+                return
+            yield from_chunk(event.data)
+        raise UpstreamProtocolError(
+            f"The upstream provider '{self._provider}' ended the stream before it was complete."
+        )
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class OpenAIAdapter:
+    async def complete(self, call: UpstreamCall) -> Completion:
+        url, headers, content = to_upstream(call.body, call.deployment, stream=False)
+        response = await send(call, url=url, headers=headers, content=content, stream=False)
+        if response.status_code >= 400:
+            raise map_error(response.status_code, response.content, response.headers, call.deployment)
+        return from_upstream(response.content)
+
+    async def open_stream(self, call: UpstreamCall) -> OpenAIStream:
+        url, headers, content = to_upstream(call.body, call.deployment, stream=True)
+        response = await send(call, url=url, headers=headers, content=content, stream=True)
+        if response.status_code >= 400:
+            raise map_error(response.status_code, response.content, response.headers, call.deployment)
+        return OpenAIStream(response, call)

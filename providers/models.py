@@ -1,0 +1,85 @@
+"""Upstream accounts (providers), the public model names clients send, and the deployments
+that serve each public model with their prices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+
+PRICE_FIELD = {"max_digits": 12, "decimal_places": 6, "validators": [MinValueValidator(Decimal("0"))]}
+
+
+class Provider(models.Model):
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI-compatible"
+        MOCK = "mock", "Built-in mock"
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    base_url = models.URLField(blank=True, help_text="e.g. https://api.openai.com/v1")
+    api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Environment variable holding the upstream API key in every gateway process.",
+    )
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    timeout_seconds = models.FloatField(
+        null=True, blank=True, help_text="Total upstream timeout; empty uses the gateway default."
+    )
+    options = models.JSONField(default=dict, blank=True, help_text="Kind-specific settings.")
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_stored_key(self) -> bool:
+        return bool(self.api_key_encrypted)
+
+
+class PublicModel(models.Model):
+    """A model name clients send (``model`` in the request)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.CharField(max_length=500, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Deployment(models.Model):
+    """One way to serve a public model: a provider, the upstream model name, and its prices in
+    US dollars per million tokens."""
+
+    model = models.ForeignKey(PublicModel, on_delete=models.CASCADE, related_name="deployments")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="deployments")
+    upstream_model = models.CharField(max_length=200)
+    priority = models.PositiveIntegerField(default=1, help_text="Lower is tried first.")
+    weight = models.PositiveIntegerField(default=1)
+    input_per_million = models.DecimalField(default=Decimal("0"), **PRICE_FIELD)  # type: ignore[arg-type]
+    output_per_million = models.DecimalField(default=Decimal("0"), **PRICE_FIELD)  # type: ignore[arg-type]
+    cached_input_per_million = models.DecimalField(null=True, blank=True, **PRICE_FIELD)  # type: ignore[arg-type]
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model__name", "priority", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "provider", "upstream_model"], name="uniq_deployment")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} -> {self.provider.name}/{self.upstream_model}"

@@ -1,0 +1,83 @@
+"""Frozen value types shared by the catalog, the adapters and the router. No Django here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str
+    kind: str
+    base_url: str
+    api_key: str | None = field(repr=False, default=None)
+    timeout_seconds: float | None = None
+    chunk_delay_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """US dollars per million tokens; cached input falls back to the input price."""
+
+    input_per_million: Decimal = Decimal("0")
+    output_per_million: Decimal = Decimal("0")
+    cached_input_per_million: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentConfig:
+    id: int
+    provider: ProviderConfig
+    upstream_model: str
+    priority: int = 1
+    weight: int = 1
+    prices: Prices = Prices()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    name: str
+    created: int
+    owned_by: str
+    deployments: tuple[DeploymentConfig, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    models: dict[str, ModelRoute]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A non-streaming answer: the OpenAI-shaped body to return and the usage it reported."""
+
+    body: bytes
+    usage: Usage | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One upstream stream event, already OpenAI-shaped.
+
+    ``payload`` is the JSON to send as one SSE ``data:`` line (None: nothing to relay),
+    ``usage_only`` marks the final usage chunk, ``text`` is the content it carried (for
+    counting tokens when a stream ends early), ``error`` marks an in-stream error object."""
+
+    payload: bytes | None
+    usage: Usage | None = None
+    usage_only: bool = False
+    text: str = ""
+    error: bool = False

@@ -1,0 +1,190 @@
+"""Admin for tenants, keys, access rules, tiers and quotas. Every change bumps the config
+revision, so running gateway processes apply it within a second."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.forms import BaseFormSet, ModelForm
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from quotas.keys import generate_key
+from quotas.models import ApiKey, CostQuota, ModelAccessRule, RateTier, Tenant
+from quotas.revision import bump_revision
+from quotas.services import keys_revoke
+
+
+class RevisionBumpingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Bumps the control-plane revision on every save and delete made through the admin."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        bump_revision()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        bump_revision()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        super().delete_queryset(request, queryset)
+        bump_revision()
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: BaseFormSet[Any], change: bool) -> None:
+        super().save_formset(request, form, formset, change)  # type: ignore[arg-type]
+        bump_revision()
+
+
+def patterns_from_text(text: str) -> list[str]:
+    return [p.strip() for chunk in text.splitlines() for p in chunk.split(",") if p.strip()]
+
+
+class ApiKeyForm(forms.ModelForm):  # type: ignore[type-arg]
+    model_patterns = forms.CharField(
+        label="Allowed models",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Glob patterns, one per line or comma-separated (e.g. gpt-4o*). "
+        "Empty: every model the tenant may use.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["tenant", "name", "model_patterns", "tier", "expires_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["model_patterns"].initial = "\n".join(self.instance.allowed_models or [])
+
+    def save(self, commit: bool = True) -> ApiKey:
+        self.instance.allowed_models = patterns_from_text(self.cleaned_data.get("model_patterns", ""))
+        return super().save(commit=commit)  # type: ignore[no-any-return]
+
+
+class TenantKeyInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = ApiKey
+    fields = ["name", "prefix", "expires_at", "revoked_at", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class AccessRuleInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = ModelAccessRule
+    extra = 0
+
+
+class TenantQuotaInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = CostQuota
+    fk_name = "tenant"
+    fields = ["period", "limit_usd", "hard", "alert_at", "alert_webhook"]
+    extra = 0
+
+
+@admin.register(Tenant)
+class TenantAdmin(RevisionBumpingAdmin):
+    list_display = ["name", "display_name", "tier", "is_active", "created_at"]
+    list_filter = ["is_active", "tier"]
+    search_fields = ["name", "display_name"]
+    inlines = [AccessRuleInline, TenantQuotaInline, TenantKeyInline]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(RevisionBumpingAdmin):
+    form = ApiKeyForm
+    list_display = ["name", "tenant", "prefix_display", "status", "expires_at", "created_at"]
+    list_filter = ["tenant", "revoked_at"]
+    search_fields = ["name", "prefix", "tenant__name"]
+    readonly_fields = ["prefix", "revoked_at", "created_at"]
+    actions = ["revoke_keys"]
+
+    @admin.display(description="Key")
+    def prefix_display(self, obj: ApiKey) -> str:
+        return f"{obj.prefix}…"
+
+    @admin.display(description="Status")
+    def status(self, obj: ApiKey) -> str:
+        if obj.revoked_at:
+            return "revoked"
+        if obj.expires_at and obj.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return list(self.readonly_fields) + (["tenant"] if obj else [])
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if not change:
+            new = generate_key()
+            obj.prefix, obj.key_hash = new.prefix, new.key_hash
+            request._issued_key = new.raw  # type: ignore[attr-defined]  # shown once, below
+        super().save_model(request, obj, form, change)
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        raw = getattr(request, "_issued_key", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "key": obj,
+            "raw_key": raw,
+            "title": "API key created",
+        }
+        response = TemplateResponse(request, "admin/quotas/apikey/issued.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke selected keys")
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        count = keys_revoke(list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+@admin.register(ModelAccessRule)
+class ModelAccessRuleAdmin(RevisionBumpingAdmin):
+    list_display = ["tenant", "effect", "pattern"]
+    list_filter = ["effect", "tenant"]
+
+
+@admin.register(RateTier)
+class RateTierAdmin(RevisionBumpingAdmin):
+    list_display = [
+        "name",
+        "algorithm",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "requests_per_day",
+        "tokens_per_day",
+        "max_parallel",
+    ]
+
+
+class CostQuotaForm(ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = CostQuota
+        fields = ["tenant", "key", "period", "limit_usd", "hard", "alert_at", "alert_webhook"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if bool(data.get("tenant")) == bool(data.get("key")):
+            raise forms.ValidationError("Set exactly one of tenant or key.")
+        return data
+
+
+@admin.register(CostQuota)
+class CostQuotaAdmin(RevisionBumpingAdmin):
+    form = CostQuotaForm
+    list_display = ["__str__", "period", "limit_usd", "hard", "alert_at"]
+    list_filter = ["period", "hard"]

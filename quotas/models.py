@@ -1,0 +1,160 @@
+"""Control-plane records for who may call what, and how much."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class ConfigRevision(models.Model):
+    """A single counter bumped by every control-plane change (keys, tenants, rules, providers,
+    models). Gateway processes poll it to learn that their in-process snapshot is stale."""
+
+    revision = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "configuration revision"
+
+    def __str__(self) -> str:
+        return f"revision {self.revision}"
+
+
+class RateTier(models.Model):
+    class Algorithm(models.TextChoices):
+        FIXED_WINDOW = "fixed_window", "Fixed window"
+        SLIDING_WINDOW = "sliding_window", "Sliding window"
+        TOKEN_BUCKET = "token_bucket", "Token bucket"
+        LEAKY_BUCKET = "leaky_bucket", "Leaky bucket"
+
+    name = models.SlugField(max_length=64, unique=True)
+    algorithm = models.CharField(max_length=20, choices=Algorithm.choices, default=Algorithm.SLIDING_WINDOW)
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    requests_per_day = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True)
+    max_parallel = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tenant(models.Model):
+    name = models.SlugField(max_length=64, unique=True)
+    display_name = models.CharField(max_length=200, blank=True)
+    tier = models.ForeignKey(RateTier, null=True, blank=True, on_delete=models.SET_NULL)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(models.Model):
+    """A gateway key. Only the SHA-256 of the raw key and a short display prefix are stored;
+    the raw key is shown once, when it is issued."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="keys")
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16, db_index=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    allowed_models = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Glob patterns (e.g. gpt-4o*). Empty: every model the tenant may use.",
+    )
+    tier = models.ForeignKey(
+        RateTier,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        help_text="Overrides the tenant's tier for this key.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class ModelAccessRule(models.Model):
+    """Tenant-wide allow or deny of public model names by glob pattern. Deny wins; when a
+    tenant has any allow rule, a model must match one of them."""
+
+    class Effect(models.TextChoices):
+        ALLOW = "allow", "Allow"
+        DENY = "deny", "Deny"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="access_rules")
+    pattern = models.CharField(max_length=200, help_text="Glob over public model names.")
+    effect = models.CharField(max_length=5, choices=Effect.choices, default=Effect.ALLOW)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant__name", "effect", "pattern"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "pattern", "effect"], name="uniq_access_rule")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.effect} {self.pattern}"
+
+
+class CostQuota(models.Model):
+    """A spend limit in dollars per period for a tenant or one key (exactly one is set)."""
+
+    class Period(models.TextChoices):
+        DAY = "day", "Day"
+        WEEK = "week", "Week"
+        MONTH = "month", "Month"
+        LIFETIME = "lifetime", "Lifetime"
+
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="quotas")
+    key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="quotas")
+    period = models.CharField(max_length=10, choices=Period.choices, default=Period.MONTH)
+    limit_usd = models.DecimalField(
+        max_digits=14, decimal_places=4, validators=[MinValueValidator(Decimal("0"))]
+    )
+    hard = models.BooleanField(default=True, help_text="Refuse requests past the limit.")
+    alert_at = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text="Fraction of the limit (e.g. 0.8) at which the alert fires once per period.",
+    )
+    alert_webhook = models.URLField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "cost quota"
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(tenant__isnull=False, key__isnull=True)
+                    | models.Q(tenant__isnull=True, key__isnull=False)
+                ),
+                name="quota_owner_exactly_one",
+            )
+        ]
+
+    def __str__(self) -> str:
+        owner = self.tenant or self.key
+        return f"{owner}: ${self.limit_usd}/{self.period}"

@@ -1,0 +1,180 @@
+"""Shared fixtures: control-plane factories, a Daphne gateway subprocess on a loopback port,
+and per-test Redis prefixes. Postgres and Redis come from DATABASE_URL / REDIS_URL (``make
+test`` points them at the local servers); under CI a missing service fails, never skips."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from gateway_site.declarative import apply_config, parse_config
+from quotas.models import Tenant
+from quotas.services import key_issue, tenant_create
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"gwtest:{secrets.token_hex(6)}:"
+
+
+@dataclass
+class IssuedKey:
+    raw: str
+    tenant: Tenant
+    key_id: int
+
+
+@pytest.fixture
+def make_key():
+    def _make(tenant: str = "acme", *, name: str = "test", models: list[str] | None = None) -> IssuedKey:
+        owner = Tenant.objects.filter(name=tenant).first() or tenant_create(name=tenant)
+        key, raw = key_issue(tenant=owner, name=name, allowed_models=models)
+        return IssuedKey(raw=raw, tenant=owner, key_id=key.pk)
+
+    return _make
+
+
+@pytest.fixture
+def configure():
+    """Apply a YAML gateway configuration (the applyconfig format) to the test database."""
+
+    def _apply(text: str) -> None:
+        apply_config(parse_config(text))
+
+    return _apply
+
+
+def openai_provider_yaml(*, name: str, base_url: str, model: str = "gpt-4o-mini", api_key_env: str = "") -> str:
+    return f"""
+providers:
+  - name: {name}
+    kind: openai
+    base_url: {base_url}
+    api_key_env: "{api_key_env}"
+models:
+  - name: {model}
+    deployments:
+      - provider: {name}
+        model: {model}-upstream
+        input_per_million: "0.15"
+        output_per_million: "0.60"
+        cached_input_per_million: "0.075"
+"""
+
+
+def database_url_for_subprocess() -> str:
+    """The URL of the database this test runs against (pytest-django's test database)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+@dataclass
+class GatewayProcess:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+
+def start_gateway(*, tmp_path: Path, redis_prefix: str, extra_env: dict[str, str] | None = None) -> GatewayProcess:
+    """Start ``daphne gateway_site.asgi:application`` on a socket bound here (no port race)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(512)
+    port = listener.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "GATEWAY_DATA_DIR": str(tmp_path / "gateway-data"),
+        "GATEWAY_REDIS_PREFIX": redis_prefix,
+        "GATEWAY_USAGE_FLUSH_SECONDS": "0.05",
+        "GATEWAY_CONFIG_POLL_SECONDS": "0.1",
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    log_path = tmp_path / f"daphne-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), "-v", "1",
+             "gateway_site.asgi:application"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[listener.fileno()],
+        )
+    listener.close()
+    gateway = GatewayProcess(base_url=f"http://127.0.0.1:{port}", process=process, log_path=log_path, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited early:\n{gateway.log()}")
+        try:
+            if httpx.get(f"{gateway.base_url}/live", timeout=1).status_code == 200:
+                return gateway
+        except httpx.TransportError:
+            time.sleep(0.05)
+    gateway.stop()
+    raise RuntimeError(f"gateway did not become live:\n{gateway.log()}")
+
+
+@pytest.fixture
+def gateway_factory(transactional_db, tmp_path, redis_prefix) -> Iterator:
+    """Start gateway subprocesses against the test database; all are stopped after the test."""
+    started: list[GatewayProcess] = []
+
+    def _start(**extra_env: str) -> GatewayProcess:
+        gateway = start_gateway(tmp_path=tmp_path, redis_prefix=redis_prefix, extra_env=extra_env)
+        started.append(gateway)
+        return gateway
+
+    yield _start
+    for gateway in started:
+        gateway.stop()
+
+
+def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05):
+    """Poll ``predicate`` until it returns a truthy value; return it, or fail the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+PRICE_IN = Decimal("0.15")
+PRICE_OUT = Decimal("0.60")
