@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
 
 from accounting.models import UsageRecord
 
@@ -54,16 +54,33 @@ class UsageEvent:
     ttft_ms: float | None = None
 
 
+_EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(UsageEvent))
+
+
 def _to_record(event: UsageEvent) -> UsageRecord:
-    fields = dataclasses.asdict(event)
+    fields = {name: getattr(event, name) for name in _EVENT_FIELDS}
     fields["created_at"] = dt.datetime.fromtimestamp(event.created_at, tz=dt.UTC)
-    fields["tenant_id"] = event.tenant_id
-    fields["key_id"] = event.key_id
     return UsageRecord(**fields)
 
 
 def write_events(events: list[UsageEvent]) -> None:
-    UsageRecord.objects.bulk_create([_to_record(e) for e in events], ignore_conflicts=True)
+    """Insert, ignoring request ids already stored. A row whose tenant or key was deleted
+    since the request is kept with those links cleared (names and prefixes stay on the row)."""
+    records = [_to_record(e) for e in events]
+    try:
+        with transaction.atomic():
+            UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
+        return
+    except IntegrityError:
+        pass
+    for record in records:
+        try:
+            with transaction.atomic():
+                UsageRecord.objects.bulk_create([record], ignore_conflicts=True)
+        except IntegrityError:
+            record.tenant_id, record.key_id = None, None
+            with transaction.atomic():
+                UsageRecord.objects.bulk_create([record], ignore_conflicts=True)
 
 
 class UsageWriter:

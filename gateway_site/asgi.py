@@ -6,32 +6,82 @@ to the standard handler with the full stack."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
 
 import django
-from django.core.handlers.asgi import ASGIHandler
+from django.conf import settings
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import set_script_prefix, set_urlconf
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 django.setup(set_prefix=False)
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 LEAN_PREFIXES = ("/v1/", "/live", "/ready", "/health", "/metrics")
 
 
 class LeanASGIHandler(ASGIHandler):
-    """Django's ASGI handler with an empty middleware chain."""
+    """Django's ASGI handler for the API: no middleware, and none of the per-request thread
+    hops of the standard handler (request_started/finished signal receivers and
+    ``response.close`` run through ``sync_to_async``, a new thread per request under
+    ``ThreadSensitiveContext``). Views on this path never touch the ORM from the event loop,
+    so those receivers (query log reset, closing stale DB connections) have nothing to do."""
 
     def load_middleware(self, is_async: bool = False) -> None:
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        self._middleware_chain = convert_exception_to_response(self._get_response_async)
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        get_response = self._get_response_async  # type: ignore[attr-defined]
+        self._middleware_chain = convert_exception_to_response(get_response)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body)
+        if request is None:
+            body.close()
+            if error_response is not None:
+                await self.send_response(error_response, send)
+            return
+        responder = asyncio.ensure_future(self._respond(request, send))
+        watcher = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait((responder, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Whichever is still running is cancelled: a disconnect cancels the view (and
+            # with it the upstream call); a finished response stops the watcher.
+            for task in (watcher, responder):
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                    await task
+            body.close()
+
+    async def _respond(self, request: HttpRequest, send: Send) -> None:
+        set_urlconf(settings.ROOT_URLCONF)
+        response = await cast(Awaitable[HttpResponseBase], self._middleware_chain(request))
+        try:
+            await self.send_response(response, send)
+        finally:
+            for closer in getattr(response, "_resource_closers", ()):
+                closer()
+            request.close()
 
 
 def build_application() -> Callable[[Scope, Receive, Send], Awaitable[None]]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import yaml
 from django.db import models, transaction
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from providers.models import Deployment, Provider, PublicModel
 from quotas.models import RateTier
@@ -30,7 +30,9 @@ def _decimal(value: object) -> object:
     )
 
 
-Price = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0)]
+# The columns hold 6 decimal places: a finer price would be rounded on save and then differ from
+# the file at every apply.
+Price = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0, max_digits=12, decimal_places=6)]
 
 
 class _Strict(BaseModel):
@@ -45,6 +47,12 @@ class ProviderSpec(_Strict):
     timeout_seconds: float | None = Field(default=None, gt=0)
     options: dict[str, object] = Field(default_factory=dict)
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> ProviderSpec:
+        if self.kind == "openai" and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError("an openai provider needs base_url, an http:// or https:// URL")
+        return self
 
 
 class DeploymentSpec(_Strict):
@@ -101,15 +109,39 @@ def parse_config(text: str) -> GatewayConfig:
         config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
         )
         raise ConfigError(problems) from None
+    _check_unique(config)
     known = {p.name for p in config.providers} | set(Provider.objects.values_list("name", flat=True))
     for model in config.models:
         for deployment in model.deployments:
             if deployment.provider not in known:
                 raise ConfigError(f"model {model.name}: unknown provider {deployment.provider!r}")
     return config
+
+
+def _check_unique(config: GatewayConfig) -> None:
+    """A name listed twice would be upserted twice, so the file would never apply cleanly."""
+    for section, names in (
+        ("providers", [p.name for p in config.providers]),
+        ("models", [m.name for m in config.models]),
+        ("tiers", [t.name for t in config.tiers]),
+    ):
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ConfigError(f"{section}: {name!r} is listed more than once")
+            seen.add(name)
+    for model in config.models:
+        pairs: set[tuple[str, str]] = set()
+        for item in model.deployments:
+            if (item.provider, item.model) in pairs:
+                raise ConfigError(
+                    f"model {model.name}: deployment {item.provider}/{item.model} is listed more than once"
+                )
+            pairs.add((item.provider, item.model))
 
 
 def _upsert(
@@ -136,19 +168,22 @@ def _upsert(
 @transaction.atomic
 def apply_config(config: GatewayConfig) -> ApplyReport:
     report = ApplyReport()
-    for spec in config.providers:
-        values = spec.model_dump(exclude={"name"})
-        values["base_url"] = spec.base_url.rstrip("/")
-        _upsert(Provider, {"name": spec.name}, values, f"provider {spec.name}", report)
-    for spec in config.tiers:
-        _upsert(RateTier, {"name": spec.name}, spec.model_dump(exclude={"name"}), f"tier {spec.name}", report)
+    for provider_spec in config.providers:
+        values = provider_spec.model_dump(exclude={"name"})
+        values["base_url"] = provider_spec.base_url.rstrip("/")
+        _upsert(Provider, {"name": provider_spec.name}, values, f"provider {provider_spec.name}", report)
+    for tier in config.tiers:
+        _upsert(RateTier, {"name": tier.name}, tier.model_dump(exclude={"name"}), f"tier {tier.name}", report)
     for spec in config.models:
-        public = _upsert(
+        public = cast(
             PublicModel,
-            {"name": spec.name},
-            {"description": spec.description, "enabled": spec.enabled},
-            f"model {spec.name}",
-            report,
+            _upsert(
+                PublicModel,
+                {"name": spec.name},
+                {"description": spec.description, "enabled": spec.enabled},
+                f"model {spec.name}",
+                report,
+            ),
         )
         keep: set[int] = set()
         for item in spec.deployments:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -48,5 +50,10 @@ async def ready(request: HttpRequest) -> HttpResponse:
 async def health(request: HttpRequest) -> HttpResponse:
     snapshot = get_runtime().watcher.current()
     return json_response(
-        {"status": "ok", "config_revision": snapshot.revision, "models": len(snapshot.catalog.models)}
+        {
+            "status": "ok",
+            "pid": os.getpid(),
+            "config_revision": snapshot.revision,
+            "models": len(snapshot.catalog.models),
+        }
     )

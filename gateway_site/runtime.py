@@ -9,6 +9,7 @@ import atexit
 import functools
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import redis
@@ -74,10 +75,12 @@ class SnapshotWatcher:
 
     def _run(self) -> None:
         subscriber = None
+        retry_subscribe_at = 0.0
         while not self._stop.is_set():
+            if self._redis_url and subscriber is None and time.monotonic() >= retry_subscribe_at:
+                subscriber = self._subscribe()  # before the load: no change can slip between
+                retry_subscribe_at = time.monotonic() + 5.0
             self._refresh()
-            if self._redis_url and subscriber is None:
-                subscriber = self._subscribe()
             if subscriber is None:
                 self._stop.wait(self._poll)
                 continue
@@ -91,7 +94,7 @@ class SnapshotWatcher:
     def _subscribe(self) -> redis.client.PubSub | None:
         try:
             client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=1, health_check_interval=30)
-            pubsub = client.pubsub()
+            pubsub: redis.client.PubSub = client.pubsub()  # type: ignore[no-untyped-call]
             pubsub.subscribe(revision_channel())
             return pubsub
         except redis.RedisError as exc:
@@ -130,6 +133,11 @@ class Runtime:
 
     def close(self) -> None:
         self.watcher.stop()
+        for loop, router in list(self._routers.items()):
+            # At interpreter exit the server's loop has stopped but is still open.
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(router.aclose())
+        self._routers.clear()
         self.usage.close()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
-from django.forms import BaseFormSet, ModelForm
+from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -20,10 +20,13 @@ from quotas.services import keys_revoke
 
 
 class RevisionBumpingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Bumps the control-plane revision on every save and delete made through the admin."""
+    """Bumps the control-plane revision once on every save and delete made through the admin.
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
+    The admin calls ``save_related`` right after ``save_model`` (change form and list-editable
+    changelist alike), so one bump there covers the object and all its inlines."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
         bump_revision()
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
@@ -32,10 +35,6 @@ class RevisionBumpingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         super().delete_queryset(request, queryset)
-        bump_revision()
-
-    def save_formset(self, request: HttpRequest, form: Any, formset: BaseFormSet[Any], change: bool) -> None:
-        super().save_formset(request, form, formset, change)  # type: ignore[arg-type]
         bump_revision()
 
 
@@ -68,8 +67,8 @@ class ApiKeyForm(forms.ModelForm):  # type: ignore[type-arg]
 
 class TenantKeyInline(admin.TabularInline):  # type: ignore[type-arg]
     model = ApiKey
-    fields = ["name", "prefix", "expires_at", "revoked_at", "created_at"]
-    readonly_fields = fields
+    fields = ("name", "prefix", "expires_at", "revoked_at", "created_at")
+    readonly_fields = ("name", "prefix", "expires_at", "revoked_at", "created_at")
     extra = 0
     can_delete = False
     show_change_link = True
@@ -120,7 +119,7 @@ class ApiKeyAdmin(RevisionBumpingAdmin):
         return "active"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return list(self.readonly_fields) + (["tenant"] if obj else [])
+        return [*map(str, self.readonly_fields), *(["tenant"] if obj else [])]
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if not change:

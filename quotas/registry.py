@@ -44,7 +44,7 @@ class KeyRegistry:
             raise AuthenticationError("Incorrect API key provided.")
         if context.revoked:
             raise AuthenticationError("This API key has been revoked.")
-        if context.expires_at is not None and (now or time.time()) >= context.expires_at:
+        if context.expires_at is not None and (time.time() if now is None else now) >= context.expires_at:
             raise AuthenticationError("This API key has expired.")
         return context
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from quotas.keys import DISPLAY_PREFIX_LENGTH, generate_key, hash_key
@@ -20,6 +19,8 @@ class KeyNotFound(Exception):
 
 @transaction.atomic
 def tenant_create(*, name: str, tier_name: str | None = None, display_name: str = "") -> Tenant:
+    """Raises ValidationError for a name that is not a slug of at most 64 characters."""
+    Tenant._meta.get_field("name").clean(name, None)
     tier = RateTier.objects.get(name=tier_name) if tier_name else None
     tenant = Tenant.objects.create(name=name, display_name=display_name, tier=tier)
     bump_revision()
@@ -52,10 +53,14 @@ def key_issue(
 
 def key_find(key_or_prefix: str) -> ApiKey:
     """A key by its raw value or its unique display prefix."""
-    query = Q(key_hash=hash_key(key_or_prefix))
+    keys = ApiKey.objects.select_related("tenant")
+    exact = keys.filter(key_hash=hash_key(key_or_prefix)).first()
+    if exact is not None:
+        # A raw key names its key even when another key shares the display prefix.
+        return exact
+    matches: list[ApiKey] = []
     if len(key_or_prefix) >= DISPLAY_PREFIX_LENGTH:
-        query |= Q(prefix=key_or_prefix[:DISPLAY_PREFIX_LENGTH])
-    matches = list(ApiKey.objects.filter(query).select_related("tenant")[:2])
+        matches = list(keys.filter(prefix=key_or_prefix[:DISPLAY_PREFIX_LENGTH])[:2])
     if len(matches) != 1:
         raise KeyNotFound(
             "no key matches" if not matches else "more than one key has that prefix; give the key"
@@ -66,8 +71,10 @@ def key_find(key_or_prefix: str) -> ApiKey:
 @transaction.atomic
 def keys_revoke(key_ids: list[int]) -> int:
     """Revoke keys (idempotent); returns how many were newly revoked."""
+    now = timezone.now()
     count = ApiKey.objects.filter(pk__in=key_ids, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), updated_at=timezone.now()
+        revoked_at=now, updated_at=now
     )
-    bump_revision()
+    if count:
+        bump_revision()
     return count

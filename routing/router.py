@@ -34,6 +34,9 @@ class Router:
         self._client = client
         self._default_timeout = default_timeout
 
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
     def plan(self, route: ModelRoute) -> Attempt:
         return Attempt(deployment=select_deployment(route))
 

@@ -60,7 +60,9 @@ def configure():
     return _apply
 
 
-def openai_provider_yaml(*, name: str, base_url: str, model: str = "gpt-4o-mini", api_key_env: str = "") -> str:
+def openai_provider_yaml(
+    *, name: str, base_url: str, model: str = "gpt-4o-mini", api_key_env: str = ""
+) -> str:
     return f"""
 providers:
   - name: {name}
@@ -110,7 +112,9 @@ class GatewayProcess:
         return self.process.returncode
 
 
-def start_gateway(*, tmp_path: Path, redis_prefix: str, extra_env: dict[str, str] | None = None) -> GatewayProcess:
+def start_gateway(
+    *, tmp_path: Path, redis_prefix: str, extra_env: dict[str, str] | None = None
+) -> GatewayProcess:
     """Start ``daphne gateway_site.asgi:application`` on a socket bound here (no port race)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
@@ -130,9 +134,21 @@ def start_gateway(*, tmp_path: Path, redis_prefix: str, extra_env: dict[str, str
     log_path = tmp_path / f"daphne-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), "-v", "1",
-             "gateway_site.asgi:application"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[listener.fileno()],
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "--fd",
+                str(listener.fileno()),
+                "-v",
+                "1",
+                "gateway_site.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=[listener.fileno()],
         )
     listener.close()
     gateway = GatewayProcess(base_url=f"http://127.0.0.1:{port}", process=process, log_path=log_path, env=env)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -21,10 +22,10 @@ from quotas.errors import AdmissionError
 
 logger = logging.getLogger("gateway.api")
 
-ApiView = Callable[..., Awaitable[HttpResponseBase]]
+ApiView = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
 
-def api_endpoint(view: ApiView) -> Callable[..., Awaitable[HttpResponseBase]]:
+def api_endpoint(view: ApiView) -> ApiView:
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, **kwargs: str) -> HttpResponseBase:
         exchange = Exchange(

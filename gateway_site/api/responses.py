@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Protocol
 
 import orjson
@@ -21,7 +22,7 @@ class RenderableError(Protocol):
     headers: dict[str, str]
 
 
-def json_response(body: bytes | dict[str, object], *, status: int = 200) -> HttpResponse:
+def json_response(body: bytes | Mapping[str, object], *, status: int = 200) -> HttpResponse:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     return HttpResponse(content, status=status, content_type="application/json")
 

@@ -74,8 +74,12 @@ def transport_failure(exc: BaseException, provider: str) -> UpstreamTimeout | Up
     """Classify a transport exception. httpx-aiohttp 0.2 maps every aiohttp connection error
     (refused, reset) to ``httpx.ConnectTimeout``, so the aiohttp cause decides, not the class."""
     cause = exc.__cause__ or exc
-    timed_out = isinstance(cause, (TimeoutError, aiohttp.ServerTimeoutError)) or (
-        isinstance(exc, httpx.TimeoutException) and not isinstance(cause, aiohttp.ClientError)
+    # asyncio.timeout() raises TimeoutError *from* the CancelledError it injected: the
+    # exception itself, not its cause, says it timed out.
+    timed_out = (
+        isinstance(exc, TimeoutError)
+        or isinstance(cause, (TimeoutError, aiohttp.ServerTimeoutError))
+        or (isinstance(exc, httpx.TimeoutException) and not isinstance(cause, aiohttp.ClientError))
     )
     if timed_out:
         return UpstreamTimeout(f"The upstream provider '{provider}' did not answer in time.")

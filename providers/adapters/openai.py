@@ -106,14 +106,15 @@ def map_error(
             code="upstream_auth_failed",
         )
     if 400 <= status < 500:
-        return UpstreamHTTPError(
+        passed_through = UpstreamHTTPError(
             redact(message or f"The upstream provider returned HTTP {status}.", secrets),
             status=status,
             error_type=error_type or "invalid_request_error",
-            code=code,
             param=param,
             headers=retry,
         )
+        passed_through.code = code  # the upstream's own code, null included (not our default)
+        return passed_through
     detail = f": {redact(message, secrets)}" if message else ""
     return UpstreamHTTPError(
         f"The upstream provider '{provider.name}' failed with HTTP {status}{detail}",

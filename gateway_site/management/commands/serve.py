@@ -47,7 +47,8 @@ class Command(BaseCommand):
         command.append("gateway_site.asgi:application")
         children = [subprocess.Popen(command, pass_fds=[fd]) for _ in range(workers)]
         host = options["host"] if family == socket.AF_INET else f"[{options['host']}]"
-        self.stdout.write(f"gateway listening on http://{host}:{options['port']} with {workers} worker(s)")
+        port = listener.getsockname()[1]  # the real one when --port 0 asked for any free port
+        self.stdout.write(f"gateway listening on http://{host}:{port} with {workers} worker(s)")
         self.stdout.flush()
 
         def forward(signum: int, frame: FrameType | None) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
 
@@ -22,6 +23,11 @@ class Command(BaseCommand):
             tenant = tenant_create(
                 name=options["name"], tier_name=options["tier"], display_name=options["display_name"]
             )
+        except ValidationError:
+            raise CommandError(
+                f"{options['name']!r} is not a valid tenant name: "
+                "use up to 64 letters, digits, hyphens and underscores"
+            ) from None
         except RateTier.DoesNotExist:
             raise CommandError(f"no rate tier named {options['tier']!r}") from None
         except IntegrityError:

@@ -13,12 +13,15 @@ from quotas.services import key_issue
 
 def parse_expiry(text: str) -> dt.datetime:
     """YYYY-MM-DD (the key works through that day, UTC) or an ISO 8601 date-time."""
-    moment = parse_datetime(text)
-    if moment is None:
-        day = parse_date(text)
-        if day is None:
-            raise CommandError(f"--expires: {text!r} is not YYYY-MM-DD or an ISO 8601 date-time")
+    # A bare date first: parse_datetime also accepts one, as the start of that day.
+    day = parse_date(text)
+    if day is not None:
         moment = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min)
+    else:
+        parsed = parse_datetime(text)
+        if parsed is None:
+            raise CommandError(f"--expires: {text!r} is not YYYY-MM-DD or an ISO 8601 date-time")
+        moment = parsed
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, dt.UTC)
     return moment
