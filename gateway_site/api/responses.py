@@ -45,8 +45,8 @@ def error_response(error: RenderableError) -> HttpResponse:
     return response
 
 
-def internal_error_response(request_id: str) -> HttpResponse:
-    body = {
+def internal_error_object(request_id: str) -> dict[str, object]:
+    return {
         "error": {
             "message": f"The gateway failed to handle the request (request id {request_id}).",
             "type": "server_error",
@@ -54,4 +54,7 @@ def internal_error_response(request_id: str) -> HttpResponse:
             "code": "internal_error",
         }
     }
-    return json_response(body, status=500)
+
+
+def internal_error_response(request_id: str) -> HttpResponse:
+    return json_response(internal_error_object(request_id), status=500)

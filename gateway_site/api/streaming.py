@@ -8,6 +8,7 @@ request's one usage event when the relay ends."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -15,11 +16,13 @@ import orjson
 from django.http import StreamingHttpResponse
 
 from gateway_site.api.exchange import UsageTracker
-from gateway_site.api.responses import error_object
+from gateway_site.api.responses import error_object, internal_error_object
 from providers.adapters import UpstreamStream
 from providers.errors import UpstreamError
 
 _DONE = b"data: [DONE]\n\n"
+
+logger = logging.getLogger("gateway.api")
 
 
 def sse_data(payload: bytes) -> bytes:
@@ -61,6 +64,12 @@ async def relay(
     except asyncio.CancelledError:
         tracker.disconnected()
         raise
+    except Exception:
+        # A gateway bug mid-stream: logged once; the client still gets a terminal error event.
+        logger.exception("stream relay failed (request id %s)", tracker.exchange.request_id)
+        tracker.fail(status=500, error_type="server_error")
+        ended = True
+        yield sse_data(orjson.dumps(internal_error_object(tracker.exchange.public_id)))
     finally:
         if not ended and not tracker.client_disconnected:
             tracker.disconnected()  # closed by the server after the client went away
