@@ -21,6 +21,7 @@ import orjson
 from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
 
 from accounting.models import UsageRecord
+from quotas.services import keys_mark_used
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,13 @@ def _to_record(event: UsageEvent) -> UsageRecord:
     fields = {name: getattr(event, name) for name in _EVENT_FIELDS}
     fields["created_at"] = dt.datetime.fromtimestamp(event.created_at, tz=dt.UTC)
     return UsageRecord(**fields)
+
+
+def last_used(events: list[UsageEvent]) -> dict[int, dt.datetime]:
+    latest: dict[int, float] = {}
+    for event in events:
+        latest[event.key_id] = max(event.created_at, latest.get(event.key_id, event.created_at))
+    return {key_id: dt.datetime.fromtimestamp(moment, tz=dt.UTC) for key_id, moment in latest.items()}
 
 
 def write_events(events: list[UsageEvent]) -> None:
@@ -148,8 +156,19 @@ class UsageWriter:
             except DatabaseError as exc:
                 logger.error("usage batch of %d spooled, database unavailable: %s", len(batch), exc)
                 self._append_spool(batch)
+                return
             finally:
                 close_old_connections()
+            self._mark_keys_used(batch)
+
+    def _mark_keys_used(self, batch: list[UsageEvent]) -> None:
+        """Keys' ``last_used_at``, one UPDATE per batch (best effort: it is informational)."""
+        try:
+            keys_mark_used(last_used(batch))
+        except DatabaseError as exc:
+            logger.warning("last_used_at of %d key(s) not updated: %s", len({e.key_id for e in batch}), exc)
+        finally:
+            close_old_connections()
 
     def _append_spool(self, batch: list[UsageEvent]) -> None:
         self._spool.parent.mkdir(parents=True, exist_ok=True)

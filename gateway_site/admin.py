@@ -9,21 +9,37 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 
+from providers.kinds import ProviderSettings, check_settings
 from providers.models import Deployment, Provider, PublicModel
 from providers.secrets import encrypt_secret
 from quotas.admin import RevisionBumpingAdmin
 
 
-class ProviderForm(forms.ModelForm):  # type: ignore[type-arg]
-    api_key = forms.CharField(
-        label="API key",
+def _write_only(label: str, help_text: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Write-only: stored encrypted, never shown again. Leave empty to keep the "
-        "current one. A stored key wins over the environment variable.",
+        help_text=help_text,
+    )
+
+
+class ProviderForm(forms.ModelForm):  # type: ignore[type-arg]
+    api_key = _write_only(
+        "API key",
+        "Write-only: stored encrypted, never shown again. Leave empty to keep the current one. "
+        "A stored key wins over the environment variable. For bedrock: a Bedrock API key "
+        "(sent as a bearer token instead of SigV4 signing).",
     )
     clear_api_key = forms.BooleanField(label="Remove the stored API key", required=False)
+    aws_secret_access_key = _write_only(
+        "AWS secret access key",
+        "bedrock: write-only, stored encrypted, never shown again; wins over the environment variable.",
+    )
+    clear_aws_secret_access_key = forms.BooleanField(
+        label="Remove the stored AWS secret access key", required=False
+    )
 
     class Meta:
         model = Provider
@@ -34,6 +50,14 @@ class ProviderForm(forms.ModelForm):  # type: ignore[type-arg]
             "api_key",
             "clear_api_key",
             "api_key_env",
+            "api_version",
+            "region",
+            "aws_access_key_id",
+            "aws_access_key_id_env",
+            "aws_secret_access_key",
+            "clear_aws_secret_access_key",
+            "aws_secret_access_key_env",
+            "aws_session_token_env",
             "timeout_seconds",
             "options",
             "enabled",
@@ -41,22 +65,45 @@ class ProviderForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("kind") == Provider.Kind.OPENAI and not data.get("base_url"):
-            self.add_error("base_url", "An OpenAI-compatible provider needs a base URL.")
+        instance = self.instance
+        has_key = bool(data.get("api_key")) or (instance.has_stored_key and not data.get("clear_api_key"))
+        has_secret = bool(data.get("aws_secret_access_key")) or (
+            instance.has_stored_aws_secret and not data.get("clear_aws_secret_access_key")
+        )
+        entered = ProviderSettings(
+            kind=data.get("kind") or "",
+            base_url=data.get("base_url") or "",
+            api_version=data.get("api_version") or "",
+            region=data.get("region") or "",
+            api_key_env=data.get("api_key_env") or "",
+            has_api_key=has_key,
+            aws_access_key_id=data.get("aws_access_key_id") or "",
+            aws_access_key_id_env=data.get("aws_access_key_id_env") or "",
+            aws_secret_access_key_env=data.get("aws_secret_access_key_env") or "",
+            aws_session_token_env=data.get("aws_session_token_env") or "",
+            has_aws_secret_access_key=has_secret,
+        )
+        for name, message in check_settings(entered):
+            self.add_error(name if name in self.fields else None, message)
         return data
 
     def save(self, commit: bool = True) -> Provider:
-        if self.cleaned_data.get("clear_api_key"):
+        data = self.cleaned_data
+        if data.get("clear_api_key"):
             self.instance.api_key_encrypted = ""
-        if self.cleaned_data.get("api_key"):
-            self.instance.api_key_encrypted = encrypt_secret(self.cleaned_data["api_key"])
+        if data.get("api_key"):
+            self.instance.api_key_encrypted = encrypt_secret(data["api_key"])
+        if data.get("clear_aws_secret_access_key"):
+            self.instance.aws_secret_access_key_encrypted = ""
+        if data.get("aws_secret_access_key"):
+            self.instance.aws_secret_access_key_encrypted = encrypt_secret(data["aws_secret_access_key"])
         return super().save(commit=commit)  # type: ignore[no-any-return]
 
 
 @admin.register(Provider)
 class ProviderAdmin(RevisionBumpingAdmin):
     form = ProviderForm
-    list_display = ["name", "kind", "base_url", "api_key_env", "stored_key", "enabled"]
+    list_display = ["name", "kind", "base_url", "region", "api_key_env", "stored_key", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name"]
 

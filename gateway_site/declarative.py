@@ -1,9 +1,11 @@
-"""``applyconfig``: a YAML file of providers, models (with deployments and prices) and rate
-tiers, upserted in one transaction. Applying the same file twice changes nothing: rows are
-saved only when a field differs, and the config revision is bumped only when something did.
+"""``applyconfig``: a YAML file of providers, models (with deployments and prices), rate tiers
+(with per-model lines) and tenants (with their tier and cost quotas), upserted in one
+transaction. Applying the same file twice changes nothing: rows are saved only when a field
+differs, and the config revision is bumped only when something did.
 
-Providers, models and tiers absent from the file are left alone; for each model in the file, its
-deployment list is the file's (deployments not listed are removed)."""
+Providers, models, tiers and tenants absent from the file are left alone; for each model in the
+file, its deployment list is the file's (deployments not listed are removed), and likewise a
+tier's per-model lines and a tenant's quotas."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import yaml
 from django.db import models, transaction
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from providers.kinds import ProviderSettings, check_settings
 from providers.models import Deployment, Provider, PublicModel
-from quotas.models import RateTier
+from quotas.models import CostQuota, RateTier, Tenant, TierModelLimit
 from quotas.revision import bump_revision
 
 
@@ -39,19 +42,41 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+EnvName = Annotated[str, Field(pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$", max_length=100)]
+
+
 class ProviderSpec(_Strict):
+    """A provider; secrets are named by environment variable only, never written in the file."""
+
     name: str = Field(pattern=r"^[-a-zA-Z0-9_]+$", max_length=64)
-    kind: Literal["openai", "mock"]
+    kind: Literal["openai", "azure", "anthropic", "gemini", "bedrock", "mock"]
     base_url: str = ""
-    api_key_env: str = ""
+    api_key_env: EnvName = ""
+    api_version: str = Field(default="", max_length=40)
+    region: str = Field(default="", pattern=r"^([a-z0-9-]+)?$", max_length=40)
+    aws_access_key_id_env: EnvName = ""
+    aws_secret_access_key_env: EnvName = ""
+    aws_session_token_env: EnvName = ""
     timeout_seconds: float | None = Field(default=None, gt=0)
     options: dict[str, object] = Field(default_factory=dict)
     enabled: bool = True
 
     @model_validator(mode="after")
-    def _needs_url(self) -> ProviderSpec:
-        if self.kind == "openai" and not self.base_url.startswith(("http://", "https://")):
-            raise ValueError("an openai provider needs base_url, an http:// or https:// URL")
+    def _kind_settings(self) -> ProviderSpec:
+        problems = check_settings(
+            ProviderSettings(
+                kind=self.kind,
+                base_url=self.base_url,
+                api_version=self.api_version,
+                region=self.region,
+                api_key_env=self.api_key_env,
+                aws_access_key_id_env=self.aws_access_key_id_env,
+                aws_secret_access_key_env=self.aws_secret_access_key_env,
+                aws_session_token_env=self.aws_session_token_env,
+            )
+        )
+        if problems:
+            raise ValueError(" ".join(message for _, message in problems))
         return self
 
 
@@ -73,20 +98,45 @@ class ModelSpec(_Strict):
     deployments: list[DeploymentSpec] = Field(min_length=1)
 
 
-class TierSpec(_Strict):
+class _LimitsSpec(_Strict):
+    requests_per_minute: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    tokens_per_minute: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    requests_per_day: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    tokens_per_day: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    max_parallel: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
+class TierModelSpec(_LimitsSpec):
+    pattern: str = Field(min_length=1, max_length=200)
+
+
+class TierSpec(_LimitsSpec):
     name: str = Field(pattern=r"^[-a-zA-Z0-9_]+$", max_length=64)
     algorithm: Literal["fixed_window", "sliding_window", "token_bucket", "leaky_bucket"] = "sliding_window"
-    requests_per_minute: int | None = Field(default=None, ge=0)
-    tokens_per_minute: int | None = Field(default=None, ge=0)
-    requests_per_day: int | None = Field(default=None, ge=0)
-    tokens_per_day: int | None = Field(default=None, ge=0)
-    max_parallel: int | None = Field(default=None, ge=0)
+    models: list[TierModelSpec] = Field(default_factory=list)
+
+
+class QuotaSpec(_Strict):
+    period: Literal["day", "week", "month", "lifetime"] = "month"
+    limit_usd: Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0, max_digits=14, decimal_places=4)]
+    hard: bool = True
+    alert_at: Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0, le=1, decimal_places=3)] | None = None
+    alert_webhook: str = Field(default="", pattern=r"^(https?://\S+)?$", max_length=200)
+
+
+class TenantSpec(_Strict):
+    name: str = Field(pattern=r"^[-a-zA-Z0-9_]+$", max_length=64)
+    display_name: str = Field(default="", max_length=200)
+    tier: str | None = None
+    is_active: bool = True
+    quotas: list[QuotaSpec] = Field(default_factory=list)
 
 
 class GatewayConfig(_Strict):
     providers: list[ProviderSpec] = Field(default_factory=list)
     models: list[ModelSpec] = Field(default_factory=list)
     tiers: list[TierSpec] = Field(default_factory=list)
+    tenants: list[TenantSpec] = Field(default_factory=list)
 
 
 @dataclass
@@ -119,6 +169,10 @@ def parse_config(text: str) -> GatewayConfig:
         for deployment in model.deployments:
             if deployment.provider not in known:
                 raise ConfigError(f"model {model.name}: unknown provider {deployment.provider!r}")
+    tiers = {t.name for t in config.tiers} | set(RateTier.objects.values_list("name", flat=True))
+    for tenant in config.tenants:
+        if tenant.tier is not None and tenant.tier not in tiers:
+            raise ConfigError(f"tenant {tenant.name}: unknown tier {tenant.tier!r}")
     return config
 
 
@@ -128,6 +182,12 @@ def _check_unique(config: GatewayConfig) -> None:
         ("providers", [p.name for p in config.providers]),
         ("models", [m.name for m in config.models]),
         ("tiers", [t.name for t in config.tiers]),
+        ("tenants", [t.name for t in config.tenants]),
+        *((f"tier {t.name}: models", [m.pattern for m in t.models]) for t in config.tiers),
+        *(
+            (f"tenant {t.name}: quotas", [f"{q.period} {'hard' if q.hard else 'soft'}" for q in t.quotas])
+            for t in config.tenants
+        ),
     ):
         seen: set[str] = set()
         for name in names:
@@ -165,6 +225,49 @@ def _upsert(
     return obj
 
 
+def _apply_tier(spec: TierSpec, report: ApplyReport) -> None:
+    values = spec.model_dump(exclude={"name", "models"})
+    tier = cast(RateTier, _upsert(RateTier, {"name": spec.name}, values, f"tier {spec.name}", report))
+    keep: set[int] = set()
+    for position, line in enumerate(spec.models):
+        label = f"tier {spec.name} model line {line.pattern}"
+        values = {**line.model_dump(exclude={"pattern"}), "position": position}
+        keep.add(_upsert(TierModelLimit, {"tier": tier, "pattern": line.pattern}, values, label, report).pk)
+    for stale in TierModelLimit.objects.filter(tier=tier).exclude(pk__in=keep):
+        report.deleted.append(f"tier {spec.name} model line {stale.pattern}")
+        stale.delete()
+
+
+def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
+    values: dict[str, object] = {
+        "display_name": spec.display_name,
+        "tier": RateTier.objects.get(name=spec.tier) if spec.tier else None,
+        "is_active": spec.is_active,
+    }
+    tenant = cast(Tenant, _upsert(Tenant, {"name": spec.name}, values, f"tenant {spec.name}", report))
+    existing = list(CostQuota.objects.filter(tenant=tenant).order_by("id"))
+    keep: set[int] = set()
+    for quota in spec.quotas:
+        label = f"tenant {spec.name} quota {quota.period} {'hard' if quota.hard else 'soft'}"
+        match = next(
+            (q for q in existing if (q.period, q.hard) == (quota.period, quota.hard) and q.pk not in keep),
+            None,
+        )
+        lookup: dict[str, object] = (
+            {"pk": match.pk}
+            if match is not None
+            else {"tenant": tenant, "period": quota.period, "hard": quota.hard}
+        )
+        fields = quota.model_dump(include={"limit_usd", "alert_at", "alert_webhook"})
+        keep.add(_upsert(CostQuota, lookup, fields, label, report).pk)
+    for stale in existing:
+        if stale.pk not in keep:
+            report.deleted.append(
+                f"tenant {spec.name} quota {stale.period} {'hard' if stale.hard else 'soft'}"
+            )
+            stale.delete()
+
+
 @transaction.atomic
 def apply_config(config: GatewayConfig) -> ApplyReport:
     report = ApplyReport()
@@ -173,7 +276,9 @@ def apply_config(config: GatewayConfig) -> ApplyReport:
         values["base_url"] = provider_spec.base_url.rstrip("/")
         _upsert(Provider, {"name": provider_spec.name}, values, f"provider {provider_spec.name}", report)
     for tier in config.tiers:
-        _upsert(RateTier, {"name": tier.name}, tier.model_dump(exclude={"name"}), f"tier {tier.name}", report)
+        _apply_tier(tier, report)
+    for tenant in config.tenants:
+        _apply_tenant(tenant, report)
     for spec in config.models:
         public = cast(
             PublicModel,

@@ -48,12 +48,17 @@ async def ready(request: HttpRequest) -> HttpResponse:
 
 
 async def health(request: HttpRequest) -> HttpResponse:
-    snapshot = get_runtime().watcher.current()
+    runtime = get_runtime()
+    snapshot = runtime.watcher.current()
     return json_response(
         {
             "status": "ok",
             "pid": os.getpid(),
             "config_revision": snapshot.revision,
             "models": len(snapshot.catalog.models),
+            "limits": {
+                "store": "redis" if settings.REDIS_URL else "process",
+                "admitted_unchecked": runtime.admitted_unchecked(),
+            },
         }
     )

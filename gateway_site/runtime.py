@@ -1,27 +1,35 @@
 """Process-wide objects of a gateway process, built once by ``get_runtime()`` and closed at
 exit: the control-plane snapshot (keys and models) kept fresh by a watcher thread, the upstream
-HTTP client and router (one per event loop), and the usage writer."""
+HTTP client and router (one per event loop), the limiter (its Redis client one per event loop;
+in process without ``REDIS_URL``), the quota alert dispatcher and the usage writer."""
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import datetime as dt
 import functools
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import redis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from accounting.recorder import UsageWriter
+from accounting.spend import recorded_spend
 from providers.catalog import load_catalog
 from providers.http import create_http_client
 from providers.types import Catalog
+from quotas.admission import Limiter
+from quotas.alerts import AlertDispatcher
 from quotas.registry import KeyRegistry, load_registry
 from quotas.revision import current_revision, revision_channel
+from quotas.store_local import LocalStore
+from quotas.store_redis import RedisStore, create_client
 from routing.router import Router
 
 logger = logging.getLogger(__name__)
@@ -32,11 +40,24 @@ class Snapshot:
     revision: int
     keys: KeyRegistry
     catalog: Catalog
+    # Without Redis: each quota's spend in its current period according to the usage records,
+    # the starting point of the in-process counters, by (quota id, period key).
+    recorded_spend: Mapping[tuple[int, str], int] = field(default_factory=dict)
+
+
+def _recorded_spend() -> dict[tuple[int, str], int]:
+    if settings.REDIS_URL:
+        return {}  # the shared counters already hold it (and ``reconcilequotas`` rebuilds them)
+    now = dt.datetime.now(dt.UTC)
+    spends = recorded_spend(now=now, tz=settings.GATEWAY_QUOTA_TIMEZONE)
+    return {(s.quota.pk, s.period.key): s.micro for s in spends}
 
 
 def load_snapshot() -> Snapshot:
     revision = current_revision()  # read first: a change during the load triggers another
-    return Snapshot(revision=revision, keys=load_registry(), catalog=load_catalog())
+    return Snapshot(
+        revision=revision, keys=load_registry(), catalog=load_catalog(), recorded_spend=_recorded_spend()
+    )
 
 
 class SnapshotWatcher:
@@ -113,6 +134,39 @@ class Runtime:
             spool_path=settings.GATEWAY_USAGE_SPOOL_PATH,
         )
         self._routers: dict[asyncio.AbstractEventLoop, Router] = {}
+        self.alerts = AlertDispatcher()
+        self._limiters: dict[asyncio.AbstractEventLoop, Limiter] = {}
+        self._local_limiter = Limiter(
+            LocalStore(baseline=self._recorded_spend),
+            fail_open=True,
+            on_alert=self.alerts.notify,
+        )
+
+    def admitted_unchecked(self) -> int:
+        """Requests admitted without limits because Redis was unreachable (fail open)."""
+        return sum(limiter.unenforced_total for limiter in list(self._limiters.values()))
+
+    def _recorded_spend(self, quota_id: int, period_key: str) -> int:
+        return self.watcher.current().recorded_spend.get((quota_id, period_key), 0)
+
+    def limiter(self) -> Limiter:
+        """The limiter of the running event loop: on Redis when ``REDIS_URL`` is set (one client
+        per loop, like the router), else the process's in-process one."""
+        if not settings.REDIS_URL:
+            return self._local_limiter
+        loop = asyncio.get_running_loop()
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            for stale in [other for other in self._limiters if other.is_closed()]:
+                del self._limiters[stale]
+            client = create_client(settings.REDIS_URL, timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS)
+            limiter = Limiter(
+                RedisStore(client),
+                fail_open=settings.GATEWAY_ON_REDIS_ERROR == "open",
+                on_alert=self.alerts.notify,
+            )
+            self._limiters[loop] = limiter
+        return limiter
 
     def router(self) -> Router:
         """The router (and its HTTP client) of the running event loop; a process normally has
@@ -138,6 +192,11 @@ class Runtime:
             if not loop.is_closed() and not loop.is_running():
                 loop.run_until_complete(router.aclose())
         self._routers.clear()
+        for loop, limiter in list(self._limiters.items()):
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(limiter.aclose())
+        self._limiters.clear()
+        self.alerts.close()
         self.usage.close()
 
 

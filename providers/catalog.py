@@ -5,41 +5,66 @@ from __future__ import annotations
 import logging
 import os
 
+from providers.kinds import BEDROCK, default_api_version, default_base_url
 from providers.models import Deployment, Provider, PublicModel
 from providers.secrets import SecretUnreadable, decrypt_secret
-from providers.types import Catalog, DeploymentConfig, ModelRoute, Prices, ProviderConfig
+from providers.types import AwsCredentials, Catalog, DeploymentConfig, ModelRoute, Prices, ProviderConfig
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_api_key(provider: Provider) -> str | None:
+def _secret(provider: Provider, *, stored: str, env: str, what: str) -> str | None:
     """A stored secret wins over the environment variable; None when neither is set."""
-    if provider.api_key_encrypted:
+    if stored:
         try:
-            return decrypt_secret(provider.api_key_encrypted)
+            return decrypt_secret(stored)
         except SecretUnreadable:
-            logger.error("provider %s: stored API key cannot be decrypted", provider.name)
+            logger.error("provider %s: stored %s cannot be decrypted", provider.name, what)
             return None
-    if provider.api_key_env:
-        value = os.environ.get(provider.api_key_env)
+    if env:
+        value = os.environ.get(env)
         if not value:
-            logger.warning(
-                "provider %s: environment variable %s is not set", provider.name, provider.api_key_env
-            )
+            logger.warning("provider %s: environment variable %s is not set", provider.name, env)
         return value or None
     return None
+
+
+def resolve_api_key(provider: Provider) -> str | None:
+    return _secret(provider, stored=provider.api_key_encrypted, env=provider.api_key_env, what="API key")
+
+
+def resolve_aws_credentials(provider: Provider) -> AwsCredentials | None:
+    """Bedrock's SigV4 credentials: the access key id (stored or from its variable), the secret
+    access key (stored encrypted or from its variable) and an optional session token."""
+    key_id = provider.aws_access_key_id or _secret(
+        provider, stored="", env=provider.aws_access_key_id_env, what="AWS access key id"
+    )
+    secret = _secret(
+        provider,
+        stored=provider.aws_secret_access_key_encrypted,
+        env=provider.aws_secret_access_key_env,
+        what="AWS secret access key",
+    )
+    if not key_id or not secret:
+        return None
+    token = _secret(provider, stored="", env=provider.aws_session_token_env, what="AWS session token")
+    return AwsCredentials(access_key_id=key_id, secret_access_key=secret, session_token=token)
 
 
 def _provider_config(provider: Provider) -> ProviderConfig:
     options = provider.options if isinstance(provider.options, dict) else {}
     delay = options.get("chunk_delay_ms")
+    kind = provider.kind
     return ProviderConfig(
         name=provider.name,
-        kind=provider.kind,
-        base_url=provider.base_url.rstrip("/"),
+        kind=kind,
+        base_url=(provider.base_url or default_base_url(kind, region=provider.region)).rstrip("/"),
         api_key=resolve_api_key(provider),
         timeout_seconds=provider.timeout_seconds,
         chunk_delay_ms=float(delay) if isinstance(delay, (int, float)) else None,
+        api_version=provider.api_version or default_api_version(kind),
+        region=provider.region,
+        aws=resolve_aws_credentials(provider) if kind == BEDROCK else None,
     )
 
 

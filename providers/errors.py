@@ -4,7 +4,8 @@ UpstreamError                 any failure talking to a provider
 ├── UpstreamHTTPError         the provider answered with an error status
 ├── UpstreamTimeout           no (complete) answer within the deadline -> 504
 ├── UpstreamUnreachable       connection refused, reset, DNS failure -> 502
-└── UpstreamProtocolError     the provider's answer could not be understood -> 502
+├── UpstreamProtocolError     the provider's answer could not be understood -> 502
+└── UnsupportedRequest        the request uses a feature this provider kind cannot honour -> 400
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ class UpstreamUnreachable(UpstreamError):
 
 class UpstreamProtocolError(UpstreamError):
     code = "upstream_bad_response"
+
+
+class UnsupportedRequest(UpstreamError):
+    """Raised while translating, before anything is sent upstream."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "unsupported_parameter"
 
 
 def redact(text: str, secrets: tuple[str | None, ...]) -> str:

@@ -14,11 +14,41 @@ PRICE_FIELD = {"max_digits": 12, "decimal_places": 6, "validators": [MinValueVal
 class Provider(models.Model):
     class Kind(models.TextChoices):
         OPENAI = "openai", "OpenAI-compatible"
+        AZURE = "azure", "Azure OpenAI"
+        ANTHROPIC = "anthropic", "Anthropic Messages API"
+        GEMINI = "gemini", "Google Gemini API"
+        BEDROCK = "bedrock", "AWS Bedrock (Converse)"
         MOCK = "mock", "Built-in mock"
 
     name = models.SlugField(max_length=64, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    base_url = models.URLField(blank=True, help_text="e.g. https://api.openai.com/v1")
+    base_url = models.URLField(
+        blank=True,
+        help_text="openai: e.g. https://api.openai.com/v1; azure: the resource endpoint, e.g. "
+        "https://myres.openai.azure.com; anthropic, gemini, bedrock: empty for the public endpoint.",
+    )
+    api_version = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="azure: the api-version query (default 2024-10-21); anthropic: the "
+        "anthropic-version header (default 2023-06-01); gemini: the API version path (default v1beta).",
+    )
+    region = models.CharField(max_length=40, blank=True, help_text="bedrock: the AWS region, e.g. us-east-1.")
+    aws_access_key_id = models.CharField(
+        max_length=128, blank=True, help_text="bedrock: the AWS access key id (not a secret)."
+    )
+    aws_access_key_id_env = models.CharField(
+        max_length=100, blank=True, help_text="bedrock: environment variable holding the access key id."
+    )
+    aws_secret_access_key_env = models.CharField(
+        max_length=100, blank=True, help_text="bedrock: environment variable holding the secret access key."
+    )
+    aws_session_token_env = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="bedrock: environment variable holding a session token (temporary credentials).",
+    )
+    aws_secret_access_key_encrypted = models.TextField(blank=True, editable=False)
     api_key_env = models.CharField(
         max_length=100,
         blank=True,
@@ -41,6 +71,10 @@ class Provider(models.Model):
     @property
     def has_stored_key(self) -> bool:
         return bool(self.api_key_encrypted)
+
+    @property
+    def has_stored_aws_secret(self) -> bool:
+        return bool(self.aws_secret_access_key_encrypted)
 
 
 class PublicModel(models.Model):

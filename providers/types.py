@@ -7,13 +7,32 @@ from decimal import Decimal
 
 
 @dataclass(frozen=True, slots=True)
+class AwsCredentials:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(repr=False, default=None)
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderConfig:
+    """One provider as the adapters see it. ``base_url`` and ``api_version`` already hold the
+    kind's defaults when the row left them empty (``providers.kinds``)."""
+
     name: str
     kind: str
     base_url: str
     api_key: str | None = field(repr=False, default=None)
     timeout_seconds: float | None = None
     chunk_delay_ms: float | None = None
+    api_version: str = ""
+    region: str = ""
+    aws: AwsCredentials | None = field(repr=False, default=None)
+
+    def secrets(self) -> tuple[str | None, ...]:
+        """What must never reach a client or a log line (for ``errors.redact``)."""
+        aws = self.aws
+        aws_secrets = (aws.secret_access_key, aws.session_token) if aws is not None else ()
+        return (self.api_key, self.base_url, *aws_secrets)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from quotas.keys import generate_key
-from quotas.models import ApiKey, CostQuota, ModelAccessRule, RateTier, Tenant
+from quotas.models import ApiKey, CostQuota, ModelAccessRule, QuotaAlert, RateTier, Tenant, TierModelLimit
 from quotas.revision import bump_revision
 from quotas.services import keys_revoke
 
@@ -100,10 +100,18 @@ class TenantAdmin(RevisionBumpingAdmin):
 @admin.register(ApiKey)
 class ApiKeyAdmin(RevisionBumpingAdmin):
     form = ApiKeyForm
-    list_display = ["name", "tenant", "prefix_display", "status", "expires_at", "created_at"]
+    list_display = ["name", "tenant", "prefix_display", "status", "expires_at", "last_used_at", "created_at"]
     list_filter = ["tenant", "revoked_at"]
     search_fields = ["name", "prefix", "tenant__name"]
-    readonly_fields = ["prefix", "revoked_at", "created_at"]
+    readonly_fields = [
+        "prefix",
+        "revoked_at",
+        "last_used_at",
+        "rotated_at",
+        "previous_prefix",
+        "previous_expires_at",
+        "created_at",
+    ]
     actions = ["revoke_keys"]
 
     @admin.display(description="Key")
@@ -157,8 +165,24 @@ class ModelAccessRuleAdmin(RevisionBumpingAdmin):
     list_filter = ["effect", "tenant"]
 
 
+class TierModelLimitInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = TierModelLimit
+    fields = [
+        "position",
+        "pattern",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "requests_per_day",
+        "tokens_per_day",
+        "max_parallel",
+    ]
+    extra = 0
+    verbose_name_plural = "Per-model limits (each matching model counted separately; the first match applies)"
+
+
 @admin.register(RateTier)
 class RateTierAdmin(RevisionBumpingAdmin):
+    inlines = [TierModelLimitInline]
     list_display = [
         "name",
         "algorithm",
@@ -187,3 +211,18 @@ class CostQuotaAdmin(RevisionBumpingAdmin):
     form = CostQuotaForm
     list_display = ["__str__", "period", "limit_usd", "hard", "alert_at"]
     list_filter = ["period", "hard"]
+
+
+@admin.register(QuotaAlert)
+class QuotaAlertAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Alerts that fired, read-only: they are a record of what happened."""
+
+    list_display = ["quota", "period_key", "threshold", "spent_usd", "fired_at", "delivered_at", "attempts"]
+    list_filter = ["period_key"]
+    readonly_fields = [f.name for f in QuotaAlert._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False

@@ -45,6 +45,28 @@ class RateTier(models.Model):
         return self.name
 
 
+class TierModelLimit(models.Model):
+    """A per-model line of a tier: extra limits for each model whose public name matches
+    ``pattern`` (each matching model is counted separately). The first matching line applies."""
+
+    tier = models.ForeignKey(RateTier, on_delete=models.CASCADE, related_name="model_limits")
+    position = models.PositiveSmallIntegerField(default=0, help_text="Lines are tried in this order.")
+    pattern = models.CharField(max_length=200, help_text="Glob over public model names, e.g. gpt-4o*.")
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    requests_per_day = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True)
+    max_parallel = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["tier", "position", "id"]
+        verbose_name = "per-model limit"
+        constraints = [models.UniqueConstraint(fields=["tier", "pattern"], name="uniq_tier_model_pattern")]
+
+    def __str__(self) -> str:
+        return f"{self.tier.name}: {self.pattern}"
+
+
 class Tenant(models.Model):
     name = models.SlugField(max_length=64, unique=True)
     display_name = models.CharField(max_length=200, blank=True)
@@ -82,6 +104,13 @@ class ApiKey(models.Model):
     )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Rotation: the replaced secret keeps working until ``previous_expires_at`` (grace period).
+    previous_key_hash = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
+    previous_prefix = models.CharField(max_length=16, blank=True, editable=False)
+    previous_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Written in batches by the usage writer, never by the request path.
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -158,3 +187,30 @@ class CostQuota(models.Model):
     def __str__(self) -> str:
         owner = self.tenant or self.key
         return f"{owner}: ${self.limit_usd}/{self.period}"
+
+
+class QuotaAlert(models.Model):
+    """A cost-quota alert that fired: at most one per quota and period (the unique constraint
+    makes a second delivery impossible even if two processes race)."""
+
+    quota = models.ForeignKey(CostQuota, on_delete=models.CASCADE, related_name="alerts")
+    period_key = models.CharField(max_length=32, help_text="The period the alert belongs to.")
+    period_start = models.DateTimeField(null=True, blank=True, help_text="Empty for a lifetime quota.")
+    spent_usd = models.DecimalField(max_digits=20, decimal_places=6)
+    limit_usd = models.DecimalField(max_digits=14, decimal_places=4)
+    threshold = models.DecimalField(max_digits=4, decimal_places=3)
+    webhook = models.URLField(blank=True)
+    fired_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-fired_at"]
+        verbose_name = "quota alert"
+        constraints = [
+            models.UniqueConstraint(fields=["quota", "period_key"], name="uniq_quota_alert_per_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quota} at {self.threshold} ({self.period_key})"

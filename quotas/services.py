@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from quotas.keys import DISPLAY_PREFIX_LENGTH, generate_key, hash_key
@@ -52,9 +53,12 @@ def key_issue(
 
 
 def key_find(key_or_prefix: str) -> ApiKey:
-    """A key by its raw value or its unique display prefix."""
+    """A key by its raw value (its current secret, or the one it replaced while that still
+    works) or its unique display prefix."""
     keys = ApiKey.objects.select_related("tenant")
-    exact = keys.filter(key_hash=hash_key(key_or_prefix)).first()
+    hashed = hash_key(key_or_prefix)
+    in_grace = models.Q(previous_key_hash=hashed, previous_expires_at__gt=timezone.now())
+    exact = keys.filter(models.Q(key_hash=hashed) | in_grace).first()
     if exact is not None:
         # A raw key names its key even when another key shares the display prefix.
         return exact
@@ -69,6 +73,35 @@ def key_find(key_or_prefix: str) -> ApiKey:
 
 
 @transaction.atomic
+def key_rotate(key: ApiKey, *, grace: dt.timedelta = dt.timedelta(0)) -> str:
+    """Give the key a new secret and return it (shown once). The old secret keeps working for
+    ``grace`` (never past the key's own expiry); a zero grace ends it at once. The key keeps its
+    id, so its tenant, limits, quotas and usage history carry over. Rotating again during a
+    grace period ends the older secret's grace."""
+    new = generate_key()
+    now = timezone.now()
+    if grace > dt.timedelta(0):
+        key.previous_key_hash, key.previous_prefix = key.key_hash, key.prefix
+        key.previous_expires_at = now + grace
+    else:
+        key.previous_key_hash, key.previous_prefix, key.previous_expires_at = "", "", None
+    key.key_hash, key.prefix, key.rotated_at = new.key_hash, new.prefix, now
+    key.save(
+        update_fields=[
+            "key_hash",
+            "prefix",
+            "previous_key_hash",
+            "previous_prefix",
+            "previous_expires_at",
+            "rotated_at",
+            "updated_at",
+        ]
+    )
+    bump_revision()
+    return new.raw
+
+
+@transaction.atomic
 def keys_revoke(key_ids: list[int]) -> int:
     """Revoke keys (idempotent); returns how many were newly revoked."""
     now = timezone.now()
@@ -78,3 +111,17 @@ def keys_revoke(key_ids: list[int]) -> int:
     if count:
         bump_revision()
     return count
+
+
+def keys_mark_used(last_used: dict[int, dt.datetime]) -> None:
+    """Move ``last_used_at`` forward (never back) for many keys in one UPDATE. Called by the
+    usage writer once per batch, so requests never write to the key table."""
+    if not last_used:
+        return
+    latest = models.Case(
+        *(models.When(pk=key_id, then=models.Value(moment)) for key_id, moment in last_used.items()),
+        output_field=models.DateTimeField(),
+    )
+    ApiKey.objects.filter(pk__in=list(last_used)).update(
+        last_used_at=Greatest(Coalesce("last_used_at", latest), latest)
+    )

@@ -12,6 +12,7 @@ import httpx
 
 from providers.adapters import UpstreamCall, UpstreamStream, adapter_for
 from providers.adapters.base import JsonObject
+from providers.adapters.embeddings import EmbeddingResult, embed
 from providers.types import Completion, DeploymentConfig, ModelRoute
 
 
@@ -63,5 +64,12 @@ class Router:
         started = time.perf_counter()
         try:
             return await adapter.open_stream(self._call(attempt, body, request_id))
+        finally:
+            attempt.upstream_seconds += time.perf_counter() - started
+
+    async def embed(self, attempt: Attempt, body: JsonObject, *, request_id: str) -> EmbeddingResult:
+        started = time.perf_counter()
+        try:
+            return await embed(self._call(attempt, body, request_id))
         finally:
             attempt.upstream_seconds += time.perf_counter() - started

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -29,8 +30,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def redis_prefix() -> str:
-    return f"gwtest:{secrets.token_hex(6)}:"
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"gwtest:{secrets.token_hex(6)}:"
+    yield prefix
+    if settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+        try:
+            stale = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if stale:
+                client.delete(*stale)
+        finally:
+            client.close()
 
 
 @dataclass

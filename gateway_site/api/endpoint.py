@@ -40,6 +40,8 @@ def api_endpoint(view: ApiView) -> ApiView:
         except Exception:
             logger.exception("unhandled error on %s (request id %s)", request.path, exchange.request_id)
             response = internal_error_response(exchange.public_id)
+        for name, value in exchange.headers.items():
+            response[name] = value
         response["x-request-id"] = exchange.public_id
         response["x-gateway-overhead-ms"] = f"{exchange.overhead_ms():.3f}"
         return response

@@ -12,6 +12,8 @@ from accounting.pricing import cost_usd
 from accounting.recorder import UsageEvent, UsageWriter
 from providers.tokens import count_message_tokens, count_tokens
 from providers.types import Usage
+from quotas.admission import Admission
+from quotas.budget import to_micro
 from quotas.registry import KeyContext
 from routing.router import Attempt
 
@@ -34,6 +36,7 @@ class Exchange:
     started: float = field(default_factory=time.perf_counter)
     started_wall: float = field(default_factory=time.time)
     upstream_seconds: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)  # added to every response (x-ratelimit-*)
 
     @property
     def public_id(self) -> str:
@@ -43,7 +46,7 @@ class Exchange:
         return max(0.0, (time.perf_counter() - self.started - self.upstream_seconds) * 1000)
 
 
-def _message_texts(raw: dict[str, object]) -> list[str]:
+def message_texts(raw: dict[str, object]) -> list[str]:
     messages = raw.get("messages")
     texts: list[str] = []
     for message in messages if isinstance(messages, list) else []:
@@ -57,7 +60,8 @@ def _message_texts(raw: dict[str, object]) -> list[str]:
 
 @dataclass(slots=True)
 class UsageTracker:
-    """Collects what happened to an admitted request and emits one ``UsageEvent``."""
+    """Collects what happened to an admitted request, emits one ``UsageEvent`` and settles its
+    admission (the reserved tokens and cost replaced by the actual ones, parallel slots freed)."""
 
     writer: UsageWriter
     exchange: Exchange
@@ -66,6 +70,8 @@ class UsageTracker:
     attempt: Attempt
     body: dict[str, object]
     streamed: bool = False
+    endpoint: str = "chat.completions"
+    admission: Admission | None = None
     status: int = 200
     error_type: str = ""
     usage: Usage | None = None
@@ -92,7 +98,7 @@ class UsageTracker:
         if self.status >= 400 and not self.streamed_text and not self.client_disconnected:
             return Usage(prompt_tokens=0, completion_tokens=0), False
         # The upstream did not report usage (stream cut short): count what went through.
-        prompt = count_message_tokens(_message_texts(self.body))
+        prompt = count_message_tokens(message_texts(self.body))
         return Usage(prompt_tokens=prompt, completion_tokens=count_tokens("".join(self.streamed_text))), True
 
     def finish(self) -> None:
@@ -102,6 +108,16 @@ class UsageTracker:
         usage, estimated = self._final_usage()
         deployment = self.attempt.deployment
         prices = deployment.prices
+        cost = cost_usd(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            input_per_million=prices.input_per_million,
+            output_per_million=prices.output_per_million,
+            cached_input_per_million=prices.cached_input_per_million,
+        )
+        if self.admission is not None:
+            self.admission.settle(tokens=usage.total_tokens, cost_micro=to_micro(cost))
         now = time.perf_counter()
         self.writer.record(
             UsageEvent(
@@ -112,6 +128,7 @@ class UsageTracker:
                 tenant_name=self.key.tenant_name,
                 key_id=self.key.key_id,
                 key_prefix=self.key.key_prefix,
+                endpoint=self.endpoint,
                 model=self.model,
                 deployment_id=deployment.id,
                 provider=deployment.provider.name,
@@ -121,14 +138,7 @@ class UsageTracker:
                 cached_tokens=usage.cached_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
                 usage_estimated=estimated,
-                cost_usd=cost_usd(
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                    cached_tokens=usage.cached_tokens,
-                    input_per_million=prices.input_per_million,
-                    output_per_million=prices.output_per_million,
-                    cached_input_per_million=prices.cached_input_per_million,
-                ),
+                cost_usd=cost,
                 status=self.status,
                 error_type=self.error_type,
                 streamed=self.streamed,

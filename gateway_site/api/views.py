@@ -1,11 +1,12 @@
 """The OpenAI-compatible endpoints. Each view reads as the request path: authenticate, parse,
-resolve the model, route, respond."""
+resolve the model, admit (rate limits and cost quotas), route, respond."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
+from gateway_site.api.admission import admit_chat
 from gateway_site.api.endpoint import api_endpoint, tracking
 from gateway_site.api.errors import MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
 from gateway_site.api.exchange import Exchange, UsageTracker
@@ -57,6 +58,7 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
     route = resolve_route(snapshot, key, chat.model)
     router = runtime.router()
     attempt = router.plan(route)
+    admission = await admit_chat(runtime.limiter(), key=key, chat=chat, route=route, exchange=exchange)
     tracker = UsageTracker(
         writer=runtime.usage,
         exchange=exchange,
@@ -65,6 +67,7 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
         attempt=attempt,
         body=chat.raw,
         streamed=chat.stream,
+        admission=admission,
     )
     if chat.stream:
         with tracking(tracker, finish=False):

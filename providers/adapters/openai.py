@@ -3,7 +3,7 @@ name swapped, usage always requested when streaming) and the answer comes back u
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import httpx
 import orjson
@@ -96,7 +96,7 @@ def map_error(
     provider = deployment.provider
     secrets = (provider.api_key, provider.base_url)
     retry = {h: headers[h] for h in _RETRY_HEADERS if h in headers}
-    message, error_type, code, param = _error_fields(content)
+    message, error_type, code, param = error_fields(content)
     if status in (401, 403):
         return UpstreamHTTPError(
             f"The upstream provider '{provider.name}' rejected the gateway's credentials "
@@ -125,7 +125,7 @@ def map_error(
     )
 
 
-def _error_fields(content: bytes) -> tuple[str, str | None, str | None, str | None]:
+def error_fields(content: bytes) -> tuple[str, str | None, str | None, str | None]:
     try:
         parsed = orjson.loads(content)
     except orjson.JSONDecodeError:
@@ -142,9 +142,16 @@ def _error_fields(content: bytes) -> tuple[str, str | None, str | None, str | No
 
 
 class OpenAIStream:
-    def __init__(self, response: httpx.Response, call: UpstreamCall) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        call: UpstreamCall,
+        *,
+        parse: Callable[[bytes], StreamEvent] = from_chunk,
+    ) -> None:
         self._response = response
         self._provider = call.deployment.provider.name
+        self._parse = parse
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         decoder = SSEDecoder()
@@ -153,13 +160,13 @@ class OpenAIStream:
                 for event in decoder.feed(chunk):
                     if event.data == b"[DONE]":
                         return
-                    yield from_chunk(event.data)
+                    yield self._parse(event.data)
         except httpx.TransportError as exc:
             raise transport_failure(exc, self._provider) from None
         for event in decoder.flush():
             if event.data == b"[DONE]":
                 return
-            yield from_chunk(event.data)
+            yield self._parse(event.data)
         raise UpstreamProtocolError(
             f"The upstream provider '{self._provider}' ended the stream before it was complete."
         )

@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests.fakes.embeddings_wire import EmbeddingsReply, openai_embeddings
+
 CREATED = 1741570283
 COMPLETION_ID = "chatcmpl-fake0001"
 FINGERPRINT = "fp_fake"
@@ -166,6 +168,7 @@ def _sse(payload: dict[str, Any] | str) -> bytes:
 class FakeOpenAIUpstream:
     def __init__(self) -> None:
         self.default: Behaviour = Reply()
+        self.embeddings_reply = EmbeddingsReply()  # how /v1/embeddings answers
         self._script: deque[Behaviour] = deque()
         self._requests: list[RecordedRequest] = []
         self._disconnects = 0
@@ -273,6 +276,10 @@ class FakeOpenAIUpstream:
         )
         with self._lock:
             self._requests.append(recorded)
+        if request.method == "POST" and request.path == "/v1/embeddings" and isinstance(body, dict):
+            return web.json_response(
+                openai_embeddings(body, self.embeddings_reply, model=str(body.get("model")))
+            )
         if request.method != "POST" or request.path != "/v1/chat/completions":
             return web.json_response(
                 ErrorReply(404, f"Unknown endpoint {request.method} {request.path}").body(), status=404

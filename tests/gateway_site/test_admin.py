@@ -377,7 +377,12 @@ def add_payloads(objects) -> dict[str, dict[str, str]]:
         "quotas_tenant": tenant_data("beta", tier=str(tier.pk)),
         "quotas_apikey": key_data(tenant, name="added"),
         "quotas_modelaccessrule": {"tenant": str(tenant.pk), "pattern": "o1*", "effect": "allow"},
-        "quotas_ratetier": {"name": "burst", "algorithm": "token_bucket", "requests_per_minute": "5"},
+        "quotas_ratetier": {
+            "name": "burst",
+            "algorithm": "token_bucket",
+            "requests_per_minute": "5",
+            **inline_management("model_limits"),
+        },
         "quotas_costquota": {
             "tenant": str(tenant.pk),
             "key": "",

@@ -277,7 +277,10 @@ def test_unknown_top_level_section_is_refused(tmp_path):
             "- just\n- a list\n",
             "(top level): Input should be a valid dictionary or instance of GatewayConfig",
         ),
-        ("providers: [{name: p, kind: vertex}]\n", "providers.0.kind: Input should be 'openai' or 'mock'"),
+        (
+            "providers: [{name: p, kind: vertex}]\n",
+            "providers.0.kind: Input should be 'openai', 'azure', 'anthropic', 'gemini', 'bedrock' or 'mock'",
+        ),
         (
             'models: [{name: m, deployments: [{provider: p, model: x, input_per_million: "-1"}]}]\n',
             "models.0.deployments.0.input_per_million: Input should be greater than or equal to 0",
@@ -368,5 +371,5 @@ def test_openai_provider_without_a_base_url_is_refused(tmp_path):
     path.write_text("providers:\n  - name: p\n    kind: openai\n")
     with pytest.raises(CommandError) as caught:
         call_command("applyconfig", str(path), stdout=StringIO())
-    assert "providers.0: Value error, an openai provider needs base_url" in str(caught.value)
+    assert "providers.0: Value error, An OpenAI-compatible provider needs a base URL." in str(caught.value)
     assert not Provider.objects.exists()

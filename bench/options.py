@@ -1,0 +1,105 @@
+"""Command-line options. The defaults are a quick run (a few minutes); ``--full`` is
+BENCHMARK.md's method (warm-up 5 s, 15 s runs, three repeats, median reported)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+SCENARIOS = ("fixed", "delay", "stream")
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: int
+    warmup: int
+    repeats: int
+    concurrency: tuple[int, ...]
+    delay_concurrency: tuple[int, ...]
+    stream_concurrency: tuple[int, ...]
+    scenarios: tuple[str, ...]
+    use_nginx: bool
+    baseline: bool
+    keep: bool
+    results_dir: Path
+
+    @property
+    def mode(self) -> str:
+        full = self.duration >= 15 and self.warmup >= 5 and self.repeats >= 3
+        return "full" if full else "quick"
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers separated by commas") from None
+    if not levels or any(level < 1 or level > 1024 for level in levels):
+        raise argparse.ArgumentTypeError(f"{text!r}: each concurrency must be 1..1024")
+    return levels
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark the gateway against its upstreams, direct versus through the gateway.",
+    )
+    parser.add_argument("--duration", type=_bounded(1, 120), default=8, help="Seconds per measured run (8).")
+    parser.add_argument(
+        "--warmup", type=_bounded(0, 60), default=2, help="Warm-up seconds before each level (2)."
+    )
+    parser.add_argument(
+        "--repeats", type=_bounded(1, 9), default=1, help="Measured runs per level; median kept (1)."
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="BENCHMARK.md's method: --duration 15 --warmup 5 --repeats 3."
+    )
+    parser.add_argument("--concurrency", type=_levels, default=(1, 16, 64), help="Fixed upstream (1,16,64).")
+    parser.add_argument(
+        "--delay-concurrency", type=_levels, default=(1, 16, 64, 256), help="50 ms upstream (1,16,64,256)."
+    )
+    parser.add_argument(
+        "--stream-concurrency", type=_levels, default=(1, 16, 64), help="Streaming TTFT client (1,16,64)."
+    )
+    parser.add_argument(
+        "--only", action="append", choices=SCENARIOS, help="Run only these scenarios (repeatable)."
+    )
+    parser.add_argument("--no-nginx", action="store_true", help="Use the Python fixed-response upstream.")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="Skip the bare Django view (django-bare rows)."
+    )
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary directory (logs, database).")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    if args.full:
+        args.duration, args.warmup, args.repeats = (
+            max(args.duration, 15),
+            max(args.warmup, 5),
+            max(args.repeats, 3),
+        )
+    return Options(
+        duration=args.duration,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        concurrency=args.concurrency,
+        delay_concurrency=args.delay_concurrency,
+        stream_concurrency=args.stream_concurrency,
+        scenarios=tuple(s for s in SCENARIOS if not args.only or s in args.only),
+        use_nginx=not args.no_nginx,
+        baseline=not args.no_baseline,
+        keep=args.keep,
+        results_dir=args.results_dir,
+    )

@@ -1,0 +1,141 @@
+"""Admitting a chat request against its key's rate tiers and cost quotas: what it will
+probably use (tokens, for the rate limits) and what it can cost at most (for hard quotas),
+turned into a plan for the limiter's one round trip.
+
+* Tokens reserved: the prompt counted with the gateway's offline tokenizer
+  (``providers.tokens``) plus ``max_completion_tokens`` / ``max_tokens`` (or
+  ``GATEWAY_DEFAULT_MAX_TOKENS`` when the request states neither), times ``n``. Replaced by the
+  actual usage when the request ends.
+* Cost reserved: an upper bound, so that with ``max_tokens`` stated the spend of a period never
+  passes a hard limit: the prompt's UTF-8 bytes (every token of a byte-level tokenizer is at
+  least one byte) plus the chat framing, 1,500 tokens per image, the JSON of tools and other
+  parts, plus the completion allowance, at the highest prices of the model's deployments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+import orjson
+from django.conf import settings
+
+from accounting.pricing import cost_usd
+from gateway_site.api.exchange import Exchange, message_texts
+from gateway_site.api.parsing import ChatRequest, JsonObject
+from providers.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, count_message_tokens, count_tokens
+from providers.types import ModelRoute
+from quotas.admission import Admission, Limiter
+from quotas.budget import to_micro
+from quotas.policy import build_plan
+from quotas.registry import KeyContext
+
+IMAGE_TOKEN_BOUND = 1500
+_TOP_LEVEL_PROMPT_FIELDS = ("tools", "functions", "response_format")
+LEASE_MARGIN_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    prompt_tokens: int  # the tokenizer's count, for rate limits
+    prompt_bound: int  # never below the true count, for cost reservations
+    completion_tokens: int
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def _json_bytes(value: object) -> int:
+    return len(orjson.dumps(value))
+
+
+def _part_bound(part: object) -> int:
+    if isinstance(part, dict) and isinstance(part.get("text"), str):
+        return len(part["text"].encode())
+    if isinstance(part, dict) and part.get("type") == "image_url":
+        return IMAGE_TOKEN_BOUND
+    return _json_bytes(part)
+
+
+def _message_bound(message: object) -> int:
+    if not isinstance(message, dict):
+        return _json_bytes(message)
+    content = message.get("content")
+    total = MESSAGE_OVERHEAD
+    if isinstance(content, str):
+        total += len(content.encode())
+    elif isinstance(content, list):
+        total += sum(_part_bound(part) for part in content)
+    for name in ("name", "tool_call_id"):
+        if isinstance(message.get(name), str):
+            total += len(message[name].encode())
+    if message.get("tool_calls") is not None:
+        total += _json_bytes(message["tool_calls"])
+    return total
+
+
+def estimate_chat(raw: JsonObject, *, default_max_tokens: int) -> Estimate:
+    extras = [raw[name] for name in _TOP_LEVEL_PROMPT_FIELDS if raw.get(name) is not None]
+    messages = raw.get("messages")
+    bound = REPLY_PRIMING + sum(_message_bound(m) for m in (messages if isinstance(messages, list) else []))
+    bound += sum(_json_bytes(extra) for extra in extras)
+    prompt = count_message_tokens(message_texts(raw)) + sum(
+        count_tokens(orjson.dumps(e).decode()) for e in extras
+    )
+    stated = raw.get("max_completion_tokens", raw.get("max_tokens"))
+    per_choice = stated if isinstance(stated, int) and not isinstance(stated, bool) else default_max_tokens
+    choices = raw.get("n")
+    count = choices if isinstance(choices, int) and not isinstance(choices, bool) and choices > 0 else 1
+    return Estimate(
+        prompt_tokens=prompt,
+        prompt_bound=bound,
+        completion_tokens=per_choice * count,
+    )
+
+
+def max_cost(route: ModelRoute, estimate: Estimate) -> Decimal:
+    """The most the request can cost on any of the model's deployments (the router may fall
+    back from one to another)."""
+    return max(
+        cost_usd(
+            prompt_tokens=estimate.prompt_bound,
+            completion_tokens=estimate.completion_tokens,
+            cached_tokens=0,
+            input_per_million=d.prices.input_per_million,
+            output_per_million=d.prices.output_per_million,
+            cached_input_per_million=None,
+        )
+        for d in route.deployments
+    )
+
+
+def _lease_ms(route: ModelRoute) -> int:
+    default = settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS
+    longest = max((d.provider.timeout_seconds or default) for d in route.deployments)
+    return int((longest + LEASE_MARGIN_SECONDS) * 1000)
+
+
+async def admit_chat(
+    limiter: Limiter, *, key: KeyContext, chat: ChatRequest, route: ModelRoute, exchange: Exchange
+) -> Admission:
+    """One round trip to the limiter; raises the refusal (429, or 503 when failing closed).
+    The ``x-ratelimit-*`` headers go on the exchange, so every later response carries them."""
+    policy = key.limits
+    if policy.empty:
+        return Admission(plan=None, admitted_ms=0)
+    estimate = estimate_chat(chat.raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
+    plan = build_plan(
+        policy,
+        prefix=settings.GATEWAY_REDIS_PREFIX,
+        request_id=exchange.request_id,
+        model=chat.model,
+        tokens=estimate.tokens,
+        cost_micro=to_micro(max_cost(route, estimate)) if policy.quotas else 0,
+        lease_ms=_lease_ms(route),
+        now=dt.datetime.now(dt.UTC),
+        tz=settings.GATEWAY_QUOTA_TIMEZONE,
+    )
+    admission = await limiter.admit(plan)
+    exchange.headers.update(admission.headers)
+    return admission

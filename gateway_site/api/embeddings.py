@@ -1,0 +1,84 @@
+"""``POST /v1/embeddings``: authenticate, parse, resolve the model, route, respond. One usage
+record per admitted request (endpoint ``embeddings``, prompt tokens priced at the deployment's
+input price)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway_site.api.endpoint import api_endpoint, tracking
+from gateway_site.api.errors import MethodNotAllowed, PayloadTooLarge, RequestError
+from gateway_site.api.exchange import Exchange, UsageTracker
+from gateway_site.api.parsing import load_json_object
+from gateway_site.api.responses import json_response
+from gateway_site.api.views import resolve_route
+from gateway_site.runtime import get_runtime
+from providers.types import Usage
+from quotas.keys import key_from_headers
+
+NonEmptyText = Annotated[str, Field(min_length=1)]
+
+
+class EmbeddingsBody(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    input: (
+        NonEmptyText
+        | Annotated[list[NonEmptyText], Field(min_length=1, max_length=2048)]
+        | Annotated[list[int], Field(min_length=1)]
+        | Annotated[list[Annotated[list[int], Field(min_length=1)]], Field(min_length=1, max_length=2048)]
+    )
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: Annotated[int, Field(ge=1)] | None = None
+    user: str | None = None
+
+
+def parse_embeddings_request(body: bytes, *, limit: int) -> tuple[str, dict[str, object]]:
+    raw = load_json_object(body, limit=limit)
+    try:
+        parsed = EmbeddingsBody.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        param = str(first["loc"][0]) if first["loc"] else None
+        if first["type"] == "missing":
+            raise RequestError(f"Missing required parameter: '{param}'.", param=param) from None
+        reason = str(first["msg"]).removeprefix("Value error, ")
+        raise RequestError(f"Invalid value for '{param}': {reason}.", param=param) from None
+    return parsed.model, raw
+
+
+@api_endpoint
+async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
+    if request.method != "POST":
+        raise MethodNotAllowed(f"Method {request.method} is not allowed here; use POST.")
+    runtime = get_runtime()
+    snapshot = runtime.watcher.current()
+    key = snapshot.keys.authenticate(
+        key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    )
+    limit = settings.GATEWAY_MAX_BODY_BYTES
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes.")
+    model, raw = parse_embeddings_request(request.body, limit=limit)
+    route = resolve_route(snapshot, key, model)
+    router = runtime.router()
+    attempt = router.plan(route)
+    tracker = UsageTracker(
+        writer=runtime.usage,
+        exchange=exchange,
+        key=key,
+        model=model,
+        attempt=attempt,
+        body={},
+        endpoint="embeddings",
+    )
+    with tracking(tracker):
+        result = await router.embed(attempt, raw, request_id=exchange.request_id)
+        tracker.usage = Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)
+    return json_response(result.body)

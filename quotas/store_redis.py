@@ -1,0 +1,125 @@
+"""The shared limit store: every decision is one ``EVALSHA`` of ``quotas.lua.ADMIT`` and every
+settlement one of ``SETTLE``, so limits and quotas hold exactly across any number of gateway
+processes and machines on one Redis (a single primary; Redis Cluster is not supported).
+
+After a failure the store reports itself unavailable for ``retry_seconds`` without trying, so a
+dead Redis costs no timeout per request; then the next request tries again (recovery needs no
+restart)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from quotas.admission import LineState, QuotaState, Refusal, RefusalKind, Settled, StoreUnavailable, Verdict
+from quotas.lua import ADMIT, SETTLE
+from quotas.policy import Plan
+
+_KINDS: dict[int, RefusalKind] = {1: "rate", 2: "too_large", 3: "parallel", 4: "quota"}
+Arg = str | int
+
+
+def create_client(url: str, *, timeout: float) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+    )
+
+
+def admit_args(plan: Plan, now_ms: int | None) -> list[Arg]:
+    args: list[Arg] = [
+        "" if now_ms is None else now_ms,
+        plan.request_id,
+        plan.lease_ms,
+        len(plan.rates),
+        len(plan.parallel),
+        len(plan.quotas),
+    ]
+    for rate in plan.rates:
+        args += [rate.key, rate.algorithm[0], rate.limit, rate.window_ms, rate.cost]
+    for parallel in plan.parallel:
+        args += [parallel.key, parallel.limit]
+    for quota in plan.quotas:
+        hard = "1" if quota.quota.hard else "0"
+        args += [quota.key, quota.leases_key, quota.limit_micro, hard, quota.amount_micro, quota.expire_at_ms]
+    return args
+
+
+def settle_args(
+    plan: Plan, *, admitted_ms: int, tokens: int, cost_micro: int, now_ms: int | None
+) -> list[Arg]:
+    token_lines = [r for r in plan.rates if r.dimension == "tokens" and tokens != r.cost]
+    args: list[Arg] = [
+        admitted_ms,
+        "" if now_ms is None else now_ms,
+        plan.request_id,
+        len(token_lines),
+        len(plan.parallel),
+        len(plan.quotas),
+    ]
+    for rate in token_lines:
+        args += [rate.key, rate.algorithm[0], rate.limit, rate.window_ms, tokens - rate.cost]
+    for parallel in plan.parallel:
+        args.append(parallel.key)
+    for quota in plan.quotas:
+        args += [quota.key, quota.leases_key, cost_micro, quota.threshold_micro or 0, quota.expire_at_ms]
+    return args
+
+
+def parse_verdict(plan: Plan, reply: Sequence[Any]) -> Verdict:
+    admitted, kind, at, retry, now_ms = (int(v) for v in reply[:5])
+    values = [int(v) for v in reply[5:]]
+    split = 2 * len(plan.rates)
+    if len(values) != split + 2 * len(plan.quotas):
+        raise StoreUnavailable(f"unexpected reply of {len(reply)} values from the admission script")
+    rates = tuple(LineState(values[i], values[i + 1]) for i in range(0, split, 2))
+    quotas = tuple(QuotaState(values[i], values[i + 1]) for i in range(split, len(values), 2))
+    refusal = None if admitted else Refusal(_KINDS[kind], at - 1, None if retry < 0 else retry)
+    return Verdict(now_ms=now_ms, rates=rates, quotas=quotas, refusal=refusal)
+
+
+class RedisStore:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        retry_seconds: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._admit: AsyncScript = client.register_script(ADMIT)
+        self._settle: AsyncScript = client.register_script(SETTLE)
+        self._retry_seconds = retry_seconds
+        self._monotonic = monotonic
+        self._down_until = 0.0
+
+    async def _run(self, script: AsyncScript, args: list[Arg]) -> Sequence[Any]:
+        if self._monotonic() < self._down_until:
+            raise StoreUnavailable("Redis failed less than a moment ago")
+        try:
+            reply = await script(keys=[], args=args)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._down_until = self._monotonic() + self._retry_seconds
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        if not isinstance(reply, list):
+            raise StoreUnavailable("unexpected reply from a limiter script")
+        return reply
+
+    async def evaluate(self, plan: Plan, *, now_ms: int | None = None) -> Verdict:
+        return parse_verdict(plan, await self._run(self._admit, admit_args(plan, now_ms)))
+
+    async def settle(
+        self, plan: Plan, *, admitted_ms: int, tokens: int, cost_micro: int, now_ms: int | None = None
+    ) -> tuple[Settled, ...]:
+        args = settle_args(plan, admitted_ms=admitted_ms, tokens=tokens, cost_micro=cost_micro, now_ms=now_ms)
+        if args[3:6] == [0, 0, 0]:
+            return ()
+        values = [int(v) for v in await self._run(self._settle, args)]
+        return tuple(Settled(spent=values[i], alert=values[i + 1] == 1) for i in range(0, len(values), 2))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,183 @@
+"""End to end through Daphne with the official openai SDK against the fake Bedrock runtime,
+which verifies every SigV4 signature with botocore: chat, streaming (binary event stream), a
+tool-call round trip, image input, and each error class."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from tests.e2e.conftest import records
+from tests.e2e.vendor_gateway import VendorGateway, cost, start_vendor_gateway
+from tests.fakes.bedrock_upstream import REQUEST_ID, BedrockError, BedrockReply, FakeBedrockUpstream
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+MODEL = "claude-on-bedrock"
+UPSTREAM_MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+SECRET = "wJalrXUtnFEMI-e2e-SECRET"
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+
+
+@pytest.fixture
+def upstream():
+    fake = FakeBedrockUpstream(
+        region="eu-central-1", access_key="AKIDE2E", secret_key=SECRET, token="tok-e2e"
+    ).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def vendor(upstream, gateway_factory, configure, make_key):
+    started = start_vendor_gateway(
+        provider_yaml=f"""  - name: vendor
+    kind: bedrock
+    base_url: {upstream.base_url}
+    region: eu-central-1
+    aws_access_key_id_env: GW_E2E_AWS_ID
+    aws_secret_access_key_env: GW_E2E_AWS_SECRET
+    aws_session_token_env: GW_E2E_AWS_TOKEN""",
+        model=MODEL,
+        upstream_model=UPSTREAM_MODEL,
+        gateway_factory=gateway_factory,
+        configure=configure,
+        make_key=make_key,
+        env={"GW_E2E_AWS_ID": "AKIDE2E", "GW_E2E_AWS_SECRET": SECRET, "GW_E2E_AWS_TOKEN": "tok-e2e"},
+    )
+    yield started
+    started.close()
+
+
+def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: FakeBedrockUpstream):
+    upstream.enqueue(BedrockReply(text="Hi from Bedrock.", input_tokens=20, output_tokens=4, cache_read=100))
+    reply = vendor.client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}],
+        max_tokens=50,
+    )
+    assert (reply.id, reply.model) == (f"chatcmpl-{REQUEST_ID}", UPSTREAM_MODEL)
+    assert reply.choices[0].message.content == "Hi from Bedrock."
+    assert (
+        reply.usage.prompt_tokens,
+        reply.usage.completion_tokens,
+        reply.usage.prompt_tokens_details.cached_tokens,
+    ) == (120, 4, 100)
+    first = upstream.requests[0]
+    assert first.path == "/model/us.anthropic.claude-3-5-haiku-20241022-v1:0/converse"
+    assert first.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDE2E/")
+    assert first.body == {
+        "messages": [{"role": "user", "content": [{"text": "Hello"}]}],
+        "system": [{"text": "Be brief."}],
+        "inferenceConfig": {"maxTokens": 50},
+    }
+
+    upstream.enqueue(BedrockReply(text="One two three"))
+    chunks = list(
+        vendor.client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Count"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "One two three"
+    assert (chunks[-1].choices, chunks[-1].usage.completion_tokens) == ([], 6)
+    assert upstream.requests[1].path.endswith("/converse-stream")
+
+    upstream.enqueue(BedrockReply(text="", tool_uses=(("tooluse_1", "get_weather", {"city": "Paris"}),)))
+    question = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Weather where this photo was taken?"},
+            {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4AAQ"}},
+        ],
+    }
+    chunks = list(
+        vendor.client.chat.completions.create(model=MODEL, messages=[question], tools=[TOOL], stream=True)
+    )
+    calls = [t for c in chunks if c.choices for t in (c.choices[0].delta.tool_calls or [])]
+    assert (calls[0].id, calls[0].function.name) == ("tooluse_1", "get_weather")
+    assert json.loads("".join(t.function.arguments or "" for t in calls)) == {"city": "Paris"}
+    assert upstream.requests[2].body["messages"][0]["content"][1] == {
+        "image": {"format": "jpeg", "source": {"bytes": "/9j/4AAQ"}}
+    }
+
+    upstream.enqueue(BedrockReply(text="21 degrees."))
+    final = vendor.client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            question,
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "tooluse_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "tooluse_1", "content": '{"temp_c": 21}'},
+        ],
+        tools=[TOOL],
+    )
+    assert final.choices[0].message.content == "21 degrees."
+    assert upstream.requests[3].body["messages"][2] == {
+        "role": "user",
+        "content": [
+            {
+                "toolResult": {
+                    "toolUseId": "tooluse_1",
+                    "content": [{"json": {"temp_c": 21}}],
+                    "status": "success",
+                }
+            }
+        ],
+    }
+    assert upstream.violations == []
+    rows = records(4)
+    assert rows[0].cost_usd == cost(120, 4, 100)
+    assert [r.status for r in rows] == [200, 200, 200, 200]
+
+
+def test_error_classes(vendor: VendorGateway, upstream: FakeBedrockUpstream):
+    def ask(stream=False):
+        return vendor.client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], stream=stream
+        )
+
+    upstream.enqueue(
+        BedrockError(429, "ThrottlingException", "Too many requests, please wait before trying again.")
+    )
+    with pytest.raises(openai.RateLimitError) as limited:
+        ask()
+    assert limited.value.body["message"] == "Too many requests, please wait before trying again."
+
+    upstream.enqueue(BedrockError(503, "ServiceUnavailableException", "Service unavailable"))
+    with pytest.raises(openai.InternalServerError) as busy:
+        ask()
+    assert busy.value.status_code == 503
+
+    upstream.enqueue(BedrockError(400, "ValidationException", "Malformed input request"))
+    with pytest.raises(openai.BadRequestError) as bad:
+        ask()
+    assert (bad.value.body["message"], bad.value.body["code"]) == (
+        "Malformed input request",
+        "ValidationException",
+    )
+
+    upstream.secret_key = "rotated"  # the gateway's signature no longer verifies: AWS's 403
+    with pytest.raises(openai.APIStatusError) as auth:
+        ask()
+    assert (auth.value.status_code, auth.value.body["code"]) == (502, "upstream_auth_failed")
+    assert SECRET not in json.dumps(auth.value.body)
+    upstream.secret_key = SECRET
+
+    upstream.enqueue(BedrockReply(text="one two three", exception_after=1))
+    with pytest.raises(openai.APIError) as mid_stream:
+        list(ask(stream=True))
+    assert "Too many tokens" in mid_stream.value.message
+    assert [r.status for r in records(5)] == [429, 503, 400, 502, 502]

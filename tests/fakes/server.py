@@ -1,0 +1,145 @@
+"""The machinery every fake vendor upstream shares: a real aiohttp server on 127.0.0.1 in a
+background thread, that records each request, answers from a script of behaviours (then a
+default), and collects what it found invalid in ``violations`` (and answers those requests with
+the vendor's own 400, as the real service would)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from aiohttp import web
+
+B = TypeVar("B")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
+    body: Any  # parsed JSON, or None
+    raw: bytes
+
+
+class Invalid(Exception):
+    """What the real service would refuse; the message is what it would say."""
+
+
+class FakeServer(Generic[B]):
+    name = "fake"
+
+    def __init__(self, default: B) -> None:
+        self.default = default
+        self._script: deque[B] = deque()
+        self._requests: list[RecordedRequest] = []
+        self._violations: list[str] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def enqueue(self, *behaviours: B) -> None:
+        with self._lock:
+            self._script.extend(behaviours)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def violations(self) -> list[str]:
+        with self._lock:
+            return list(self._violations)
+
+    def start(self) -> FakeServer[B]:
+        self._thread = threading.Thread(target=self._serve, name=f"{self.name}-upstream", daemon=True)
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError(f"the {self.name} fake did not start")
+        return self
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(15)
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(15)
+
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(self._startup())
+        self._started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _startup(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def next_behaviour(self) -> B:
+        with self._lock:
+            return self._script.popleft() if self._script else self.default
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        recorded = RecordedRequest(
+            method=request.method,
+            path=request.raw_path.split("?", 1)[0],
+            query=dict(request.query),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            raw=raw,
+        )
+        with self._lock:
+            self._requests.append(recorded)
+        try:
+            return await self.answer(request, recorded)
+        except Invalid as problem:
+            with self._lock:
+                self._violations.append(str(problem))
+            return self.invalid(str(problem))
+
+    async def answer(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
+        raise NotImplementedError
+
+    def invalid(self, message: str) -> web.StreamResponse:
+        raise NotImplementedError
+
+
+def require(condition: object, message: str) -> None:
+    if not condition:
+        raise Invalid(message)
