@@ -1,13 +1,45 @@
-"""Read-only admin view of raw usage records."""
+"""Admin: read-only raw usage records; editable price versions (saving one reloads every
+gateway's prices, as any configuration change does)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounting.models import UsageRecord
+from accounting.models import DeploymentPrice, UsageRecord
+from quotas.revision import bump_revision
+
+
+@admin.register(DeploymentPrice)
+class DeploymentPriceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "deployment_label",
+        "deployment_id",
+        "effective_from",
+        "input_per_million",
+        "output_per_million",
+        "cached_input_per_million",
+        "cache_write_per_million",
+        "source",
+    ]
+    list_filter = ["source"]
+    search_fields = ["deployment_label"]
+    ordering = ["deployment_label", "-effective_from"]
+
+    def save_model(self, request: HttpRequest, obj: DeploymentPrice, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        bump_revision()
+
+    def delete_model(self, request: HttpRequest, obj: DeploymentPrice) -> None:
+        super().delete_model(request, obj)
+        bump_revision()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DeploymentPrice]) -> None:
+        super().delete_queryset(request, queryset)
+        bump_revision()
 
 
 @admin.register(UsageRecord)
@@ -22,6 +54,7 @@ class UsageRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "prompt_tokens",
         "completion_tokens",
         "cost_usd",
+        "cache_hit",
         "latency_ms",
         "streamed",
     ]

@@ -1,10 +1,52 @@
-"""One row per admitted request: who, what, how many tokens, what it cost, how it went."""
+"""One row per admitted request (``UsageRecord``: who, what, how many tokens, what it cost, how it
+went) and the price versions costs are computed from (``DeploymentPrice``)."""
 
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Now
 
 from quotas.models import ApiKey, Tenant
+
+
+class DeploymentPrice(models.Model):
+    """One price version of a deployment, in US dollars per million tokens, in force from
+    ``effective_from`` until the next version's. Records keep the version they were billed at,
+    so changing prices never changes a past cost. ``deployment_id`` is the id of a
+    ``providers.Deployment`` (no foreign key: accounting does not depend on providers)."""
+
+    deployment_id = models.BigIntegerField(db_index=True)
+    deployment_label = models.CharField(
+        max_length=300, blank=True, help_text="model -> provider/upstream model, for display."
+    )
+    effective_from = models.DateTimeField()
+    input_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+    output_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+    cached_input_per_million = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Cache reads; empty: the input price.",
+    )
+    cache_write_per_million = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Cache creation, where the provider charges it; empty: the input price.",
+    )
+    source = models.CharField(max_length=64, blank=True, help_text="Where the price came from.")
+
+    class Meta:
+        ordering = ["deployment_id", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment_id", "effective_from"], name="uniq_price_version")
+        ]
+        verbose_name = "deployment price"
+
+    def __str__(self) -> str:
+        return f"{self.deployment_label or self.deployment_id} from {self.effective_from:%Y-%m-%d %H:%M}"
 
 
 class UsageRecord(models.Model):
@@ -13,6 +55,9 @@ class UsageRecord(models.Model):
         max_length=64, blank=True, help_text="X-Request-ID sent by the client, if any."
     )
     created_at = models.DateTimeField(db_index=True)
+    ingested_at = models.DateTimeField(
+        db_default=Now(), db_index=True, help_text="When the database stored it (rollup watermark)."
+    )
     tenant = models.ForeignKey(Tenant, null=True, on_delete=models.SET_NULL, related_name="+")
     tenant_name = models.CharField(max_length=64)
     key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -29,7 +74,21 @@ class UsageRecord(models.Model):
     usage_estimated = models.BooleanField(
         default=False, help_text="Tokens counted by the gateway because the upstream reported none."
     )
+    cache_write_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    price_version = models.ForeignKey(
+        DeploymentPrice,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        help_text="The price version billed; empty: the deployment's own prices.",
+    )
+    cache_hit = models.BooleanField(default=False, help_text="Served from the response cache.")
+    cost_saved_usd = models.DecimalField(
+        max_digits=20, decimal_places=10, default=0, help_text="Upstream cost a cache hit avoided."
+    )
     status = models.PositiveSmallIntegerField(help_text="HTTP status returned to the client.")
     error_type = models.CharField(max_length=64, blank=True)
     streamed = models.BooleanField(default=False)
@@ -44,3 +103,54 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class UsageRollup(models.Model):
+    """Usage per tenant, key, model, provider and hour or day (UTC), rebuilt idempotently from
+    the raw records by ``accounting.rollups.usage_rollup``; kept when raw records are purged.
+    ``tenant_id`` / ``key_id`` are plain ids (0: deleted) so the unique key never holds NULL."""
+
+    class Granularity(models.TextChoices):
+        HOUR = "hour"
+        DAY = "day"
+
+    granularity = models.CharField(max_length=4, choices=Granularity.choices)
+    bucket_start = models.DateTimeField()
+    tenant_id = models.BigIntegerField()
+    tenant_name = models.CharField(max_length=64)
+    key_id = models.BigIntegerField()
+    key_prefix = models.CharField(max_length=16)
+    model = models.CharField(max_length=200)
+    provider = models.CharField(max_length=64)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    cache_hits = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cached_tokens = models.PositiveBigIntegerField(default=0)
+    reasoning_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    cost_saved_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["granularity", "bucket_start", "tenant_id", "key_id", "model", "provider"],
+                name="uniq_usage_rollup",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant_id", "granularity", "bucket_start"], name="rollup_tenant_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:00} {self.tenant_name} {self.model}"
+
+
+class RollupState(models.Model):
+    """One row: records ingested up to ``rolled_through`` are in the rollups."""
+
+    rolled_through = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"rolled up through {self.rolled_through}"

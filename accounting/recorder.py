@@ -3,7 +3,9 @@ background thread bulk-inserts batches into ``UsageRecord``.
 
 Exactly once: ``request_id`` is unique and inserts ignore a duplicate. Nothing is lost on a
 clean stop (``close`` drains the queue) nor while the database is down (a failed batch is
-appended to a local spool file, replayed before the next batch once the database answers)."""
+appended to a local spool file, replayed before the next batch once the database answers, or
+within ``SPOOL_RETRY_SECONDS`` when no batch comes). With ``REDIS_URL`` the writer is the fallback
+of the Redis outbox (``accounting.ledger``): it gets only the events Redis could not take."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from accounting.models import UsageRecord
 from quotas.services import keys_mark_used
 
 logger = logging.getLogger(__name__)
+
+SPOOL_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +50,12 @@ class UsageEvent:
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
     usage_estimated: bool = False
     cost_usd: Decimal = Decimal("0")
+    price_version_id: int | None = None
+    cache_hit: bool = False
+    cost_saved_usd: Decimal = Decimal("0")
     error_type: str = ""
     streamed: bool = False
     client_disconnected: bool = False
@@ -124,7 +132,12 @@ class UsageWriter:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=SPOOL_RETRY_SECONDS)
+            except queue.Empty:
+                if self._spool.exists():
+                    self._write([])  # replay the spool once the database is back, even when idle
+                continue
             if first is None:
                 return
             batch = [first]
@@ -184,6 +197,7 @@ class UsageWriter:
             if line.strip():
                 raw = orjson.loads(line)
                 raw["cost_usd"] = Decimal(raw["cost_usd"])
+                raw["cost_saved_usd"] = Decimal(raw.get("cost_saved_usd", "0"))
                 events.append(UsageEvent(**raw))
         write_events(events)
         self._spool.unlink()

@@ -10,7 +10,6 @@ import asyncio
 import os
 
 import django
-import httpx
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
@@ -30,13 +29,13 @@ django.setup(set_prefix=False)
 
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402 - needs settings first
 
-from providers.http import create_http_client  # noqa: E402
+from providers.http import UpstreamHTTP, create_http_client  # noqa: E402
 
 UPSTREAM_URL = os.environ.get("BENCH_UPSTREAM_URL", "")
-_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+_clients: dict[asyncio.AbstractEventLoop, UpstreamHTTP] = {}
 
 
-def _client() -> httpx.AsyncClient:
+def _client() -> UpstreamHTTP:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
@@ -46,10 +45,15 @@ def _client() -> httpx.AsyncClient:
 
 
 async def chat_completions(request: HttpRequest) -> HttpResponse:
-    upstream = await _client().post(
-        UPSTREAM_URL, content=request.body, headers={"content-type": "application/json"}
+    http = _client()
+    upstream = await http.send(
+        http.request(UPSTREAM_URL, headers={"content-type": "application/json"}, content=request.body)
     )
-    return HttpResponse(upstream.content, status=upstream.status_code, content_type="application/json")
+    try:
+        content = await upstream.aread()
+    finally:
+        await upstream.aclose()
+    return HttpResponse(content, status=upstream.status_code, content_type="application/json")
 
 
 async def live(request: HttpRequest) -> HttpResponse:

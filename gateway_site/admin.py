@@ -129,8 +129,18 @@ class DeploymentInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(PublicModel)
 class PublicModelAdmin(RevisionBumpingAdmin):
-    list_display = ["name", "enabled", "deployment_count", "created_at"]
-    list_filter = ["enabled"]
+    list_display = ["name", "strategy", "enabled", "deployment_count", "created_at"]
+    list_filter = ["enabled", "strategy"]
+    fields = [
+        "name",
+        "description",
+        "enabled",
+        "strategy",
+        "fallbacks",
+        "timeout_seconds",
+        "cache_ttl_seconds",
+        "cache_key",
+    ]
     search_fields = ["name"]
     inlines = [DeploymentInline]
 
@@ -146,6 +156,7 @@ class DeploymentAdmin(RevisionBumpingAdmin):
         "provider",
         "upstream_model",
         "priority",
+        "weight",
         "input_per_million",
         "output_per_million",
         "enabled",

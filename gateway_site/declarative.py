@@ -9,6 +9,7 @@ tier's per-model lines and a tenant's quotas."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Literal, cast
@@ -17,6 +18,7 @@ import yaml
 from django.db import models, transaction
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from accounting.prices import price_upsert
 from providers.kinds import ProviderSettings, check_settings
 from providers.models import Deployment, Provider, PublicModel
 from quotas.models import CostQuota, RateTier, Tenant, TierModelLimit
@@ -91,11 +93,33 @@ class DeploymentSpec(_Strict):
     enabled: bool = True
 
 
+class CacheSpec(_Strict):
+    ttl_seconds: int = Field(gt=0, le=2**31 - 1)
+    key: Literal["full_request", "messages_only"] = "full_request"
+
+
 class ModelSpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
     enabled: bool = True
+    strategy: Literal["model", "round_robin", "weighted", "least_latency", "cost_optimized", "fallback"] = (
+        "model"
+    )
+    fallbacks: list[str] = Field(default_factory=list)
+    timeout_seconds: float | None = Field(default=None, ge=0.1)
+    cache: CacheSpec | None = None
     deployments: list[DeploymentSpec] = Field(min_length=1)
+
+    def public_model_values(self) -> dict[str, object]:
+        return {
+            "description": self.description,
+            "enabled": self.enabled,
+            "strategy": self.strategy,
+            "fallbacks": self.fallbacks,
+            "timeout_seconds": self.timeout_seconds,
+            "cache_ttl_seconds": self.cache.ttl_seconds if self.cache else None,
+            "cache_key": self.cache.key if self.cache else "full_request",
+        }
 
 
 class _LimitsSpec(_Strict):
@@ -132,11 +156,37 @@ class TenantSpec(_Strict):
     quotas: list[QuotaSpec] = Field(default_factory=list)
 
 
+class PriceSpec(_Strict):
+    """A price version for every deployment of ``provider`` (a provider name or kind) serving
+    the upstream ``model`` (README, "Pricing")."""
+
+    provider: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1, max_length=200)
+    effective_from: dt.datetime
+    input_per_million: Price
+    output_per_million: Price
+    cached_input_per_million: Price | None = None
+    cache_write_per_million: Price | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _date_is_midnight_utc(cls, data: object) -> object:
+        if isinstance(data, dict) and type(data.get("effective_from")) is dt.date:
+            day = data["effective_from"]
+            data = {**data, "effective_from": dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)}
+        return data
+
+    def moment(self) -> dt.datetime:
+        when = self.effective_from
+        return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
 class GatewayConfig(_Strict):
     providers: list[ProviderSpec] = Field(default_factory=list)
     models: list[ModelSpec] = Field(default_factory=list)
     tiers: list[TierSpec] = Field(default_factory=list)
     tenants: list[TenantSpec] = Field(default_factory=list)
+    prices: list[PriceSpec] = Field(default_factory=list)
 
 
 @dataclass
@@ -169,11 +219,22 @@ def parse_config(text: str) -> GatewayConfig:
         for deployment in model.deployments:
             if deployment.provider not in known:
                 raise ConfigError(f"model {model.name}: unknown provider {deployment.provider!r}")
+    _check_fallbacks(config)
     tiers = {t.name for t in config.tiers} | set(RateTier.objects.values_list("name", flat=True))
     for tenant in config.tenants:
         if tenant.tier is not None and tenant.tier not in tiers:
             raise ConfigError(f"tenant {tenant.name}: unknown tier {tenant.tier!r}")
     return config
+
+
+def _check_fallbacks(config: GatewayConfig) -> None:
+    known = {m.name for m in config.models} | set(PublicModel.objects.values_list("name", flat=True))
+    for model in config.models:
+        for name in model.fallbacks:
+            if name == model.name:
+                raise ConfigError(f"model {model.name}: a model cannot be its own fallback")
+            if name not in known:
+                raise ConfigError(f"model {model.name}: unknown fallback model {name!r}")
 
 
 def _check_unique(config: GatewayConfig) -> None:
@@ -269,7 +330,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
 
 
 @transaction.atomic
-def apply_config(config: GatewayConfig) -> ApplyReport:
+def apply_config(config: GatewayConfig, *, price_source: str = "config") -> ApplyReport:
     report = ApplyReport()
     for provider_spec in config.providers:
         values = provider_spec.model_dump(exclude={"name"})
@@ -285,7 +346,7 @@ def apply_config(config: GatewayConfig) -> ApplyReport:
             _upsert(
                 PublicModel,
                 {"name": spec.name},
-                {"description": spec.description, "enabled": spec.enabled},
+                spec.public_model_values(),
                 f"model {spec.name}",
                 report,
             ),
@@ -300,6 +361,33 @@ def apply_config(config: GatewayConfig) -> ApplyReport:
         for stale in Deployment.objects.filter(model=public).exclude(pk__in=keep).select_related("provider"):
             report.deleted.append(f"deployment {spec.name} -> {stale.provider.name}/{stale.upstream_model}")
             stale.delete()
+    _apply_prices(config.prices, report, source=price_source)
     if report.changed:
         bump_revision()
     return report
+
+
+def _apply_prices(specs: list[PriceSpec], report: ApplyReport, *, source: str) -> None:
+    if not specs:
+        return
+    deployments = list(Deployment.objects.select_related("provider", "model"))
+    for spec in specs:
+        for deployment in deployments:
+            provider = deployment.provider
+            if deployment.upstream_model != spec.model or spec.provider not in (provider.name, provider.kind):
+                continue
+            label = f"{deployment.model.name} -> {provider.name}/{deployment.upstream_model}"
+            outcome = price_upsert(
+                deployment_id=deployment.pk,
+                label=label,
+                effective_from=spec.moment(),
+                prices={
+                    "input_per_million": spec.input_per_million,
+                    "output_per_million": spec.output_per_million,
+                    "cached_input_per_million": spec.cached_input_per_million,
+                    "cache_write_per_million": spec.cache_write_per_million,
+                },
+                source=source,
+            )
+            if outcome is not None:
+                getattr(report, outcome).append(f"price {label} from {spec.moment():%Y-%m-%d %H:%M}")

@@ -1,7 +1,8 @@
 """Process-wide objects of a gateway process, built once by ``get_runtime()`` and closed at
 exit: the control-plane snapshot (keys and models) kept fresh by a watcher thread, the upstream
 HTTP client and router (one per event loop), the limiter (its Redis client one per event loop;
-in process without ``REDIS_URL``), the quota alert dispatcher and the usage writer."""
+in process without ``REDIS_URL``), the quota alert dispatcher, the usage sink (writer, Redis
+outbox) and, with Redis but no Celery broker, the outbox drainer thread."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
+from accounting.prices import load_price_table
+from accounting.pricing import PriceTable
 from accounting.recorder import UsageWriter
 from accounting.spend import recorded_spend
+from gateway_site.ledger import InProcessBeat, OutboxDrainer, UsageSink
 from providers.catalog import load_catalog
 from providers.http import create_http_client
 from providers.types import Catalog
@@ -30,7 +34,10 @@ from quotas.registry import KeyRegistry, load_registry
 from quotas.revision import current_revision, revision_channel
 from quotas.store_local import LocalStore
 from quotas.store_redis import RedisStore, create_client
+from routing.breaker import BreakerBoard, BreakerPolicy
+from routing.retry import RetryPolicy
 from routing.router import Router
+from routing.sync import RedisRoutingSync
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,7 @@ class Snapshot:
     # Without Redis: each quota's spend in its current period according to the usage records,
     # the starting point of the in-process counters, by (quota id, period key).
     recorded_spend: Mapping[tuple[int, str], int] = field(default_factory=dict)
+    prices: PriceTable = field(default_factory=PriceTable)  # price versions per deployment
 
 
 def _recorded_spend() -> dict[tuple[int, str], int]:
@@ -56,7 +64,11 @@ def _recorded_spend() -> dict[tuple[int, str], int]:
 def load_snapshot() -> Snapshot:
     revision = current_revision()  # read first: a change during the load triggers another
     return Snapshot(
-        revision=revision, keys=load_registry(), catalog=load_catalog(), recorded_spend=_recorded_spend()
+        revision=revision,
+        keys=load_registry(),
+        catalog=load_catalog(),
+        recorded_spend=_recorded_spend(),
+        prices=load_price_table(),
     )
 
 
@@ -128,12 +140,36 @@ class Runtime:
         self.watcher = SnapshotWatcher(
             poll_seconds=settings.GATEWAY_CONFIG_POLL_SECONDS, redis_url=settings.REDIS_URL
         )
-        self.usage = UsageWriter(
+        writer = UsageWriter(
             flush_seconds=settings.GATEWAY_USAGE_FLUSH_SECONDS,
             batch_size=settings.GATEWAY_USAGE_BATCH_SIZE,
             spool_path=settings.GATEWAY_USAGE_SPOOL_PATH,
         )
+        self.usage = UsageSink(
+            writer=writer,
+            limiter=self.limiter,
+            prices=lambda: self.watcher.current().prices,
+            redis_prefix=settings.GATEWAY_REDIS_PREFIX,
+            outbox=bool(settings.REDIS_URL),
+        )
+        self.drainer = (
+            OutboxDrainer(
+                redis_url=settings.REDIS_URL,
+                redis_prefix=settings.GATEWAY_REDIS_PREFIX,
+                batch_size=settings.GATEWAY_USAGE_BATCH_SIZE,
+                claim_idle_ms=int(settings.GATEWAY_USAGE_CLAIM_IDLE_SECONDS * 1000),
+                block_ms=int(settings.GATEWAY_USAGE_FLUSH_SECONDS * 1000),
+            )
+            if settings.REDIS_URL and not settings.CELERY_BROKER_URL
+            else None
+        )
+        self.beat = (
+            None
+            if settings.CELERY_BROKER_URL
+            else InProcessBeat(settings.CELERY_BEAT_SCHEDULE, skip=frozenset({"drain-usage-outbox"}))
+        )
         self._routers: dict[asyncio.AbstractEventLoop, Router] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.alerts = AlertDispatcher()
         self._limiters: dict[asyncio.AbstractEventLoop, Limiter] = {}
         self._local_limiter = Limiter(
@@ -181,9 +217,41 @@ class Runtime:
                 timeout_seconds=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS,
                 connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS,
             )
-            router = Router(client=client, default_timeout=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS)
+            router = Router(
+                client=client,
+                default_timeout=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS,
+                retry=RetryPolicy(
+                    retries=settings.GATEWAY_RETRIES,
+                    initial=settings.GATEWAY_RETRY_INITIAL_SECONDS,
+                    maximum=settings.GATEWAY_RETRY_MAX_SECONDS,
+                    multiplier=settings.GATEWAY_RETRY_MULTIPLIER,
+                    jitter=settings.GATEWAY_RETRY_JITTER,
+                ),
+                breakers=BreakerBoard(
+                    BreakerPolicy(
+                        failure_threshold=settings.GATEWAY_BREAKER_FAILURES,
+                        success_threshold=settings.GATEWAY_BREAKER_SUCCESSES,
+                        open_seconds=settings.GATEWAY_BREAKER_OPEN_SECONDS,
+                    )
+                ),
+            )
+            if settings.REDIS_URL:
+                self._start_routing_sync(router)
             self._routers[loop] = router
         return router
+
+    def _start_routing_sync(self, router: Router) -> None:
+        """Share latency averages and breaker openings with the other instances, in the background."""
+        client = create_client(settings.REDIS_URL, timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS)
+        sync = RedisRoutingSync(
+            latency=router.latency,
+            breakers=router.breakers,
+            client=client,
+            prefix=settings.GATEWAY_REDIS_PREFIX,
+        )
+        task = asyncio.get_running_loop().create_task(sync.run(settings.GATEWAY_ROUTING_SYNC_SECONDS))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def close(self) -> None:
         self.watcher.stop()
@@ -198,6 +266,10 @@ class Runtime:
         self._limiters.clear()
         self.alerts.close()
         self.usage.close()
+        if self.drainer is not None:
+            self.drainer.stop()
+        if self.beat is not None:
+            self.beat.stop()
 
 
 @functools.cache

@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
     "gateway_site",
     "providers",
     "quotas",
@@ -159,3 +161,45 @@ GATEWAY_ON_REDIS_ERROR = env_choice("GATEWAY_ON_REDIS_ERROR", "open", ("open", "
 GATEWAY_REDIS_TIMEOUT_SECONDS = env_float("GATEWAY_REDIS_TIMEOUT_SECONDS", 1.0, minimum=0.01)
 GATEWAY_QUOTA_TIMEZONE = env_timezone("GATEWAY_QUOTA_TIMEZONE", "UTC")
 GATEWAY_DEFAULT_MAX_TOKENS = env_int("GATEWAY_DEFAULT_MAX_TOKENS", 1024, minimum=1)
+# Routing and resilience (README, "Routing and resilience").
+GATEWAY_RETRIES = env_int("GATEWAY_RETRIES", 3, minimum=0)
+GATEWAY_RETRY_INITIAL_SECONDS = env_float("GATEWAY_RETRY_INITIAL_SECONDS", 0.1, minimum=0.0)
+GATEWAY_RETRY_MAX_SECONDS = env_float("GATEWAY_RETRY_MAX_SECONDS", 10.0, minimum=0.0)
+GATEWAY_RETRY_MULTIPLIER = env_float("GATEWAY_RETRY_MULTIPLIER", 2.0, minimum=1.0)
+GATEWAY_RETRY_JITTER = env_float("GATEWAY_RETRY_JITTER", 0.1, minimum=0.0)
+GATEWAY_ROUTING_SYNC_SECONDS = env_float("GATEWAY_ROUTING_SYNC_SECONDS", 0.5, minimum=0.05)
+# The reports API (README, "Usage reports"): authentication is set per view.
+REST_FRAMEWORK: dict[str, object] = {"UNAUTHENTICATED_USER": None, "DEFAULT_AUTHENTICATION_CLASSES": []}
+# Usage ledger and Celery (README, "Usage ledger").
+GATEWAY_USAGE_CLAIM_IDLE_SECONDS = env_float("GATEWAY_USAGE_CLAIM_IDLE_SECONDS", 30.0, minimum=0.1)
+GATEWAY_USAGE_DRAIN_SECONDS = env_float("GATEWAY_USAGE_DRAIN_SECONDS", 1.0, minimum=0.05)
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+# Without a broker (embedded default) tasks run in process: ``delay()`` runs at once and the
+# gateway drains the usage outbox itself (gateway_site.ledger).
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_DEFAULT_QUEUE = env_str("GATEWAY_CELERY_QUEUE", "gateway")
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+GATEWAY_ROLLUP_SECONDS = env_float("GATEWAY_ROLLUP_SECONDS", 60.0, minimum=0.1)
+# Raw usage records older than this are deleted (rollups are kept); at least 35 days, so the
+# current month of every cost quota can still be rebuilt from them (``reconcilequotas``).
+GATEWAY_USAGE_RETENTION_DAYS = env_int("GATEWAY_USAGE_RETENTION_DAYS", 90, minimum=35)
+GATEWAY_USAGE_PURGE_SECONDS = env_float("GATEWAY_USAGE_PURGE_SECONDS", 3600.0, minimum=1)
+GATEWAY_USAGE_PURGE_BATCH = env_int("GATEWAY_USAGE_PURGE_BATCH", 5000, minimum=1)
+GATEWAY_RECONCILE_SECONDS = env_float("GATEWAY_RECONCILE_SECONDS", 300.0, minimum=1)
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "drain-usage-outbox": {
+        "task": "accounting.tasks.drain_usage_outbox",
+        "schedule": GATEWAY_USAGE_DRAIN_SECONDS,
+        "options": {"expires": max(5.0, GATEWAY_USAGE_DRAIN_SECONDS * 5)},
+    },
+    "rollup-usage": {"task": "accounting.tasks.rollup_usage", "schedule": GATEWAY_ROLLUP_SECONDS},
+    "purge-usage": {"task": "accounting.tasks.purge_usage", "schedule": GATEWAY_USAGE_PURGE_SECONDS},
+    "reconcile-quotas": {"task": "accounting.tasks.reconcile_quotas", "schedule": GATEWAY_RECONCILE_SECONDS},
+}
+GATEWAY_BREAKER_FAILURES = env_int("GATEWAY_BREAKER_FAILURES", 5, minimum=1)
+GATEWAY_BREAKER_SUCCESSES = env_int("GATEWAY_BREAKER_SUCCESSES", 2, minimum=1)
+GATEWAY_BREAKER_OPEN_SECONDS = env_float("GATEWAY_BREAKER_OPEN_SECONDS", 30.0, minimum=0.1)

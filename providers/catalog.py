@@ -8,7 +8,15 @@ import os
 from providers.kinds import BEDROCK, default_api_version, default_base_url
 from providers.models import Deployment, Provider, PublicModel
 from providers.secrets import SecretUnreadable, decrypt_secret
-from providers.types import AwsCredentials, Catalog, DeploymentConfig, ModelRoute, Prices, ProviderConfig
+from providers.types import (
+    AwsCredentials,
+    CachePolicy,
+    Catalog,
+    DeploymentConfig,
+    ModelRoute,
+    Prices,
+    ProviderConfig,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,5 +108,13 @@ def load_catalog() -> Catalog:
             created=int(model.created_at.timestamp()),
             owned_by=routes[0].provider.name,
             deployments=routes,
+            strategy=model.strategy,
+            fallbacks=tuple(str(name) for name in model.fallbacks if isinstance(name, str)),
+            timeout_seconds=model.timeout_seconds,
+            cache=(
+                CachePolicy(ttl_seconds=model.cache_ttl_seconds, key=model.cache_key)
+                if model.cache_ttl_seconds
+                else None
+            ),
         )
     return Catalog(models=models)

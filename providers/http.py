@@ -1,26 +1,86 @@
-"""The one factory for the upstream HTTP client.
+"""The one factory for the upstream HTTP connection pool, and the small object it returns.
 
-httpx is the API; the transport is aiohttp's (``httpx-aiohttp``) because httpx's default
-transport costs ~2 ms CPU per request under concurrency and caps near 500 req/s per core
-(encode/httpx#3215; numbers in BENCHMARK.md)."""
+httpx is the API (``httpx.Request`` / ``httpx.Response``); the transport is aiohttp's
+(``httpx-aiohttp``) because httpx's default transport costs ~2 ms CPU per request under
+concurrency and caps near 500 req/s per core (encode/httpx#3215; numbers in BENCHMARK.md).
+
+Requests go straight to the transport (``AsyncBaseTransport.handle_async_request``), not
+through ``httpx.AsyncClient``: the client's URL merging, auth flow, redirect handling, event
+hooks and cookie jar cost CPU on every request and the gateway uses none of them. Worse, a
+shared cookie jar would send one upstream's ``Set-Cookie`` back on every other tenant's
+requests; aiohttp's session jar is replaced by a ``DummyCookieJar`` for the same reason."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+
+KEEPALIVE_SECONDS = 30.0
+
+# What httpx's client added to every request, kept so upstreams see the same request as before
+# the client was taken out (aiohttp would otherwise add its own user-agent and encodings).
+DEFAULT_HEADERS = {
+    "accept-encoding": "gzip, deflate",
+    "connection": "keep-alive",
+    "user-agent": f"python-httpx/{httpx.__version__}",
+}
+
+
+class UpstreamHTTP:
+    """The process's connection pool to upstream providers: builds a POST with its timeouts,
+    sends it, returns the response unread (the caller reads or streams it, then closes it)."""
+
+    def __init__(
+        self, transport: httpx.AsyncBaseTransport, *, timeout_seconds: float, connect_timeout: float
+    ) -> None:
+        self._transport = transport
+        self._timeout_seconds = timeout_seconds
+        self._connect_timeout = connect_timeout
+
+    def request(
+        self, url: str, *, headers: Mapping[str, str], content: bytes, timeout_seconds: float | None = None
+    ) -> httpx.Request:
+        """A POST whose connect, write, read and pool waits are each bounded by
+        ``timeout_seconds`` (default: the pool's), connecting by at most the connect timeout."""
+        seconds = self._timeout_seconds if timeout_seconds is None else timeout_seconds
+        timeouts = {
+            "connect": min(seconds, self._connect_timeout),
+            "read": seconds,
+            "write": seconds,
+            "pool": seconds,
+        }
+        return httpx.Request(
+            "POST",
+            url,
+            headers={**DEFAULT_HEADERS, **headers},
+            content=content,
+            extensions={"timeout": timeouts},
+        )
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Raises ``httpx.TransportError`` subclasses (``base.transport_failure`` classifies them)."""
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
 
 
 def create_http_client(
     *, max_connections: int, timeout_seconds: float, connect_timeout: float
-) -> httpx.AsyncClient:
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30
-    )
-    transport = AiohttpTransport(limits=limits, trust_env=False)
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(timeout_seconds, connect=connect_timeout),
-        limits=limits,
-        trust_env=False,
-        follow_redirects=False,
-    )
+) -> UpstreamHTTP:
+    """``timeout_seconds`` is the default for requests that name none; ``connect_timeout``
+    caps every request's connect phase. Up to ``max_connections`` connections, all kept alive
+    for 30 s when idle."""
+
+    def session() -> aiohttp.ClientSession:
+        # Called by the transport on its first request, inside the running event loop.
+        connector = aiohttp.TCPConnector(
+            limit=max_connections, keepalive_timeout=KEEPALIVE_SECONDS, ssl=transport.ssl_context
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+    transport = AiohttpTransport(trust_env=False, client=session)
+    return UpstreamHTTP(transport, timeout_seconds=timeout_seconds, connect_timeout=connect_timeout)

@@ -78,10 +78,39 @@ class Provider(models.Model):
 
 
 class PublicModel(models.Model):
-    """A model name clients send (``model`` in the request)."""
+    """A model name clients send (``model`` in the request), and how requests for it are routed
+    among its deployments (``routing.strategies``), retried, cached and passed on to fallbacks."""
+
+    class Strategy(models.TextChoices):
+        MODEL = "model", "Highest priority deployment"
+        ROUND_ROBIN = "round_robin", "Round robin"
+        WEIGHTED = "weighted", "Weighted random"
+        LEAST_LATENCY = "least_latency", "Least latency"
+        COST_OPTIMIZED = "cost_optimized", "Cheapest"
+        FALLBACK = "fallback", "Fallback chain (priority order)"
+
+    class CacheKey(models.TextChoices):
+        FULL_REQUEST = "full_request", "Full request"
+        MESSAGES_ONLY = "messages_only", "Messages only"
 
     name = models.CharField(max_length=200, unique=True)
     description = models.CharField(max_length=500, blank=True)
+    strategy = models.CharField(max_length=20, choices=Strategy.choices, default=Strategy.MODEL)
+    fallbacks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Other public model names tried, in order, when every deployment of this one failed.",
+    )
+    timeout_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.1)],
+        help_text="Total deadline of a request, retries and fallbacks included; empty: the gateway default.",
+    )
+    cache_ttl_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cache eligible answers this long; empty disables the cache."
+    )
+    cache_key = models.CharField(max_length=20, choices=CacheKey.choices, default=CacheKey.FULL_REQUEST)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

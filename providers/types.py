@@ -55,11 +55,28 @@ class DeploymentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """A model's response cache: entries live ``ttl_seconds``; ``key`` is ``full_request`` or
+    ``messages_only`` (which request fields make up the cache key)."""
+
+    ttl_seconds: int
+    key: str = "full_request"
+
+
+@dataclass(frozen=True, slots=True)
 class ModelRoute:
+    """A public model: its deployments and how the router chooses among them (``strategy``, one of
+    ``routing.strategies.STRATEGIES``), the models tried after it (``fallbacks``), the total
+    deadline (``timeout_seconds``, None: the gateway default) and its response cache."""
+
     name: str
     created: int
     owned_by: str
     deployments: tuple[DeploymentConfig, ...]
+    strategy: str = "model"
+    fallbacks: tuple[str, ...] = ()
+    timeout_seconds: float | None = None
+    cache: CachePolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +90,7 @@ class Usage:
     completion_tokens: int
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0  # part of prompt_tokens, where the provider reports cache creation
 
     @property
     def total_tokens(self) -> int:

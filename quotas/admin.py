@@ -12,6 +12,7 @@ from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from quotas.keys import generate_key
 from quotas.models import ApiKey, CostQuota, ModelAccessRule, QuotaAlert, RateTier, Tenant, TierModelLimit
@@ -91,10 +92,15 @@ class TenantQuotaInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(Tenant)
 class TenantAdmin(RevisionBumpingAdmin):
-    list_display = ["name", "display_name", "tier", "is_active", "created_at"]
+    list_display = ["name", "display_name", "tier", "is_active", "created_at", "usage_link"]
     list_filter = ["is_active", "tier"]
     search_fields = ["name", "display_name"]
     inlines = [AccessRuleInline, TenantQuotaInline, TenantKeyInline]
+
+    @admin.display(description="usage")
+    def usage_link(self, obj: Tenant) -> str:
+        # The page lives in gateway_site (it reads accounting): linked by path, not imported.
+        return format_html('<a href="../../usage/{}/">charts</a>', obj.pk)
 
 
 @admin.register(ApiKey)

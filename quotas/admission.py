@@ -69,6 +69,19 @@ class Settled:
 
 
 @dataclass(frozen=True, slots=True)
+class Outbox:
+    """An already-serialized event to append to a Redis stream in the settlement's round trip
+    (the usage ledger's outbox). ``on_failure`` is called, once, when the store could not append
+    it (Redis unreachable, or a store without streams): the caller records the event otherwise.
+    After a lost reply the entry may be both appended and recorded otherwise: consumers of the
+    stream must ignore a duplicate."""
+
+    stream: str
+    payload: bytes
+    on_failure: Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
 class QuotaAlertNotice:
     quota: QuotaPolicy
     tenant_id: int
@@ -81,9 +94,21 @@ class LimitStore(Protocol):
         """Decide every line atomically; reserve them all when all admit."""
 
     async def settle(
-        self, plan: Plan, *, admitted_ms: int, tokens: int, cost_micro: int, now_ms: int | None = None
+        self,
+        plan: Plan | None,
+        *,
+        admitted_ms: int,
+        tokens: int,
+        cost_micro: int,
+        now_ms: int | None = None,
+        outbox: Outbox | None = None,
     ) -> tuple[Settled, ...]:
-        """Replace the plan's reservations by the actual tokens and cost; release its slots."""
+        """Replace the plan's reservations by the actual tokens and cost; release its slots;
+        append ``outbox`` in the same round trip. Raises ``StoreUnavailable`` (the caller then
+        calls ``outbox.on_failure``)."""
+
+    async def quota_states(self, lines: tuple[QuotaLine, ...]) -> tuple[QuotaState, ...]:
+        """Each quota line's current spend and reservations (read only)."""
 
     async def aclose(self) -> None: ...
 
@@ -236,30 +261,57 @@ class Limiter:
             )
             self._last_log, self._unenforced_since_log = moment, 0
 
-    def settle_soon(self, admission: Admission, *, tokens: int, cost_micro: int) -> None:
+    def settle_soon(
+        self, admission: Admission | None, *, tokens: int, cost_micro: int, outbox: Outbox | None = None
+    ) -> None:
+        """Schedule the settlement of ``admission`` (any admission, or none) together with the
+        append of ``outbox``: one store round trip (never blocks, never raises)."""
+        if admission is not None:
+            admission.settled = True
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             logger.warning("settlement outside an event loop dropped; its reservations expire by themselves")
+            if outbox is not None:
+                outbox.on_failure()
             return
-        task = loop.create_task(self.settle(admission, tokens=tokens, cost_micro=cost_micro))
+        task = loop.create_task(self.settle(admission, tokens=tokens, cost_micro=cost_micro, outbox=outbox))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def settle(
-        self, admission: Admission, *, tokens: int, cost_micro: int, now_ms: int | None = None
+        self,
+        admission: Admission | None,
+        *,
+        tokens: int,
+        cost_micro: int,
+        now_ms: int | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
-        plan = admission.plan
-        if plan is None:
+        plan = admission.plan if admission is not None else None
+        if plan is not None and not plan.needs_settlement:
+            plan = None
+        if plan is None and outbox is None:
             return
+        admitted_ms = admission.admitted_ms if admission is not None else 0
         try:
             results = await self.store.settle(
-                plan, admitted_ms=admission.admitted_ms, tokens=tokens, cost_micro=cost_micro, now_ms=now_ms
+                plan,
+                admitted_ms=admitted_ms,
+                tokens=tokens,
+                cost_micro=cost_micro,
+                now_ms=now_ms,
+                outbox=outbox,
             )
         except StoreUnavailable as exc:
-            logger.warning(
-                "settlement of %s failed, its reservations expire by themselves: %s", plan.request_id, exc
-            )
+            if plan is not None:
+                logger.warning(
+                    "settlement of %s failed, its reservations expire by themselves: %s", plan.request_id, exc
+                )
+            if outbox is not None:
+                outbox.on_failure()
+            return
+        if plan is None:
             return
         for line, result in zip(plan.quotas, results, strict=True):
             if result.alert:

@@ -19,6 +19,8 @@ SETTLE ARGV: admitted_ms, now_ms|'', request_id, n_tokens, n_parallel, n_quotas,
   per token line:    key, algorithm, limit, window_ms, delta (actual - reserved)
   per parallel line: key
   per quota line:    key, leases_key, actual_micro, alert_threshold_micro (0: none), expire_at_ms
+  then, optionally: outbox stream key, event payload (appended with XADD, the usage ledger's
+  outbox, so the event and the settlement share one round trip)
 returns: spent and alert_fired (0|1) per quota line.
 """
 
@@ -280,6 +282,9 @@ for n = 1, nq do
   end
   table.insert(out, spent)
   table.insert(out, fired)
+end
+if ARGV[i] then
+  redis.call('XADD', ARGV[i], '*', 'e', ARGV[i + 1])
 end
 return out
 """

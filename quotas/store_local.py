@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from quotas.admission import LineState, QuotaState, Refusal, RefusalKind, Settled, Verdict
+from quotas.admission import LineState, Outbox, QuotaState, Refusal, RefusalKind, Settled, Verdict
 from quotas.budget import alert_due, quota_admits
 from quotas.limiter import (
     Bucket,
@@ -212,12 +212,33 @@ class LocalStore:
         return tuple(results)
 
     async def settle(
-        self, plan: Plan, *, admitted_ms: int, tokens: int, cost_micro: int, now_ms: int | None = None
+        self,
+        plan: Plan | None,
+        *,
+        admitted_ms: int,
+        tokens: int,
+        cost_micro: int,
+        now_ms: int | None = None,
+        outbox: Outbox | None = None,
     ) -> tuple[Settled, ...]:
+        if outbox is not None:
+            outbox.on_failure()  # no streams in process: the caller records the event itself
+        if plan is None:
+            return ()
         with self._lock:
             return self._settle(
                 plan, admitted_ms=admitted_ms, tokens=tokens, cost_micro=cost_micro, now_ms=self._now(now_ms)
             )
+
+    async def quota_states(self, lines: tuple[QuotaLine, ...]) -> tuple[QuotaState, ...]:
+        now_ms = self._now(None)
+        with self._lock:
+            states = []
+            for line in lines:
+                counter = self._counter(line)
+                counter.reap(now_ms)
+                states.append(QuotaState(counter.spent, counter.reserved))
+            return tuple(states)
 
     async def aclose(self) -> None:
         return None

@@ -1,5 +1,6 @@
 """The shared limit store: every decision is one ``EVALSHA`` of ``quotas.lua.ADMIT`` and every
-settlement one of ``SETTLE``, so limits and quotas hold exactly across any number of gateway
+settlement one of ``SETTLE`` (which also appends the request's usage event to the ledger's
+outbox stream, when given one), so limits and quotas hold exactly across any number of gateway
 processes and machines on one Redis (a single primary; Redis Cluster is not supported).
 
 After a failure the store reports itself unavailable for ``retry_seconds`` without trying, so a
@@ -16,9 +17,18 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from quotas.admission import LineState, QuotaState, Refusal, RefusalKind, Settled, StoreUnavailable, Verdict
+from quotas.admission import (
+    LineState,
+    Outbox,
+    QuotaState,
+    Refusal,
+    RefusalKind,
+    Settled,
+    StoreUnavailable,
+    Verdict,
+)
 from quotas.lua import ADMIT, SETTLE
-from quotas.policy import Plan
+from quotas.policy import Plan, QuotaLine
 
 _KINDS: dict[int, RefusalKind] = {1: "rate", 2: "too_large", 3: "parallel", 4: "quota"}
 Arg = str | int
@@ -50,8 +60,10 @@ def admit_args(plan: Plan, now_ms: int | None) -> list[Arg]:
 
 
 def settle_args(
-    plan: Plan, *, admitted_ms: int, tokens: int, cost_micro: int, now_ms: int | None
+    plan: Plan | None, *, admitted_ms: int, tokens: int, cost_micro: int, now_ms: int | None
 ) -> list[Arg]:
+    if plan is None:
+        return [admitted_ms, "" if now_ms is None else now_ms, "", 0, 0, 0]
     token_lines = [r for r in plan.rates if r.dimension == "tokens" and tokens != r.cost]
     args: list[Arg] = [
         admitted_ms,
@@ -97,7 +109,7 @@ class RedisStore:
         self._monotonic = monotonic
         self._down_until = 0.0
 
-    async def _run(self, script: AsyncScript, args: list[Arg]) -> Sequence[Any]:
+    async def _run(self, script: AsyncScript, args: Sequence[Arg | bytes]) -> Sequence[Any]:
         if self._monotonic() < self._down_until:
             raise StoreUnavailable("Redis failed less than a moment ago")
         try:
@@ -113,13 +125,39 @@ class RedisStore:
         return parse_verdict(plan, await self._run(self._admit, admit_args(plan, now_ms)))
 
     async def settle(
-        self, plan: Plan, *, admitted_ms: int, tokens: int, cost_micro: int, now_ms: int | None = None
+        self,
+        plan: Plan | None,
+        *,
+        admitted_ms: int,
+        tokens: int,
+        cost_micro: int,
+        now_ms: int | None = None,
+        outbox: Outbox | None = None,
     ) -> tuple[Settled, ...]:
-        args = settle_args(plan, admitted_ms=admitted_ms, tokens=tokens, cost_micro=cost_micro, now_ms=now_ms)
-        if args[3:6] == [0, 0, 0]:
+        args: list[Arg | bytes] = list(
+            settle_args(plan, admitted_ms=admitted_ms, tokens=tokens, cost_micro=cost_micro, now_ms=now_ms)
+        )
+        if outbox is not None:
+            args += [outbox.stream, outbox.payload]
+        elif args[3:6] == [0, 0, 0]:
             return ()
         values = [int(v) for v in await self._run(self._settle, args)]
         return tuple(Settled(spent=values[i], alert=values[i + 1] == 1) for i in range(0, len(values), 2))
+
+    async def quota_states(self, lines: tuple[QuotaLine, ...]) -> tuple[QuotaState, ...]:
+        if not lines:
+            return ()
+        if self._monotonic() < self._down_until:
+            raise StoreUnavailable("Redis failed less than a moment ago")
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for line in lines:
+                pipe.hmget(line.key, "spent", "reserved")
+            replies = await pipe.execute()
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._down_until = self._monotonic() + self._retry_seconds
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        return tuple(QuotaState(int(spent or 0), int(reserved or 0)) for spent, reserved in replies)
 
     async def aclose(self) -> None:
         await self._client.aclose()

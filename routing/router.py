@@ -1,19 +1,43 @@
-"""The router: picks the deployment for a public model and runs the upstream call.
+"""The router: orders a public model's deployments by its strategy (``routing.strategies``), then
+calls them in that order, retrying retryable failures with backoff (``routing.retry``) and moving
+on to the next deployment, then to the model's fallback models, until one answers or the
+model's total deadline passes. ``Attempt`` records the plan, the deployment that served (or
+failed last), the number of upstream calls and the time spent upstream.
 
-Today the strategy is ``model``: the enabled deployment with the lowest priority value (ties:
-the oldest). Retries, fallbacks, breakers and other strategies build on ``Attempt``."""
+A stream counts as served once its first content event arrived; until then a failure is
+retried like any other (``_BufferedStream`` replays what was read). Nothing is retried after a
+byte reached the client."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-
-import httpx
+from typing import TypeVar
 
 from providers.adapters import UpstreamCall, UpstreamStream, adapter_for
 from providers.adapters.base import JsonObject
 from providers.adapters.embeddings import EmbeddingResult, embed
-from providers.types import Completion, DeploymentConfig, ModelRoute
+from providers.errors import UpstreamError, UpstreamHTTPError, UpstreamTimeout
+from providers.http import UpstreamHTTP
+from providers.types import Catalog, Completion, DeploymentConfig, ModelRoute, StreamEvent
+from routing.breaker import BreakerBoard, BreakerPolicy
+from routing.latency import LatencyBoard
+from routing.retry import RetryPolicy, is_retryable, wait_before_retry
+from routing.strategies import DeploymentHealth, Snapshot, order_deployments
+
+T = TypeVar("T")
+
+
+class NoDeploymentAvailable(UpstreamError):
+    """Every deployment of the model (and of its fallbacks) is unavailable (breaker open)."""
+
+    status = 503
+    error_type = "upstream_error"
+    code = "no_deployment_available"
 
 
 def select_deployment(route: ModelRoute) -> DeploymentConfig:
@@ -23,53 +47,208 @@ def select_deployment(route: ModelRoute) -> DeploymentConfig:
 
 @dataclass(slots=True)
 class Attempt:
-    """What the edge needs to account for one routed call, filled in as it runs."""
+    """What the edge needs to account for one routed call, filled in as it runs: ``deployment``
+    is the one that served (or was tried last), ``attempts`` the number of upstream calls."""
 
     deployment: DeploymentConfig
+    candidates: tuple[DeploymentConfig, ...] = ()
+    deadline: float = float("inf")  # time.perf_counter() value
+    attempts: int = 0
     upstream_seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter)
 
+    def response_headers(self) -> dict[str, str]:
+        d = self.deployment
+        return {
+            "x-gateway-attempts": str(self.attempts),
+            "x-gateway-deployment": f"{d.provider.name}/{d.upstream_model}",
+        }
 
-class Router:
-    def __init__(self, *, client: httpx.AsyncClient, default_timeout: float) -> None:
-        self._client = client
-        self._default_timeout = default_timeout
+
+class _BufferedStream:
+    """An upstream stream whose first events were already read (to see it start well)."""
+
+    def __init__(self, stream: UpstreamStream, head: list[StreamEvent], rest: AsyncIterator[StreamEvent]):
+        self._stream, self._head, self._rest = stream, head, rest
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        for event in self._head:
+            yield event
+        async for event in self._rest:
+            yield event
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._stream.aclose()
 
-    def plan(self, route: ModelRoute) -> Attempt:
-        return Attempt(deployment=select_deployment(route))
+
+class Router:
+    """Owns the upstream connection pool (``client``, from ``providers.http``) and closes it,
+    and the routing state of its process: round-robin turns, the latency board, the RNG."""
+
+    def __init__(
+        self,
+        *,
+        client: UpstreamHTTP,
+        default_timeout: float,
+        retry: RetryPolicy | None = None,
+        latency: LatencyBoard | None = None,
+        breakers: BreakerBoard | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._http = client
+        self._default_timeout = default_timeout
+        self._retry = retry or RetryPolicy()
+        self.latency = latency or LatencyBoard()
+        self.breakers = breakers or BreakerBoard(BreakerPolicy())
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._turns: dict[str, itertools.count[int]] = {}
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _snapshot(self, route: ModelRoute, *, prompt_tokens: int, completion_tokens: int) -> Snapshot:
+        averages = self.latency.averages()
+        health = {
+            d.id: DeploymentHealth(latency_ms=averages.get(d.id), available=self.breakers.allows(d.id))
+            for d in route.deployments
+        }
+        turn = next(self._turns.setdefault(route.name, itertools.count()))
+        return Snapshot(
+            health=health,
+            turn=turn,
+            draw=self._rng.random(),
+            explore=self._rng.random(),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+
+    def plan(
+        self,
+        route: ModelRoute,
+        *,
+        catalog: Catalog | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+    ) -> Attempt:
+        """The deployments to try, in order: the model's by its strategy, then each fallback
+        model's by its own. Raises ``NoDeploymentAvailable`` when there is none."""
+        routes = [route, *(catalog.models[n] for n in route.fallbacks if catalog and n in catalog.models)]
+        candidates: list[DeploymentConfig] = []
+        for each in routes:
+            snapshot = self._snapshot(each, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            ordered = order_deployments(each.strategy, each.deployments, snapshot)
+            candidates.extend(d for d in ordered if all(d.id != c.id for c in candidates))
+        if not candidates:
+            raise NoDeploymentAvailable(f"No deployment of the model '{route.name}' is available right now.")
+        timeout = route.timeout_seconds or self._default_timeout
+        return Attempt(
+            deployment=candidates[0], candidates=tuple(candidates), deadline=time.perf_counter() + timeout
+        )
 
     def _call(self, attempt: Attempt, body: JsonObject, request_id: str) -> UpstreamCall:
         deployment = attempt.deployment
+        provider_timeout = deployment.provider.timeout_seconds or self._default_timeout
+        remaining = max(0.001, attempt.deadline - time.perf_counter())
         return UpstreamCall(
             deployment=deployment,
             body=body,
-            client=self._client,
-            timeout_seconds=deployment.provider.timeout_seconds or self._default_timeout,
+            http=self._http,
+            timeout_seconds=min(provider_timeout, remaining),
             request_id=request_id,
         )
 
-    async def complete(self, attempt: Attempt, body: JsonObject, *, request_id: str) -> Completion:
-        adapter = adapter_for(attempt.deployment.provider.kind)
+    async def _once(
+        self, attempt: Attempt, operation: Callable[[UpstreamCall], Awaitable[T]], call: UpstreamCall
+    ) -> T:
+        """One upstream call; its outcome feeds the deployment's breaker and latency average. A
+        non-retryable error (a 4xx) shows the deployment is up, so it counts as a success."""
+        deployment_id = call.deployment.id
+        attempt.attempts += 1
+        self.breakers.start(deployment_id)
         started = time.perf_counter()
         try:
-            return await adapter.complete(self._call(attempt, body, request_id))
+            result = await operation(call)
+        except UpstreamError as exc:
+            (self.breakers.failed if is_retryable(exc) else self.breakers.succeeded)(deployment_id)
+            raise
+        except BaseException:
+            self.breakers.succeeded(deployment_id)  # cancelled or our bug: release a probe slot
+            raise
         finally:
             attempt.upstream_seconds += time.perf_counter() - started
+        self.breakers.succeeded(deployment_id)
+        self.latency.observe(deployment_id, (time.perf_counter() - started) * 1000)
+        return result
+
+    async def _run(
+        self,
+        attempt: Attempt,
+        body: JsonObject,
+        request_id: str,
+        operation: Callable[[UpstreamCall], Awaitable[T]],
+    ) -> T:
+        """Try the candidates in order with retries; raise the last failure when all failed."""
+        last: UpstreamError | None = None
+        for deployment in attempt.candidates or (attempt.deployment,):
+            retry = 0
+            while True:
+                if not self.breakers.allows(deployment.id):
+                    break  # opened (or probed by another request) since the plan
+                attempt.deployment = deployment
+                if time.perf_counter() >= attempt.deadline:
+                    raise last or UpstreamTimeout("The model's deadline passed before an upstream answered.")
+                try:
+                    return await self._once(attempt, operation, self._call(attempt, body, request_id))
+                except UpstreamError as exc:
+                    last = exc
+                    if not is_retryable(exc):
+                        raise
+                    remaining = attempt.deadline - time.perf_counter()
+                    wait = wait_before_retry(
+                        self._retry, error=exc, retry=retry, draw=self._rng.random(), remaining=remaining
+                    )
+                    if wait is None:
+                        break
+                    await self._sleep(wait)
+                    retry += 1
+        if last is None:
+            raise NoDeploymentAvailable("No deployment of the model is available right now.")
+        raise last
+
+    async def complete(self, attempt: Attempt, body: JsonObject, *, request_id: str) -> Completion:
+        async def operation(call: UpstreamCall) -> Completion:
+            return await adapter_for(call.deployment.provider.kind).complete(call)
+
+        return await self._run(attempt, body, request_id, operation)
 
     async def open_stream(self, attempt: Attempt, body: JsonObject, *, request_id: str) -> UpstreamStream:
-        adapter = adapter_for(attempt.deployment.provider.kind)
-        started = time.perf_counter()
-        try:
-            return await adapter.open_stream(self._call(attempt, body, request_id))
-        finally:
-            attempt.upstream_seconds += time.perf_counter() - started
+        """Returns once the upstream stream produced its first content (or ended cleanly)."""
+        return await self._run(attempt, body, request_id, _open_started_stream)
 
     async def embed(self, attempt: Attempt, body: JsonObject, *, request_id: str) -> EmbeddingResult:
-        started = time.perf_counter()
-        try:
-            return await embed(self._call(attempt, body, request_id))
-        finally:
-            attempt.upstream_seconds += time.perf_counter() - started
+        return await self._run(attempt, body, request_id, embed)
+
+
+async def _open_started_stream(call: UpstreamCall) -> UpstreamStream:
+    """Open the stream and read up to its first content event; a failure before that (an error
+    status, a transport error, an in-stream error event) raises, closing the stream."""
+    stream = await adapter_for(call.deployment.provider.kind).open_stream(call)
+    events = stream.events()
+    head: list[StreamEvent] = []
+    try:
+        async for event in events:
+            if event.error:
+                raise UpstreamHTTPError(
+                    "The upstream stream failed before its first content.",
+                    status=502,
+                    error_type="upstream_error",
+                )
+            head.append(event)
+            if event.text or event.usage is not None:
+                break
+    except BaseException:
+        await stream.aclose()
+        raise
+    return _BufferedStream(stream, head, events)

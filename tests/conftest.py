@@ -139,6 +139,9 @@ def start_gateway(
         "GATEWAY_REDIS_PREFIX": redis_prefix,
         "GATEWAY_USAGE_FLUSH_SECONDS": "0.05",
         "GATEWAY_CONFIG_POLL_SECONDS": "0.1",
+        # Each upstream answer reaches the client as mapped (the error-mapping tests); the routing
+        # tests turn retries on.
+        "GATEWAY_RETRIES": "0",
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }

@@ -14,15 +14,17 @@ turned into a plan for the limiter's one round trip.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
 import orjson
 from django.conf import settings
 
-from accounting.pricing import cost_usd
+from accounting.pricing import PriceTable, PriceVersion, cost_usd
 from gateway_site.api.exchange import Exchange, message_texts
 from gateway_site.api.parsing import ChatRequest, JsonObject
+from gateway_site.runtime import get_runtime
 from providers.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, count_message_tokens, count_tokens
 from providers.types import ModelRoute
 from quotas.admission import Admission, Limiter
@@ -94,20 +96,32 @@ def estimate_chat(raw: JsonObject, *, default_max_tokens: int) -> Estimate:
     )
 
 
-def max_cost(route: ModelRoute, estimate: Estimate) -> Decimal:
+def max_cost(route: ModelRoute, estimate: Estimate, prices: PriceTable | None = None) -> Decimal:
     """The most the request can cost on any of the model's deployments (the router may fall
-    back from one to another)."""
-    return max(
-        cost_usd(
-            prompt_tokens=estimate.prompt_bound,
-            completion_tokens=estimate.completion_tokens,
-            cached_tokens=0,
-            input_per_million=d.prices.input_per_million,
-            output_per_million=d.prices.output_per_million,
-            cached_input_per_million=None,
+    back from one to another), at each one's price version in force now, or its own prices."""
+    now = time.time()
+    costs = []
+    for d in route.deployments:
+        version = prices.at(d.id, now) if prices is not None else None
+        costs.append(
+            cost_usd(
+                prompt_tokens=estimate.prompt_bound,
+                completion_tokens=estimate.completion_tokens,
+                cached_tokens=0,
+                input_per_million=version.input_per_million if version else d.prices.input_per_million,
+                output_per_million=version.output_per_million if version else d.prices.output_per_million,
+                cached_input_per_million=None,
+                # cache writes may cost more than input: bound the prompt at the dearer price
+                cache_write_tokens=estimate.prompt_bound if version and _writes_dearer(version) else 0,
+                cache_write_per_million=version.cache_write_per_million if version else None,
+            )
         )
-        for d in route.deployments
-    )
+    return max(costs)
+
+
+def _writes_dearer(version: PriceVersion) -> bool:
+    write = version.cache_write_per_million
+    return write is not None and write > version.input_per_million
 
 
 def _lease_ms(route: ModelRoute) -> int:
@@ -131,7 +145,9 @@ async def admit_chat(
         request_id=exchange.request_id,
         model=chat.model,
         tokens=estimate.tokens,
-        cost_micro=to_micro(max_cost(route, estimate)) if policy.quotas else 0,
+        cost_micro=to_micro(max_cost(route, estimate, get_runtime().watcher.current().prices))
+        if policy.quotas
+        else 0,
         lease_ms=_lease_ms(route),
         now=dt.datetime.now(dt.UTC),
         tz=settings.GATEWAY_QUOTA_TIMEZONE,

@@ -15,7 +15,7 @@ from gateway_site.api.errors import MethodNotAllowed, PayloadTooLarge, RequestEr
 from gateway_site.api.exchange import Exchange, UsageTracker
 from gateway_site.api.parsing import load_json_object
 from gateway_site.api.responses import json_response
-from gateway_site.api.views import resolve_route
+from gateway_site.api.views import attempt_headers, resolve_route
 from gateway_site.runtime import get_runtime
 from providers.types import Usage
 from quotas.keys import key_from_headers
@@ -68,7 +68,7 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
     model, raw = parse_embeddings_request(request.body, limit=limit)
     route = resolve_route(snapshot, key, model)
     router = runtime.router()
-    attempt = router.plan(route)
+    attempt = router.plan(route, catalog=snapshot.catalog)
     tracker = UsageTracker(
         writer=runtime.usage,
         exchange=exchange,
@@ -78,7 +78,7 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
         body={},
         endpoint="embeddings",
     )
-    with tracking(tracker):
+    with tracking(tracker), attempt_headers(exchange, attempt):
         result = await router.embed(attempt, raw, request_id=exchange.request_id)
         tracker.usage = Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)
     return json_response(result.body)

@@ -7,9 +7,11 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 
-from accounting.pricing import cost_usd
-from accounting.recorder import UsageEvent, UsageWriter
+from accounting.pricing import PriceVersion, request_cost
+from accounting.recorder import UsageEvent
+from gateway_site.ledger import UsageSink
 from providers.tokens import count_message_tokens, count_tokens
 from providers.types import Usage
 from quotas.admission import Admission
@@ -61,9 +63,10 @@ def message_texts(raw: dict[str, object]) -> list[str]:
 @dataclass(slots=True)
 class UsageTracker:
     """Collects what happened to an admitted request, emits one ``UsageEvent`` and settles its
-    admission (the reserved tokens and cost replaced by the actual ones, parallel slots freed)."""
+    admission (the reserved tokens and cost replaced by the actual ones, parallel slots freed),
+    both through ``writer`` (a ``gateway_site.ledger.UsageSink``)."""
 
-    writer: UsageWriter
+    writer: UsageSink
     exchange: Exchange
     key: KeyContext
     model: str
@@ -78,6 +81,7 @@ class UsageTracker:
     streamed_text: list[str] = field(default_factory=list)
     first_token_at: float | None = None
     client_disconnected: bool = False
+    cache_hit: bool = False  # set by the response cache: recorded at zero cost, with the cost saved
     finished: bool = False
 
     def on_text(self, text: str) -> None:
@@ -107,48 +111,60 @@ class UsageTracker:
         self.finished = True
         usage, estimated = self._final_usage()
         deployment = self.attempt.deployment
-        prices = deployment.prices
-        cost = cost_usd(
+        prices = self.writer.price_at(deployment.id, self.exchange.started_wall) or PriceVersion(
+            id=None,
+            input_per_million=deployment.prices.input_per_million,
+            output_per_million=deployment.prices.output_per_million,
+            cached_input_per_million=deployment.prices.cached_input_per_million,
+        )
+        upstream_cost = request_cost(
+            kind=deployment.provider.kind,
+            prices=prices,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,
-            input_per_million=prices.input_per_million,
-            output_per_million=prices.output_per_million,
-            cached_input_per_million=prices.cached_input_per_million,
+            cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
         )
-        if self.admission is not None:
-            self.admission.settle(tokens=usage.total_tokens, cost_micro=to_micro(cost))
+        # A response served from the cache costs nothing upstream; it saved what it would have.
+        cost = Decimal(0) if self.cache_hit else upstream_cost
         now = time.perf_counter()
-        self.writer.record(
-            UsageEvent(
-                request_id=self.exchange.request_id,
-                client_request_id=self.exchange.client_request_id,
-                created_at=self.exchange.started_wall,
-                tenant_id=self.key.tenant_id,
-                tenant_name=self.key.tenant_name,
-                key_id=self.key.key_id,
-                key_prefix=self.key.key_prefix,
-                endpoint=self.endpoint,
-                model=self.model,
-                deployment_id=deployment.id,
-                provider=deployment.provider.name,
-                upstream_model=deployment.upstream_model,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cached_tokens=usage.cached_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                usage_estimated=estimated,
-                cost_usd=cost,
-                status=self.status,
-                error_type=self.error_type,
-                streamed=self.streamed,
-                client_disconnected=self.client_disconnected,
-                latency_ms=(now - self.exchange.started) * 1000,
-                upstream_latency_ms=self.attempt.upstream_seconds * 1000,
-                ttft_ms=(
-                    (self.first_token_at - self.exchange.started) * 1000
-                    if self.first_token_at is not None
-                    else None
-                ),
-            )
+        event = UsageEvent(
+            request_id=self.exchange.request_id,
+            client_request_id=self.exchange.client_request_id,
+            created_at=self.exchange.started_wall,
+            tenant_id=self.key.tenant_id,
+            tenant_name=self.key.tenant_name,
+            key_id=self.key.key_id,
+            key_prefix=self.key.key_prefix,
+            endpoint=self.endpoint,
+            model=self.model,
+            deployment_id=deployment.id,
+            provider=deployment.provider.name,
+            upstream_model=deployment.upstream_model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            usage_estimated=estimated,
+            cost_usd=cost,
+            price_version_id=prices.id,
+            cache_hit=self.cache_hit,
+            cost_saved_usd=upstream_cost if self.cache_hit else Decimal(0),
+            status=self.status,
+            error_type=self.error_type,
+            streamed=self.streamed,
+            client_disconnected=self.client_disconnected,
+            latency_ms=(now - self.exchange.started) * 1000,
+            upstream_latency_ms=self.attempt.upstream_seconds * 1000,
+            ttft_ms=(
+                (self.first_token_at - self.exchange.started) * 1000
+                if self.first_token_at is not None
+                else None
+            ),
+        )
+        # One Redis round trip with REDIS_URL: settlement and the outbox append together.
+        self.writer.emit(
+            event, admission=self.admission, tokens=usage.total_tokens, cost_micro=to_micro(cost)
         )

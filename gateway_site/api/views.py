@@ -3,14 +3,17 @@ resolve the model, admit (rate limits and cost quotas), route, respond."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
-from gateway_site.api.admission import admit_chat
+from gateway_site.api.admission import admit_chat, estimate_chat
 from gateway_site.api.endpoint import api_endpoint, tracking
 from gateway_site.api.errors import MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
 from gateway_site.api.exchange import Exchange, UsageTracker
-from gateway_site.api.parsing import parse_chat_request
+from gateway_site.api.parsing import JsonObject, parse_chat_request
 from gateway_site.api.responses import json_response
 from gateway_site.api.streaming import streaming_response
 from gateway_site.runtime import Snapshot, get_runtime
@@ -19,6 +22,8 @@ from quotas.access import model_allowed
 from quotas.errors import ModelAccessDenied
 from quotas.keys import key_from_headers
 from quotas.registry import KeyContext
+from routing.router import Attempt, Router
+from routing.strategies import COST_OPTIMIZED
 
 
 def _require(request: HttpRequest, method: str) -> None:
@@ -47,6 +52,28 @@ def resolve_route(snapshot: Snapshot, key: KeyContext, model: str) -> ModelRoute
     return route
 
 
+def _plan(router: Router, route: ModelRoute, snapshot: Snapshot, raw: JsonObject) -> Attempt:
+    """The deployments to try; ``cost_optimized`` ranks them by the request's estimated cost."""
+    if route.strategy != COST_OPTIMIZED:
+        return router.plan(route, catalog=snapshot.catalog)
+    estimate = estimate_chat(raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
+    return router.plan(
+        route,
+        catalog=snapshot.catalog,
+        prompt_tokens=estimate.prompt_tokens,
+        completion_tokens=estimate.completion_tokens,
+    )
+
+
+@contextmanager
+def attempt_headers(exchange: Exchange, attempt: Attempt) -> Iterator[None]:
+    """``x-gateway-attempts`` and ``x-gateway-deployment`` on the response, failed or not."""
+    try:
+        yield
+    finally:
+        exchange.headers.update(attempt.response_headers())
+
+
 @api_endpoint
 async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
     _require(request, "POST")
@@ -57,7 +84,7 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
     chat = parse_chat_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
     route = resolve_route(snapshot, key, chat.model)
     router = runtime.router()
-    attempt = router.plan(route)
+    attempt = _plan(router, route, snapshot, chat.raw)
     admission = await admit_chat(runtime.limiter(), key=key, chat=chat, route=route, exchange=exchange)
     tracker = UsageTracker(
         writer=runtime.usage,
@@ -70,10 +97,10 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
         admission=admission,
     )
     if chat.stream:
-        with tracking(tracker, finish=False):
+        with tracking(tracker, finish=False), attempt_headers(exchange, attempt):
             stream = await router.open_stream(attempt, chat.raw, request_id=exchange.request_id)
         return streaming_response(stream, tracker, include_usage=chat.include_usage)
-    with tracking(tracker):
+    with tracking(tracker), attempt_headers(exchange, attempt):
         completion = await router.complete(attempt, chat.raw, request_id=exchange.request_id)
         tracker.usage = completion.usage
     return json_response(completion.body)

@@ -16,10 +16,11 @@ import orjson
 
 from providers.adapters import chat_request as req
 from providers.adapters.anthropic_stream import AnthropicStreamTranslator, finish_reason, usage_from
-from providers.adapters.base import JsonObject, UpstreamCall, send
+from providers.adapters.base import JsonObject, UpstreamCall, post
 from providers.adapters.chunks import Choice, ToolCall, completion
 from providers.adapters.error_policy import retry_headers, vendor_error
 from providers.adapters.translated_stream import SSEFraming, TranslatedStream
+from providers.adapters.vendor_json import json_headers, json_object, parse_or_none
 from providers.errors import UnsupportedRequest, UpstreamError, UpstreamProtocolError
 from providers.types import Completion, DeploymentConfig
 
@@ -34,14 +35,8 @@ def to_upstream(
     if stream:
         payload["stream"] = True
     provider = deployment.provider
-    headers = {
-        "content-type": "application/json",
-        "accept": "text/event-stream" if stream else "application/json",
-        "accept-encoding": "identity",
-        "anthropic-version": provider.api_version or "2023-06-01",
-    }
-    if provider.api_key:
-        headers["x-api-key"] = provider.api_key
+    headers = json_headers(stream=stream, key_header="x-api-key", api_key=provider.api_key)
+    headers["anthropic-version"] = provider.api_version or "2023-06-01"
     return f"{provider.base_url}/v1/messages", headers, orjson.dumps(payload)
 
 
@@ -145,18 +140,7 @@ def _tool_choice(choice: str | None, parallel: object) -> JsonObject | None:
 def messages(body: JsonObject) -> list[JsonObject]:
     """OpenAI messages as Anthropic turns: system messages left out (they go to ``system``),
     tool results as ``tool_result`` blocks of a user turn, same-role neighbours merged."""
-    turns: list[JsonObject] = []
-    for message in req.messages(body):
-        if req.is_system(message):
-            continue
-        role, blocks = _turn(message)
-        if turns and turns[-1]["role"] == role:
-            previous = turns[-1]["content"]
-            assert isinstance(previous, list)
-            previous.extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    return turns
+    return req.turns(body, _turn, blocks_key="content")
 
 
 def _turn(message: JsonObject) -> tuple[str, list[JsonObject]]:
@@ -187,7 +171,7 @@ def _block(part: str | req.Image) -> JsonObject:
 
 
 def from_upstream(content: bytes, *, created: int) -> Completion:
-    message = _load_object(content)
+    message = json_object(content)
     blocks = message.get("content")
     if not isinstance(blocks, list):
         raise UpstreamProtocolError("The upstream provider sent a message without content.")
@@ -216,25 +200,12 @@ def from_upstream(content: bytes, *, created: int) -> Completion:
     )
 
 
-def _load_object(content: bytes) -> dict[str, object]:
-    try:
-        parsed = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise UpstreamProtocolError("The upstream provider sent a response that is not a JSON object.")
-    return parsed
-
-
 def map_error(
     status: int, content: bytes, headers: Mapping[str, str], deployment: DeploymentConfig
 ) -> UpstreamError:
     """``{"type":"error","error":{"type","message"}}``: 429 keeps ``retry-after``, 529
     ``overloaded_error`` becomes 503, 401/403 an upstream configuration error."""
-    try:
-        parsed = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        parsed = None
+    parsed = parse_or_none(content)
     error = parsed.get("error") if isinstance(parsed, dict) else None
     message = str(error.get("message", "")) if isinstance(error, dict) else ""
     return vendor_error(status, message, provider=deployment.provider, headers=retry_headers(headers))
@@ -242,20 +213,13 @@ def map_error(
 
 class AnthropicAdapter:
     async def complete(self, call: UpstreamCall) -> Completion:
-        url, headers, content = to_upstream(call.body, call.deployment, stream=False)
-        response = await send(call, url=url, headers=headers, content=content, stream=False)
-        if response.status_code >= 400:
-            raise map_error(response.status_code, response.content, response.headers, call.deployment)
+        request = to_upstream(call.body, call.deployment, stream=False)
+        response = await post(call, request, map_error=map_error, stream=False)
         return from_upstream(response.content, created=int(time.time()))
 
     async def open_stream(self, call: UpstreamCall) -> TranslatedStream:
-        url, headers, content = to_upstream(call.body, call.deployment, stream=True)
-        response = await send(call, url=url, headers=headers, content=content, stream=True)
-        if response.status_code >= 400:
-            raise map_error(response.status_code, response.content, response.headers, call.deployment)
-        translator = AnthropicStreamTranslator(
-            provider=call.deployment.provider.name, created=int(time.time())
-        )
-        return TranslatedStream(
-            response, provider=call.deployment.provider.name, translator=translator, framing=SSEFraming()
-        )
+        request = to_upstream(call.body, call.deployment, stream=True)
+        response = await post(call, request, map_error=map_error, stream=True)
+        provider = call.deployment.provider.name
+        translator = AnthropicStreamTranslator(provider=provider, created=int(time.time()))
+        return TranslatedStream(response, provider=provider, translator=translator, framing=SSEFraming())

@@ -8,9 +8,8 @@ ends the stream with the usage chunk. An ``error`` event becomes an in-stream er
 
 from __future__ import annotations
 
-import orjson
-
 from providers.adapters.chunks import ChunkWriter, ToolCall, error_event
+from providers.adapters.vendor_json import count, event_object
 from providers.errors import UpstreamProtocolError
 from providers.types import StreamEvent, Usage
 
@@ -29,19 +28,20 @@ def finish_reason(stop_reason: object) -> str:
     return _FINISH.get(str(stop_reason), "stop")
 
 
-def _count(raw: dict[str, object], name: str) -> int:
-    value = raw.get(name)
-    return value if isinstance(value, int) else 0
-
-
 def usage_from(raw: object) -> Usage | None:
     """Prompt tokens = input + cache creation + cache read (Anthropic's total input); cached
-    tokens = cache reads."""
+    tokens = cache reads; cache write tokens = cache creation."""
     if not isinstance(raw, dict) or not isinstance(raw.get("output_tokens"), int):
         return None
-    cached = _count(raw, "cache_read_input_tokens")
-    prompt = _count(raw, "input_tokens") + _count(raw, "cache_creation_input_tokens") + cached
-    return Usage(prompt_tokens=prompt, completion_tokens=_count(raw, "output_tokens"), cached_tokens=cached)
+    cached = count(raw, "cache_read_input_tokens")
+    written = count(raw, "cache_creation_input_tokens")
+    prompt = count(raw, "input_tokens") + written + cached
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=count(raw, "output_tokens"),
+        cached_tokens=cached,
+        cache_write_tokens=written,
+    )
 
 
 class AnthropicStreamTranslator:
@@ -54,13 +54,8 @@ class AnthropicStreamTranslator:
         self.done = False
 
     def feed(self, event: str, data: bytes) -> list[StreamEvent]:
-        try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError(
-                f"The upstream provider '{self._provider}' sent a stream event that is not JSON."
-            ) from None
-        if not isinstance(parsed, dict):
+        parsed = event_object(data, provider=self._provider)
+        if parsed is None:
             return []
         kind = parsed.get("type") or event
         handler = getattr(self, f"_on_{kind}", None)

@@ -15,8 +15,9 @@ from urllib.parse import quote
 import orjson
 
 from providers.adapters import openai
-from providers.adapters.base import JsonObject, UpstreamCall, send
+from providers.adapters.base import JsonObject, UpstreamCall, post
 from providers.adapters.error_policy import retry_headers, vendor_error
+from providers.adapters.vendor_json import json_headers, json_object
 from providers.errors import UpstreamError, UpstreamProtocolError
 from providers.types import Completion, DeploymentConfig, StreamEvent
 
@@ -31,14 +32,7 @@ def deployment_url(deployment: DeploymentConfig, operation: str) -> str:
 
 
 def headers_for(deployment: DeploymentConfig, *, stream: bool = False) -> dict[str, str]:
-    headers = {
-        "content-type": "application/json",
-        "accept": "text/event-stream" if stream else "application/json",
-        "accept-encoding": "identity",
-    }
-    if deployment.provider.api_key:
-        headers["api-key"] = deployment.provider.api_key
-    return headers
+    return json_headers(stream=stream, key_header="api-key", api_key=deployment.provider.api_key)
 
 
 def to_upstream(
@@ -59,18 +53,8 @@ def _strip_filters(parsed: dict[str, object]) -> dict[str, object]:
     return cleaned
 
 
-def _load(content: bytes) -> dict[str, object]:
-    try:
-        parsed = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise UpstreamProtocolError("The upstream provider sent a response that is not a JSON object.")
-    return parsed
-
-
 def from_upstream(content: bytes) -> Completion:
-    parsed = _load(content)
+    parsed = json_object(content)
     if not isinstance(parsed.get("choices"), list):
         raise UpstreamProtocolError("The upstream provider sent a completion without choices.")
     return Completion(
@@ -79,7 +63,7 @@ def from_upstream(content: bytes) -> Completion:
 
 
 def from_chunk(data: bytes) -> StreamEvent:
-    parsed = _load(data)
+    parsed = json_object(data)
     if "error" in parsed and not parsed.get("choices"):
         return StreamEvent(payload=data, error=True)
     if not parsed.get("choices") and parsed.get("usage") is None:
@@ -100,15 +84,11 @@ def map_error(
 
 class AzureAdapter:
     async def complete(self, call: UpstreamCall) -> Completion:
-        url, headers, content = to_upstream(call.body, call.deployment, stream=False)
-        response = await send(call, url=url, headers=headers, content=content, stream=False)
-        if response.status_code >= 400:
-            raise map_error(response.status_code, response.content, response.headers, call.deployment)
+        request = to_upstream(call.body, call.deployment, stream=False)
+        response = await post(call, request, map_error=map_error, stream=False)
         return from_upstream(response.content)
 
     async def open_stream(self, call: UpstreamCall) -> openai.OpenAIStream:
-        url, headers, content = to_upstream(call.body, call.deployment, stream=True)
-        response = await send(call, url=url, headers=headers, content=content, stream=True)
-        if response.status_code >= 400:
-            raise map_error(response.status_code, response.content, response.headers, call.deployment)
+        request = to_upstream(call.body, call.deployment, stream=True)
+        response = await post(call, request, map_error=map_error, stream=True)
         return openai.OpenAIStream(response, call, parse=from_chunk)

@@ -1,19 +1,21 @@
 """What every adapter offers the router, and the HTTP plumbing they share.
 
 An adapter is four pure functions (``to_upstream``, ``from_upstream``, ``from_chunk``,
-``map_error``) plus the thin I/O below that sends a request with the shared client."""
+``map_error``) plus the thin I/O below that sends a request through the shared connection pool
+(``providers.http``)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
 import httpx
 
-from providers.errors import UpstreamTimeout, UpstreamUnreachable
+from providers.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from providers.http import UpstreamHTTP
 from providers.types import Completion, DeploymentConfig, StreamEvent
 
 JsonObject = dict[str, object]
@@ -26,7 +28,7 @@ class UpstreamCall:
 
     deployment: DeploymentConfig
     body: JsonObject
-    client: httpx.AsyncClient
+    http: UpstreamHTTP
     timeout_seconds: float
     request_id: str
 
@@ -46,25 +48,42 @@ class Adapter(Protocol):
         ...
 
 
+class ErrorMap(Protocol):
+    """A vendor's ``map_error``: its error status and body as the error the client sees."""
+
+    def __call__(
+        self, status: int, content: bytes, headers: Mapping[str, str], deployment: DeploymentConfig, /
+    ) -> UpstreamError: ...
+
+
+async def post(
+    call: UpstreamCall, request: tuple[str, dict[str, str], bytes], *, map_error: ErrorMap, stream: bool
+) -> httpx.Response:
+    """Send a translated ``(url, headers, body)``; an error status raises the vendor's mapped
+    error. Streamed, the 2xx response is returned unread; else its body has been read."""
+    url, headers, content = request
+    response = await send(call, url=url, headers=headers, content=content, stream=stream)
+    if response.status_code >= 400:
+        raise map_error(response.status_code, response.content, response.headers, call.deployment)
+    return response
+
+
 async def send(
     call: UpstreamCall, *, url: str, headers: dict[str, str], content: bytes, stream: bool
 ) -> httpx.Response:
-    """POST with the shared client; transport failures become UpstreamError subclasses that
-    name the provider but never its URL or credentials."""
+    """POST with the shared pool; transport failures become UpstreamError subclasses that
+    name the provider but never its URL or credentials. The body is read (and the connection
+    released) unless ``stream`` and the status is 2xx."""
     provider = call.deployment.provider.name
-    request = call.client.build_request(
-        "POST",
-        url,
-        headers=headers,
-        content=content,
-        timeout=httpx.Timeout(call.timeout_seconds, connect=min(call.timeout_seconds, 10.0)),
-    )
+    request = call.http.request(url, headers=headers, content=content, timeout_seconds=call.timeout_seconds)
     try:
         async with asyncio.timeout(call.timeout_seconds):
-            response = await call.client.send(request, stream=True)
+            response = await call.http.send(request)
             if not stream or response.status_code >= 400:
-                await response.aread()
-                await response.aclose()
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
             return response
     except (TimeoutError, httpx.TransportError) as exc:
         raise transport_failure(exc, provider) from None

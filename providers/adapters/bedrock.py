@@ -16,13 +16,14 @@ from urllib.parse import quote
 
 import orjson
 
-from providers.adapters.base import JsonObject, UpstreamCall, send
+from providers.adapters.base import JsonObject, UpstreamCall, post
 from providers.adapters.bedrock_request import auth_headers, converse_body
 from providers.adapters.bedrock_stream import BedrockStreamTranslator, EventStreamFraming
 from providers.adapters.bedrock_wire import error_name, finish_reason, usage_from
 from providers.adapters.chunks import Choice, ToolCall, completion
 from providers.adapters.error_policy import vendor_error
 from providers.adapters.translated_stream import TranslatedStream
+from providers.adapters.vendor_json import parse_or_none
 from providers.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from providers.types import Completion, DeploymentConfig
 
@@ -58,10 +59,7 @@ def completion_id(headers: Mapping[str, str]) -> str:
 
 
 def from_upstream(content: bytes, *, created: int, model: str, id: str) -> Completion:
-    try:
-        parsed = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        parsed = None
+    parsed = parse_or_none(content)
     output = parsed.get("output") if isinstance(parsed, dict) else None
     message = output.get("message") if isinstance(output, dict) else None
     blocks = message.get("content") if isinstance(message, dict) else None
@@ -93,10 +91,7 @@ def map_error(
     """``x-amzn-ErrorType`` names the error: ThrottlingException 429, ModelNotReadyException
     and ServiceUnavailableException 503, ModelTimeoutException 504, ResourceNotFoundException
     404 ``model_not_found``, access and signature failures an upstream configuration error."""
-    try:
-        parsed = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        parsed = None
+    parsed = parse_or_none(content)
     message = str(parsed.get("message") or parsed.get("Message") or "") if isinstance(parsed, dict) else ""
     name = error_name(headers, parsed)
     if name == "ModelTimeoutException" or status == 408:
@@ -108,10 +103,8 @@ def map_error(
 
 class BedrockAdapter:
     async def complete(self, call: UpstreamCall) -> Completion:
-        url, headers, content = to_upstream(call.body, call.deployment, stream=False)
-        response = await send(call, url=url, headers=headers, content=content, stream=False)
-        if response.status_code >= 400:
-            raise map_error(response.status_code, response.content, response.headers, call.deployment)
+        request = to_upstream(call.body, call.deployment, stream=False)
+        response = await post(call, request, map_error=map_error, stream=False)
         return from_upstream(
             response.content,
             created=int(time.time()),
@@ -120,10 +113,8 @@ class BedrockAdapter:
         )
 
     async def open_stream(self, call: UpstreamCall) -> TranslatedStream:
-        url, headers, content = to_upstream(call.body, call.deployment, stream=True)
-        response = await send(call, url=url, headers=headers, content=content, stream=True)
-        if response.status_code >= 400:
-            raise map_error(response.status_code, response.content, response.headers, call.deployment)
+        request = to_upstream(call.body, call.deployment, stream=True)
+        response = await post(call, request, map_error=map_error, stream=True)
         provider = call.deployment.provider.name
         translator = BedrockStreamTranslator(
             provider=provider,

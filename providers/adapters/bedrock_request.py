@@ -10,6 +10,7 @@ from botocore.credentials import Credentials
 
 from providers.adapters import chat_request as req
 from providers.adapters.base import JsonObject
+from providers.adapters.vendor_json import parse_or_none
 from providers.errors import UnsupportedRequest
 from providers.types import ProviderConfig
 
@@ -104,18 +105,7 @@ def _output_config(body: JsonObject) -> JsonObject:
 def messages(body: JsonObject) -> list[JsonObject]:
     """Converse turns: must alternate, so same-role neighbours (tool results and the user text
     after them included) are merged into one turn."""
-    turns: list[JsonObject] = []
-    for message in req.messages(body):
-        if req.is_system(message):
-            continue
-        role, blocks = _turn(message)
-        if turns and turns[-1]["role"] == role:
-            previous = turns[-1]["content"]
-            assert isinstance(previous, list)
-            previous.extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    return turns
+    return req.turns(body, _turn, blocks_key="content")
 
 
 def _turn(message: JsonObject) -> tuple[str, list[JsonObject]]:
@@ -141,10 +131,7 @@ def _turn(message: JsonObject) -> tuple[str, list[JsonObject]]:
 
 
 def _tool_result(text: str) -> list[JsonObject]:
-    try:
-        parsed = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        parsed = None
+    parsed = parse_or_none(text)
     if isinstance(parsed, dict):
         return [{"json": parsed}]
     return [{"text": text or " "}]  # Converse refuses an empty text block

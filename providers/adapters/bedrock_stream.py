@@ -15,6 +15,7 @@ from botocore.eventstream import ChecksumMismatch, EventStreamBuffer, ParserErro
 
 from providers.adapters.bedrock_wire import finish_reason, usage_from
 from providers.adapters.chunks import ChunkWriter, ToolCall, error_event
+from providers.adapters.vendor_json import event_object
 from providers.errors import UpstreamProtocolError
 from providers.types import StreamEvent
 
@@ -60,13 +61,7 @@ class BedrockStreamTranslator:
         self.done = False
 
     def feed(self, event: str, data: bytes) -> list[StreamEvent]:
-        try:
-            payload = orjson.loads(data) if data else {}
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError(
-                f"The upstream provider '{self._provider}' sent a stream event that is not JSON."
-            ) from None
-        payload = payload if isinstance(payload, dict) else {}
+        payload = (event_object(data, provider=self._provider) if data else None) or {}
         if event.startswith(("exception:", "error:")):
             self.done = True
             detail = payload.get("message") or event.partition(":")[2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from providers.adapters.vendor_json import count
 from providers.types import Usage
 
 _FINISH = {
@@ -23,18 +24,20 @@ def finish_reason(stop_reason: object) -> str:
     return _FINISH.get(str(stop_reason), "stop")
 
 
-def _count(raw: dict[str, object], name: str) -> int:
-    value = raw.get(name)
-    return value if isinstance(value, int) else 0
-
-
 def usage_from(raw: object) -> Usage | None:
-    """Prompt = input + cache read + cache write tokens; cached = cache reads."""
+    """Prompt = input + cache read + cache write tokens; cached = cache reads; cache write = cache
+    creation."""
     if not isinstance(raw, dict) or not isinstance(raw.get("outputTokens"), int):
         return None
-    cached = _count(raw, "cacheReadInputTokens")
-    prompt = _count(raw, "inputTokens") + cached + _count(raw, "cacheWriteInputTokens")
-    return Usage(prompt_tokens=prompt, completion_tokens=_count(raw, "outputTokens"), cached_tokens=cached)
+    cached = count(raw, "cacheReadInputTokens")
+    written = count(raw, "cacheWriteInputTokens")
+    prompt = count(raw, "inputTokens") + cached + written
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=count(raw, "outputTokens"),
+        cached_tokens=cached,
+        cache_write_tokens=written,
+    )
 
 
 def error_name(headers: Mapping[str, str], body: object) -> str:

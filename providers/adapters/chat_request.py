@@ -8,12 +8,11 @@ from __future__ import annotations
 import binascii
 import re
 from base64 import b64decode
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import orjson
-
 from providers.adapters.base import JsonObject
+from providers.adapters.vendor_json import parse_or_none
 from providers.errors import UnsupportedRequest
 
 _DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)(?P<params>(;[^;,]*)*?);base64,(?P<data>.*)", re.S)
@@ -39,6 +38,25 @@ def messages(body: JsonObject) -> list[JsonObject]:
 
 def is_system(message: JsonObject) -> bool:
     return message.get("role") in ("system", "developer")
+
+
+Turn = Callable[[JsonObject], tuple[str, list[JsonObject]]]
+
+
+def turns(body: JsonObject, turn: Turn, *, blocks_key: str) -> list[JsonObject]:
+    """The non-system messages as vendor turns ``{"role": ..., blocks_key: [...]}``, each made by
+    ``turn`` (in order), same-role neighbours merged into one turn: the vendors want the roles
+    to alternate, and tool results become user turns next to the user's own."""
+    merged: list[tuple[str, list[JsonObject]]] = []
+    for message in messages(body):
+        if is_system(message):
+            continue
+        role, blocks = turn(message)
+        if merged and merged[-1][0] == role:
+            merged[-1][1].extend(blocks)
+        else:
+            merged.append((role, list(blocks)))
+    return [{"role": role, blocks_key: blocks} for role, blocks in merged]
 
 
 def system_texts(body: JsonObject) -> list[str]:
@@ -127,10 +145,7 @@ def tool_calls(message: JsonObject) -> list[ToolCallIn]:
 def parse_arguments(arguments: object) -> JsonObject:
     if arguments in (None, ""):
         return {}
-    try:
-        parsed = orjson.loads(str(arguments))
-    except orjson.JSONDecodeError:
-        parsed = None
+    parsed = parse_or_none(str(arguments))
     if not isinstance(parsed, dict):
         raise UnsupportedRequest(
             "Tool call arguments must be a JSON object encoded as a string.",

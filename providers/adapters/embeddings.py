@@ -11,16 +11,16 @@ import asyncio
 import base64
 import hashlib
 import struct
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import orjson
 
 from providers.adapters import azure, bedrock, gemini, openai
-from providers.adapters.base import JsonObject, UpstreamCall, send
+from providers.adapters.base import ErrorMap, JsonObject, UpstreamCall, post
 from providers.adapters.bedrock_request import auth_headers
-from providers.errors import UnsupportedRequest, UpstreamError, UpstreamProtocolError
+from providers.adapters.vendor_json import json_object
+from providers.errors import UnsupportedRequest, UpstreamProtocolError
 from providers.tokens import count_tokens
 from providers.types import DeploymentConfig
 
@@ -71,22 +71,12 @@ def _encode(vector: Sequence[float], encoding_format: object) -> list[float] | s
 
 def passthrough_result(content: bytes) -> EmbeddingResult:
     """An OpenAI-shaped answer (OpenAI, Azure), returned untouched."""
-    parsed = _object(content)
+    parsed = json_object(content)
     usage = parsed.get("usage")
     tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
     if not isinstance(parsed.get("data"), list):
         raise UpstreamProtocolError("The upstream provider sent an embeddings answer without data.")
     return EmbeddingResult(body=content, prompt_tokens=tokens if isinstance(tokens, int) else 0)
-
-
-def _object(content: bytes) -> dict[str, object]:
-    try:
-        parsed = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise UpstreamProtocolError("The upstream provider sent a response that is not a JSON object.")
-    return parsed
 
 
 def gemini_request(body: JsonObject, deployment: DeploymentConfig) -> tuple[str, dict[str, str], bytes]:
@@ -104,7 +94,7 @@ def gemini_request(body: JsonObject, deployment: DeploymentConfig) -> tuple[str,
 
 def gemini_result(content: bytes, body: JsonObject, *, model: str) -> EmbeddingResult:
     """Gemini reports no usage: the prompt tokens are the gateway's count of the inputs."""
-    embeddings = _object(content).get("embeddings")
+    embeddings = json_object(content).get("embeddings")
     vectors: list[list[float]] = []
     for item in embeddings if isinstance(embeddings, list) else []:
         values = item.get("values") if isinstance(item, dict) else None
@@ -139,7 +129,7 @@ def titan_request(
 
 
 def titan_vector(content: bytes) -> tuple[list[float], int]:
-    parsed = _object(content)
+    parsed = json_object(content)
     vector, tokens = parsed.get("embedding"), parsed.get("inputTextTokenCount")
     if not isinstance(vector, list):
         raise UpstreamProtocolError("The upstream provider sent an embeddings answer without 'embedding'.")
@@ -179,18 +169,8 @@ def _azure_request(body: JsonObject, deployment: DeploymentConfig) -> tuple[str,
     )
 
 
-class ErrorMap(Protocol):
-    def __call__(
-        self, status: int, content: bytes, headers: Mapping[str, str], deployment: DeploymentConfig, /
-    ) -> UpstreamError: ...
-
-
-async def _post(call: UpstreamCall, request: tuple[str, dict[str, str], bytes], error_map: ErrorMap) -> bytes:
-    url, headers, content = request
-    response = await send(call, url=url, headers=headers, content=content, stream=False)
-    if response.status_code >= 400:
-        raise error_map(response.status_code, response.content, response.headers, call.deployment)
-    return response.content
+async def _post(call: UpstreamCall, request: tuple[str, dict[str, str], bytes], map_error: ErrorMap) -> bytes:
+    return (await post(call, request, map_error=map_error, stream=False)).content
 
 
 async def _openai(call: UpstreamCall) -> EmbeddingResult:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import orjson
 
 from providers.adapters import chat_request as req
-from providers.adapters.base import JsonObject, UpstreamCall, send
+from providers.adapters.base import JsonObject, UpstreamCall, post
 from providers.adapters.chunks import Choice, completion
 from providers.adapters.error_policy import retry_headers, vendor_error
 from providers.adapters.gemini_stream import GeminiStreamTranslator
@@ -32,6 +32,7 @@ from providers.adapters.gemini_wire import (
     usage_from,
 )
 from providers.adapters.translated_stream import SSEFraming, TranslatedStream
+from providers.adapters.vendor_json import json_headers, json_object, parse_or_none
 from providers.errors import UnsupportedRequest, UpstreamError, UpstreamProtocolError
 from providers.types import Completion, DeploymentConfig
 
@@ -45,14 +46,7 @@ def model_url(deployment: DeploymentConfig, method: str) -> str:
 
 
 def headers_for(deployment: DeploymentConfig, *, stream: bool = False) -> dict[str, str]:
-    headers = {
-        "content-type": "application/json",
-        "accept": "text/event-stream" if stream else "application/json",
-        "accept-encoding": "identity",
-    }
-    if deployment.provider.api_key:
-        headers["x-goog-api-key"] = deployment.provider.api_key
-    return headers
+    return json_headers(stream=stream, key_header="x-goog-api-key", api_key=deployment.provider.api_key)
 
 
 def to_upstream(
@@ -127,18 +121,7 @@ def contents(body: JsonObject) -> list[JsonObject]:
     """User and model turns; tool results as ``functionResponse`` parts of a user turn (the
     function's name found through the earlier assistant tool call); same-role neighbours merged."""
     names: dict[str, str] = {}
-    turns: list[JsonObject] = []
-    for message in req.messages(body):
-        if req.is_system(message):
-            continue
-        role, parts = _turn(message, names)
-        if turns and turns[-1]["role"] == role:
-            previous = turns[-1]["parts"]
-            assert isinstance(previous, list)
-            previous.extend(parts)
-        else:
-            turns.append({"role": role, "parts": parts})
-    return turns
+    return req.turns(body, lambda message: _turn(message, names), blocks_key="parts")
 
 
 def _turn(message: JsonObject, names: dict[str, str]) -> tuple[str, list[JsonObject]]:
@@ -166,10 +149,7 @@ def _turn(message: JsonObject, names: dict[str, str]) -> tuple[str, list[JsonObj
 
 def _tool_response(text: str) -> JsonObject:
     """Gemini needs an object: the result itself when it is a JSON object, else ``{"result": ...}``."""
-    try:
-        parsed = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        parsed = None
+    parsed = parse_or_none(text)
     return parsed if isinstance(parsed, dict) else {"result": text}
 
 
@@ -186,12 +166,7 @@ def _part(part: str | req.Image) -> JsonObject:
 
 
 def from_upstream(content: bytes, *, created: int, model: str, new_id: IdFactory = random_id) -> Completion:
-    try:
-        parsed = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise UpstreamProtocolError("The upstream provider sent a response that is not a JSON object.")
+    parsed = json_object(content)
     candidates = field(parsed, "candidates")
     choices = [
         _choice(c, i, new_id) for i, c in enumerate(candidates if isinstance(candidates, list) else [])
@@ -228,11 +203,7 @@ def map_error(
     """Google RPC errors: the message and RPC status (as ``code``) are kept; a ``RetryInfo``
     delay becomes ``retry-after``; an invalid API key (a 400 with reason API_KEY_INVALID) is
     an upstream configuration error like a 401."""
-    try:
-        parsed = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        parsed = None
-    error = field(parsed, "error")
+    error = field(parse_or_none(content), "error")
     message = str(field(error, "message") or "")
     details = field(error, "details")
     details = details if isinstance(details, list) else []
@@ -260,17 +231,13 @@ def _retry_seconds(delay: object) -> str | None:
 
 class GeminiAdapter:
     async def complete(self, call: UpstreamCall) -> Completion:
-        url, headers, content = to_upstream(call.body, call.deployment, stream=False)
-        response = await send(call, url=url, headers=headers, content=content, stream=False)
-        if response.status_code >= 400:
-            raise map_error(response.status_code, response.content, response.headers, call.deployment)
+        request = to_upstream(call.body, call.deployment, stream=False)
+        response = await post(call, request, map_error=map_error, stream=False)
         return from_upstream(response.content, created=int(time.time()), model=call.deployment.upstream_model)
 
     async def open_stream(self, call: UpstreamCall) -> TranslatedStream:
-        url, headers, content = to_upstream(call.body, call.deployment, stream=True)
-        response = await send(call, url=url, headers=headers, content=content, stream=True)
-        if response.status_code >= 400:
-            raise map_error(response.status_code, response.content, response.headers, call.deployment)
+        request = to_upstream(call.body, call.deployment, stream=True)
+        response = await post(call, request, map_error=map_error, stream=True)
         provider = call.deployment.provider.name
         translator = GeminiStreamTranslator(
             provider=provider, created=int(time.time()), model=call.deployment.upstream_model

@@ -8,8 +8,6 @@ call was seen); the end of the body the usage chunk. An ``error`` object is an i
 
 from __future__ import annotations
 
-import orjson
-
 from providers.adapters.chunks import ChunkWriter, error_event
 from providers.adapters.gemini_wire import (
     IdFactory,
@@ -21,6 +19,7 @@ from providers.adapters.gemini_wire import (
     text_of,
     usage_from,
 )
+from providers.adapters.vendor_json import event_object
 from providers.errors import UpstreamProtocolError
 from providers.types import StreamEvent, Usage
 
@@ -36,13 +35,8 @@ class GeminiStreamTranslator:
         self.done = False
 
     def feed(self, event: str, data: bytes) -> list[StreamEvent]:
-        try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError(
-                f"The upstream provider '{self._provider}' sent a stream event that is not JSON."
-            ) from None
-        if not isinstance(parsed, dict):
+        parsed = event_object(data, provider=self._provider)
+        if parsed is None:
             return []
         if "error" in parsed:
             self.done = True

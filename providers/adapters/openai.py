@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 import httpx
 import orjson
 
-from providers.adapters.base import JsonObject, UpstreamCall, send, transport_failure
-from providers.errors import UpstreamError, UpstreamHTTPError, UpstreamProtocolError, redact
+from providers.adapters.base import JsonObject, UpstreamCall, post, transport_failure
+from providers.adapters.error_policy import client_error, credentials_rejected, retry_headers, server_error
+from providers.adapters.vendor_json import parse_or_none
+from providers.errors import UpstreamError, UpstreamProtocolError, redact
 from providers.sse import SSEDecoder
 from providers.types import Completion, DeploymentConfig, StreamEvent, Usage
-
-_RETRY_HEADERS = ("retry-after", "retry-after-ms")
 
 
 def to_upstream(
@@ -94,42 +94,25 @@ def map_error(
     """The client sees the upstream's 4xx with its message; 401/403 (our credentials) and 5xx
     become a 502 that names the provider. Credentials and the base URL are redacted."""
     provider = deployment.provider
-    secrets = (provider.api_key, provider.base_url)
-    retry = {h: headers[h] for h in _RETRY_HEADERS if h in headers}
     message, error_type, code, param = error_fields(content)
+    text = redact(message, provider.secrets())
+    retry = retry_headers(headers)
     if status in (401, 403):
-        return UpstreamHTTPError(
-            f"The upstream provider '{provider.name}' rejected the gateway's credentials "
-            f"(HTTP {status}); the gateway administrator must fix the provider configuration.",
-            status=502,
-            error_type="upstream_error",
-            code="upstream_auth_failed",
-        )
+        return credentials_rejected(provider.name, status)
     if 400 <= status < 500:
-        passed_through = UpstreamHTTPError(
-            redact(message or f"The upstream provider returned HTTP {status}.", secrets),
-            status=status,
+        return client_error(
+            status,
+            text,
             error_type=error_type or "invalid_request_error",
+            code=code,
             param=param,
             headers=retry,
         )
-        passed_through.code = code  # the upstream's own code, null included (not our default)
-        return passed_through
-    detail = f": {redact(message, secrets)}" if message else ""
-    return UpstreamHTTPError(
-        f"The upstream provider '{provider.name}' failed with HTTP {status}{detail}",
-        status=502,
-        error_type="upstream_error",
-        code="upstream_error",
-        headers=retry,
-    )
+    return server_error(provider.name, status, text, headers=retry)
 
 
 def error_fields(content: bytes) -> tuple[str, str | None, str | None, str | None]:
-    try:
-        parsed = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return "", None, None, None
+    parsed = parse_or_none(content)
     error = parsed.get("error") if isinstance(parsed, dict) else None
     if not isinstance(error, dict):
         return "", None, None, None
@@ -177,15 +160,10 @@ class OpenAIStream:
 
 class OpenAIAdapter:
     async def complete(self, call: UpstreamCall) -> Completion:
-        url, headers, content = to_upstream(call.body, call.deployment, stream=False)
-        response = await send(call, url=url, headers=headers, content=content, stream=False)
-        if response.status_code >= 400:
-            raise map_error(response.status_code, response.content, response.headers, call.deployment)
+        request = to_upstream(call.body, call.deployment, stream=False)
+        response = await post(call, request, map_error=map_error, stream=False)
         return from_upstream(response.content)
 
     async def open_stream(self, call: UpstreamCall) -> OpenAIStream:
-        url, headers, content = to_upstream(call.body, call.deployment, stream=True)
-        response = await send(call, url=url, headers=headers, content=content, stream=True)
-        if response.status_code >= 400:
-            raise map_error(response.status_code, response.content, response.headers, call.deployment)
-        return OpenAIStream(response, call)
+        request = to_upstream(call.body, call.deployment, stream=True)
+        return OpenAIStream(await post(call, request, map_error=map_error, stream=True), call)

@@ -1,10 +1,11 @@
 """A fake OpenAI upstream: a real HTTP server on 127.0.0.1 speaking OpenAI's wire format
 (PROVIDERS.md §1.4-1.6), for end-to-end tests of the gateway.
 
-It runs aiohttp in a background thread with its own event loop, bound to an ephemeral port, and
+It is a ``FakeServer`` (aiohttp in a background thread with its own event loop, bound to an
+ephemeral port), and
 
-* records every request it received (method, path, headers, parsed JSON body), so tests assert
-  exactly what was sent upstream and how many times;
+* records every request it received (method, path, query, headers, parsed JSON body), so tests
+  assert exactly what was sent upstream and how many times;
 * counts responses cut short because the client closed the connection (``client_disconnects``);
 * answers each request with the next scripted behaviour from a queue, or with the default:
   ``Reply`` (JSON, or SSE when the request says ``stream: true``; delays, stalls, cuts, malformed
@@ -18,14 +19,13 @@ import asyncio
 import json
 import socket
 import struct
-import threading
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
 
 from tests.fakes.embeddings_wire import EmbeddingsReply, openai_embeddings
+from tests.fakes.server import FakeServer, RecordedRequest
 
 CREATED = 1741570283
 COMPLETION_ID = "chatcmpl-fake0001"
@@ -151,49 +151,23 @@ class Drop:
 Behaviour = Reply | ErrorReply | Drop
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: Any  # parsed JSON, or None when the body was not JSON
-    raw: bytes
-
-
 def _sse(payload: dict[str, Any] | str) -> bytes:
     data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
     return f"data: {data}\n\n".encode()
 
 
-class FakeOpenAIUpstream:
-    def __init__(self) -> None:
-        self.default: Behaviour = Reply()
-        self.embeddings_reply = EmbeddingsReply()  # how /v1/embeddings answers
-        self._script: deque[Behaviour] = deque()
-        self._requests: list[RecordedRequest] = []
-        self._disconnects = 0
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
-        self.port = 0
+class FakeOpenAIUpstream(FakeServer[Behaviour]):
+    name = "openai"
+    cancel_on_disconnect = True  # counts ``client_disconnects``
 
-    # --- test-facing API ------------------------------------------------------------------
+    def __init__(self) -> None:
+        super().__init__(Reply())
+        self.embeddings_reply = EmbeddingsReply()  # how /v1/embeddings answers
+        self._disconnects = 0
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def enqueue(self, *behaviours: Behaviour) -> None:
-        """Answer the next requests with these behaviours, in order; then ``default``."""
-        with self._lock:
-            self._script.extend(behaviours)
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
 
     @property
     def client_disconnects(self) -> int:
@@ -201,90 +175,21 @@ class FakeOpenAIUpstream:
         with self._lock:
             return self._disconnects
 
-    def start(self) -> FakeOpenAIUpstream:
-        self._thread = threading.Thread(target=self._serve, name="fake-openai-upstream", daemon=True)
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("the fake OpenAI upstream did not start")
-        if self._error is not None:
-            raise RuntimeError("the fake OpenAI upstream failed to start") from self._error
-        return self
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if loop.is_running():
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(15)
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(15)
-
-    # --- server ---------------------------------------------------------------------------
-    def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._startup())
-        except BaseException as exc:
-            self._error = exc
-            self._started.set()
-            loop.close()
-            return
-        self._started.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.close()
-
-    async def _startup(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # handler_cancellation: a client that goes away cancels the handler, which counts it.
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def _shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def _next_behaviour(self) -> Behaviour:
-        with self._lock:
-            return self._script.popleft() if self._script else self.default
-
     def _count_disconnect(self) -> None:
         with self._lock:
             self._disconnects += 1
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        recorded = RecordedRequest(
-            method=request.method,
-            path=request.path,
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=body,
-            raw=raw,
-        )
-        with self._lock:
-            self._requests.append(recorded)
-        if request.method == "POST" and request.path == "/v1/embeddings" and isinstance(body, dict):
+    async def answer(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
+        body, route = recorded.body, (recorded.method, recorded.path)
+        if route == ("POST", "/v1/embeddings") and isinstance(body, dict):
             return web.json_response(
                 openai_embeddings(body, self.embeddings_reply, model=str(body.get("model")))
             )
-        if request.method != "POST" or request.path != "/v1/chat/completions":
+        if route != ("POST", "/v1/chat/completions"):
             return web.json_response(
                 ErrorReply(404, f"Unknown endpoint {request.method} {request.path}").body(), status=404
             )
-        behaviour = self._next_behaviour()
+        behaviour = self.next_behaviour()
         try:
             return await self._answer(request, behaviour, body if isinstance(body, dict) else {})
         except asyncio.CancelledError:
@@ -293,6 +198,9 @@ class FakeOpenAIUpstream:
         except ConnectionError:
             self._count_disconnect()
             return web.Response(status=499)
+
+    def invalid(self, message: str) -> web.StreamResponse:
+        return web.json_response(ErrorReply(400, message).body(), status=400)
 
     async def _answer(
         self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]

@@ -1,7 +1,7 @@
-"""The machinery every fake vendor upstream shares: a real aiohttp server on 127.0.0.1 in a
-background thread, that records each request, answers from a script of behaviours (then a
-default), and collects what it found invalid in ``violations`` (and answers those requests with
-the vendor's own 400, as the real service would)."""
+"""The machinery every fake vendor upstream shares (OpenAI's included): a real aiohttp server on
+127.0.0.1 in a background thread, that records each request, answers from a script of behaviours
+(then a default), and collects what it found invalid in ``violations`` (and answers those
+requests with the vendor's own 400, as the real service would)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,22 @@ class Invalid(Exception):
     """What the real service would refuse; the message is what it would say."""
 
 
+async def start_on_loopback(app: web.Application, **runner_options: Any) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on an ephemeral port of 127.0.0.1: its runner (to clean up) and the port."""
+    runner = web.AppRunner(app, access_log=None, **runner_options)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None
+    return runner, server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
 class FakeServer(Generic[B]):
     name = "fake"
+    # True: a client that goes away cancels the handler (``asyncio.CancelledError`` inside
+    # ``answer``), so a fake can count disconnects.
+    cancel_on_disconnect = False
 
     def __init__(self, default: B) -> None:
         self.default = default
@@ -44,6 +58,7 @@ class FakeServer(Generic[B]):
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
+        self._error: BaseException | None = None
         self.port = 0
 
     @property
@@ -69,6 +84,8 @@ class FakeServer(Generic[B]):
         self._thread.start()
         if not self._started.wait(10):
             raise RuntimeError(f"the {self.name} fake did not start")
+        if self._error is not None:
+            raise RuntimeError(f"the {self.name} fake failed to start") from self._error
         return self
 
     def stop(self) -> None:
@@ -84,7 +101,13 @@ class FakeServer(Generic[B]):
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(self._startup())
+        try:
+            loop.run_until_complete(self._startup())
+        except BaseException as exc:
+            self._error = exc
+            self._started.set()
+            loop.close()
+            return
         self._started.set()
         try:
             loop.run_forever()
@@ -94,13 +117,9 @@ class FakeServer(Generic[B]):
     async def _startup(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await start_on_loopback(
+            app, shutdown_timeout=1.0, handler_cancellation=self.cancel_on_disconnect
+        )
 
     async def _shutdown(self) -> None:
         if self._runner is not None:

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import start_on_loopback
+
 
 class WebhookReceiver:
     def __init__(self) -> None:
@@ -43,13 +45,7 @@ class WebhookReceiver:
     async def _startup(self) -> None:
         app = web.Application()
         app.router.add_post("/alerts", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await start_on_loopback(app)
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())

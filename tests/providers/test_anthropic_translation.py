@@ -266,7 +266,9 @@ def test_text_response_joins_text_blocks_drops_thinking_and_counts_cache_tokens(
         "refusal": None,
     }
     assert body["choices"][0]["finish_reason"] == "stop"
-    assert result.usage == Usage(prompt_tokens=12 + 100 + 2048, completion_tokens=9, cached_tokens=2048)
+    assert result.usage == Usage(
+        prompt_tokens=12 + 100 + 2048, completion_tokens=9, cached_tokens=2048, cache_write_tokens=100
+    )
     assert body["usage"]["total_tokens"] == 2169
 
 
@@ -348,7 +350,9 @@ def test_text_stream_with_thinking_and_cumulative_cache_usage():
         {"content": " wörld"},
     ]
     assert chunks[-2]["choices"][0]["finish_reason"] == "length"
-    assert events[-1].usage == Usage(prompt_tokens=2160, completion_tokens=4, cached_tokens=2048)
+    assert events[-1].usage == Usage(
+        prompt_tokens=2160, completion_tokens=4, cached_tokens=2048, cache_write_tokens=100
+    )
 
 
 def test_in_stream_error_event_ends_with_an_openai_error():

@@ -161,7 +161,9 @@ def test_text_response_drops_reasoning_and_counts_cache_tokens():
     assert (body["id"], body["model"], body["created"]) == ("chatcmpl-r1", MODEL_ID, CREATED)
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "It is 21°C.", "refusal": None}
     assert body["choices"][0]["finish_reason"] == "stop"
-    assert result.usage == Usage(prompt_tokens=1080, completion_tokens=8, cached_tokens=1000)
+    assert result.usage == Usage(
+        prompt_tokens=1080, completion_tokens=8, cached_tokens=1000, cache_write_tokens=50
+    )
 
 
 def test_tool_use_response():

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
 import orjson
 
 from providers.adapters.base import UpstreamCall
 from providers.adapters.mock import MockAdapter
+from providers.http import create_http_client
 from providers.types import DeploymentConfig, ProviderConfig, Usage
 
 
@@ -15,7 +15,7 @@ def call(body, *, delay: float | None = 0.0) -> UpstreamCall:
     return UpstreamCall(
         deployment=DeploymentConfig(id=1, provider=provider, upstream_model="mock-echo"),
         body=body,
-        client=httpx.AsyncClient(),
+        http=create_http_client(max_connections=1, timeout_seconds=5, connect_timeout=5),  # never used
         timeout_seconds=5,
         request_id="req_1",
     )

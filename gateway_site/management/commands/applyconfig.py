@@ -5,25 +5,49 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gateway_site.declarative import ConfigError, apply_config, parse_config
+from accounting.prices import DEFAULT_PRICES_PATH
+from gateway_site.declarative import ApplyReport, ConfigError, apply_config, parse_config
 
 
 class Command(BaseCommand):
-    help = "Upsert providers, models (deployments, prices) and rate tiers from a YAML file."
+    help = (
+        "Upsert providers, models (deployments, prices), rate tiers, tenants and price versions from "
+        "a YAML file; --prices FILE and --default-prices add price versions (README, 'Pricing')."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", type=Path)
+        parser.add_argument("file", type=Path, nargs="?")
+        parser.add_argument(
+            "--prices", type=Path, action="append", default=[], help="a file with a `prices:` section"
+        )
+        parser.add_argument(
+            "--default-prices", action="store_true", help=f"apply the shipped {DEFAULT_PRICES_PATH.name}"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path: Path = options["file"]
+        sources: list[tuple[Path, str]] = []
+        if options["file"] is not None:
+            sources.append((options["file"], "config"))
+        sources += [(path, f"file:{path.name}"[:64]) for path in options["prices"]]
+        if options["default_prices"]:
+            sources.append((DEFAULT_PRICES_PATH, "defaults"))
+        if not sources:
+            raise CommandError("give a configuration FILE, --prices FILE or --default-prices")
+        for path, source in sources:
+            self._apply(path, source)
+
+    def _apply(self, path: Path, source: str) -> None:
         try:
             text = path.read_text()
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc}") from None
         try:
-            report = apply_config(parse_config(text))
+            report = apply_config(parse_config(text), price_source=source)
         except ConfigError as exc:
             raise CommandError(f"{path}: {exc}") from None
+        self._print(report)
+
+    def _print(self, report: ApplyReport) -> None:
         for verb, items in (
             ("created", report.created),
             ("updated", report.updated),

@@ -1,0 +1,158 @@
+"""The usage ledger's outbox with Redis: gateways append each request's ``UsageEvent`` to one
+Redis stream (in the same round trip that settles its limits, see ``quotas.store_redis``), and
+consumers of one consumer group drain it into ``UsageRecord``.
+
+Exactly once into Postgres: a batch is inserted (a request id already stored is ignored), then
+acknowledged and deleted from the stream. A consumer that dies between reading and
+acknowledging leaves its entries pending; any other consumer claims them (``XAUTOCLAIM``) once
+they have been idle ``claim_idle_ms``, and inserting them again is harmless."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import redis
+from redis.exceptions import ResponseError
+
+from accounting.recorder import UsageEvent, last_used, write_events
+from quotas.services import keys_mark_used
+
+logger = logging.getLogger(__name__)
+
+GROUP = "usage-ledger"
+_FIELDS = frozenset(f.name for f in dataclasses.fields(UsageEvent))
+
+
+def outbox_stream(prefix: str) -> str:
+    """The stream's key for a deployment's Redis prefix (``GATEWAY_REDIS_PREFIX``)."""
+    return f"{prefix}usage:outbox"
+
+
+def consumer_name(role: str) -> str:
+    """A consumer name unique to this process (a restarted process is a new consumer)."""
+    return f"{role}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def encode_event(event: UsageEvent) -> bytes:
+    return orjson.dumps(dataclasses.asdict(event), default=str)
+
+
+def decode_event(payload: bytes) -> UsageEvent:
+    """Fields unknown to this version (a newer gateway) are dropped."""
+    raw = orjson.loads(payload)
+    fields = {name: value for name, value in raw.items() if name in _FIELDS}
+    fields["cost_usd"] = Decimal(str(fields.get("cost_usd", "0")))
+    fields["cost_saved_usd"] = Decimal(str(fields.get("cost_saved_usd", "0")))
+    return UsageEvent(**fields)
+
+
+def ensure_group(client: redis.Redis, stream: str) -> None:
+    try:
+        client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    ids: list[bytes]
+    events: list[UsageEvent]
+    claimed: int  # entries taken over from another (presumably dead) consumer
+
+
+def _decode_entries(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[list[bytes], list[UsageEvent]]:
+    ids, events = [], []
+    for entry_id, fields in entries:
+        ids.append(entry_id)
+        try:
+            events.append(decode_event(fields[b"e"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            # Acknowledged with the batch: a malformed entry would otherwise block nothing but
+            # come back for ever.
+            logger.error("usage outbox entry %r dropped, not a usage event: %s", entry_id, exc)
+    return ids, events
+
+
+def next_batch(
+    client: redis.Redis, *, stream: str, consumer: str, batch_size: int, claim_idle_ms: int, block_ms: int
+) -> Batch:
+    """Entries idle too long in a dead consumer first, else new ones (waiting up to ``block_ms``
+    for them; 0: no wait)."""
+    reply: Any = client.xautoclaim(
+        stream, GROUP, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=batch_size
+    )
+    claimed = [entry for entry in reply[1] if entry[1] is not None]
+    if claimed:
+        ids, events = _decode_entries(claimed)
+        return Batch(ids=ids, events=events, claimed=len(ids))
+    read: Any = client.xreadgroup(GROUP, consumer, {stream: ">"}, count=batch_size, block=block_ms or None)
+    entries = read[0][1] if read else []  # RESP2: [[stream, [(id, fields), ...]]]
+    ids, events = _decode_entries(entries)
+    return Batch(ids=ids, events=events, claimed=0)
+
+
+def store_batch(client: redis.Redis, *, stream: str, batch: Batch) -> None:
+    """Insert (duplicates ignored), then acknowledge and delete. A database error propagates
+    with the entries left pending, to be claimed again."""
+    if batch.events:
+        write_events(batch.events)
+    if batch.ids:
+        pipe = client.pipeline(transaction=True)
+        pipe.xack(stream, GROUP, *batch.ids)
+        pipe.xdel(stream, *batch.ids)
+        pipe.execute()
+    if batch.events:
+        try:
+            keys_mark_used(last_used(batch.events))
+        except Exception as exc:
+            logger.warning("last_used_at not updated: %s", exc)
+
+
+def drain(
+    client: redis.Redis,
+    *,
+    stream: str,
+    consumer: str,
+    batch_size: int,
+    claim_idle_ms: int,
+    max_batches: int = 1_000_000,
+    block_ms: int = 0,
+) -> int:
+    """Drain batches until the stream has nothing left for this consumer (or ``max_batches``);
+    returns how many entries were stored."""
+    ensure_group(client, stream)
+    stored = 0
+    for _ in range(max_batches):
+        batch = next_batch(
+            client,
+            stream=stream,
+            consumer=consumer,
+            batch_size=batch_size,
+            claim_idle_ms=claim_idle_ms,
+            block_ms=block_ms if stored == 0 else 0,
+        )
+        if not batch.ids:
+            break
+        store_batch(client, stream=stream, batch=batch)
+        stored += len(batch.ids)
+        if batch.claimed:
+            logger.info("claimed %d usage event(s) of a dead consumer", batch.claimed)
+    return stored
+
+
+def pending_count(client: redis.Redis, stream: str) -> int:
+    """Entries delivered to some consumer and not yet acknowledged."""
+    try:
+        info = client.xpending(stream, GROUP)
+    except ResponseError:
+        return 0
+    return int(info["pending"])

@@ -1,0 +1,62 @@
+"""The price table as stored (``DeploymentPrice``): loading it for the gateway's snapshot and
+upserting versions (``applyconfig``'s ``prices:`` section, ``--prices FILE``, the shipped
+defaults in ``accounting/data/default_prices.yaml``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+from accounting.models import DeploymentPrice
+from accounting.pricing import PriceTable, PriceVersion
+
+DEFAULT_PRICES_PATH = Path(__file__).resolve().parent / "data" / "default_prices.yaml"
+
+
+def load_price_table() -> PriceTable:
+    versions: dict[int, list[PriceVersion]] = defaultdict(list)
+    for row in DeploymentPrice.objects.order_by("deployment_id", "effective_from"):
+        versions[row.deployment_id].append(
+            PriceVersion(
+                id=row.pk,
+                input_per_million=row.input_per_million,
+                output_per_million=row.output_per_million,
+                cached_input_per_million=row.cached_input_per_million,
+                cache_write_per_million=row.cache_write_per_million,
+                effective_from=row.effective_from.timestamp(),
+            )
+        )
+    return PriceTable(versions={key: tuple(items) for key, items in versions.items()})
+
+
+def price_upsert(
+    *,
+    deployment_id: int,
+    label: str,
+    effective_from: dt.datetime,
+    prices: dict[str, Decimal | None],
+    source: str,
+) -> str | None:
+    """Create or update one version; returns "created", "updated" or None (unchanged)."""
+    row = DeploymentPrice.objects.filter(deployment_id=deployment_id, effective_from=effective_from).first()
+    if row is None:
+        DeploymentPrice.objects.create(
+            deployment_id=deployment_id,
+            deployment_label=label,
+            effective_from=effective_from,
+            source=source,
+            **prices,
+        )
+        return "created"
+    changed = [name for name, value in prices.items() if getattr(row, name) != value]
+    if row.deployment_label != label:
+        changed.append("deployment_label")
+    if not changed:
+        return None
+    for name in changed:
+        setattr(row, name, prices.get(name, label))
+    row.deployment_label = label
+    row.save()
+    return "updated"

@@ -1,0 +1,154 @@
+"""Usage reports: totals and time series over a date range, per tenant (or all tenants), grouped
+by model, key or provider. They read the rollups, plus the few raw records ingested since the
+last rollup run (``accounting.rollups.unrolled_records``), so a report is complete the moment a
+record is stored, and never scans the raw table beyond those.
+
+Dates are UTC days; ``end`` is inclusive."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
+
+from accounting.models import UsageRecord, UsageRollup
+from accounting.rollups import unrolled_records, watermark
+
+GroupBy = Literal["model", "key", "provider"]
+Granularity = Literal["day", "hour"]
+GROUP_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": ("model",),
+    "key": ("key_id", "key_prefix"),
+    "provider": ("provider",),
+}
+METRICS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a report covers: one tenant (``tenant_id``) or every tenant (None), and the UTC
+    days ``start`` to ``end`` inclusive."""
+
+    tenant_id: int | None
+    start: dt.date
+    end: dt.date
+    key_id: int | None = None  # narrower still: one key of the tenant
+
+    @property
+    def since(self) -> dt.datetime:
+        return dt.datetime(self.start.year, self.start.month, self.start.day, tzinfo=dt.UTC)
+
+    @property
+    def until(self) -> dt.datetime:
+        return dt.datetime(self.end.year, self.end.month, self.end.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+
+
+@dataclass(slots=True)
+class Row:
+    group: dict[str, object] = field(default_factory=dict)
+    bucket: dt.datetime | None = None
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+    def add(self, values: dict[str, object]) -> None:
+        self.requests += int(values["requests"] or 0)  # type: ignore[call-overload]
+        self.errors += int(values["errors"] or 0)  # type: ignore[call-overload]
+        self.prompt_tokens += int(values["prompt_tokens"] or 0)  # type: ignore[call-overload]
+        self.completion_tokens += int(values["completion_tokens"] or 0)  # type: ignore[call-overload]
+        self.cached_tokens += int(values["cached_tokens"] or 0)  # type: ignore[call-overload]
+        self.cost_usd += Decimal(str(values["cost_usd"] or 0))
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        if self.bucket is not None:
+            out["bucket"] = self.bucket.isoformat()
+        out.update(self.group)
+        out.update(
+            requests=self.requests,
+            errors=self.errors,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            cached_tokens=self.cached_tokens,
+            cost_usd=str(self.cost_usd.normalize() if self.cost_usd else Decimal("0")),
+        )
+        return out
+
+
+def _rollups(scope: Scope, granularity: Granularity) -> QuerySet[UsageRollup]:
+    rows = UsageRollup.objects.filter(
+        granularity=granularity, bucket_start__gte=scope.since, bucket_start__lt=scope.until
+    )
+    rows = rows if scope.tenant_id is None else rows.filter(tenant_id=scope.tenant_id)
+    return rows if scope.key_id is None else rows.filter(key_id=scope.key_id)
+
+
+def _unrolled(scope: Scope) -> QuerySet[UsageRecord]:
+    mark = watermark()
+    rows = unrolled_records(mark).filter(created_at__gte=scope.since, created_at__lt=scope.until)
+    rows = rows if scope.tenant_id is None else rows.filter(tenant_id=scope.tenant_id)
+    return rows if scope.key_id is None else rows.filter(key_id=scope.key_id)
+
+
+_RAW_SUMS = {
+    "requests": Count("id"),
+    "errors": Count("id", filter=Q(status__gte=400)),
+    "prompt_tokens": Sum("prompt_tokens"),
+    "completion_tokens": Sum("completion_tokens"),
+    "cached_tokens": Sum("cached_tokens"),
+    "cost_usd": Sum("cost_usd"),
+}
+_ROLLUP_SUMS = {name: Sum(name) for name in _RAW_SUMS}
+
+
+def usage_report(
+    scope: Scope, *, group_by: GroupBy | None = None, granularity: Granularity | None = None
+) -> list[Row]:
+    """Totals (``granularity`` None) or a time series, optionally grouped; rows sorted by bucket
+    then group."""
+    fields = GROUP_FIELDS[group_by] if group_by else ()
+    source: Granularity = granularity or "day"
+    bucketed = ("bucket_start",) if granularity else ()
+    rows: dict[tuple[object, ...], Row] = defaultdict(Row)
+    names = (*bucketed, *fields)
+    for values in _grouped(_rollups(scope, source), names, _ROLLUP_SUMS):
+        _merge(rows, values, fields, values.get("bucket_start"))
+    trunc = TruncHour("created_at") if granularity == "hour" else TruncDay("created_at")
+    raw = _unrolled(scope).annotate(bucket_start=trunc) if granularity else _unrolled(scope)
+    for values in _grouped(raw, names, _RAW_SUMS):
+        _merge(rows, values, fields, values.get("bucket_start"))
+    return [rows[k] for k in sorted(rows, key=_sort_key) if rows[k].requests]
+
+
+def _grouped(rows: QuerySet[Any], names: tuple[str, ...], sums: dict[str, Any]) -> list[dict[str, Any]]:
+    if not names:
+        return [rows.aggregate(**sums)]
+    return list(rows.order_by().values(*names).annotate(**sums))
+
+
+def _merge(
+    rows: dict[tuple[object, ...], Row], values: dict[str, object], fields: tuple[str, ...], bucket: object
+) -> None:
+    group = {name: (values[name] if values[name] is not None else 0) for name in fields}
+    key = (bucket, *group.values())
+    row = rows[key]
+    row.group = group
+    row.bucket = bucket if isinstance(bucket, dt.datetime) else None
+    row.add(values)
+
+
+def _sort_key(key: tuple[object, ...]) -> tuple[str, ...]:
+    return tuple("" if part is None else str(part) for part in key)
+
+
+def usage_summary(scope: Scope) -> Row:
+    rows = usage_report(scope)
+    return rows[0] if rows else Row()

@@ -1,0 +1,62 @@
+"""Celery tasks of the usage ledger: fetch their settings, call a service, return."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+import redis
+from celery import shared_task
+from django.conf import settings
+from django.core.management import call_command
+
+from accounting.ledger import consumer_name, drain, outbox_stream
+from accounting.rollups import usage_purge, usage_rollup
+
+# A drain run stops after this many batches so one task never holds a worker for long; beat
+# sends the next one a moment later.
+MAX_BATCHES_PER_RUN = 50
+
+
+@functools.cache
+def _worker_identity() -> tuple[redis.Redis, str]:
+    """One Redis client and one consumer name per worker process."""
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
+    return client, consumer_name("celery")
+
+
+@shared_task(name="accounting.tasks.drain_usage_outbox", ignore_result=True)
+def drain_usage_outbox() -> int:
+    """Move usage events from the Redis outbox into ``UsageRecord``; returns how many."""
+    if not settings.REDIS_URL:
+        return 0
+    client, consumer = _worker_identity()
+    return drain(
+        client,
+        stream=outbox_stream(settings.GATEWAY_REDIS_PREFIX),
+        consumer=consumer,
+        batch_size=settings.GATEWAY_USAGE_BATCH_SIZE,
+        claim_idle_ms=int(settings.GATEWAY_USAGE_CLAIM_IDLE_SECONDS * 1000),
+        max_batches=MAX_BATCHES_PER_RUN,
+    )
+
+
+@shared_task(name="accounting.tasks.rollup_usage", ignore_result=True)
+def rollup_usage() -> int:
+    """Recompute the hour and day rollups touched since the last run; returns the hours."""
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.GATEWAY_USAGE_RETENTION_DAYS)
+    return usage_rollup(retention_cutoff=cutoff).hours
+
+
+@shared_task(name="accounting.tasks.purge_usage", ignore_result=True)
+def purge_usage() -> int:
+    """Delete raw records past the retention (rolled up first); rollups are kept."""
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.GATEWAY_USAGE_RETENTION_DAYS)
+    usage_rollup(retention_cutoff=cutoff)
+    return usage_purge(cutoff=cutoff, batch_size=settings.GATEWAY_USAGE_PURGE_BATCH)
+
+
+@shared_task(name="accounting.tasks.reconcile_quotas", ignore_result=True)
+def reconcile_quotas() -> None:
+    """``manage.py reconcilequotas`` on a schedule (raises counters behind the records)."""
+    call_command("reconcilequotas")

@@ -1,0 +1,158 @@
+"""Where a finished request's usage event goes (``UsageSink``), and the in-process drainer of the
+outbox stream for deployments with Redis but no Celery broker.
+
+* Without ``REDIS_URL``: settle the admission in process; the event goes to the usage writer
+  (in-process batch flusher, spool file when the database is down).
+* With ``REDIS_URL``: the event is serialized here and appended to the outbox stream by the
+  same Redis round trip that settles the limits (``quotas.store_redis``). If Redis cannot take
+  it, the usage writer records it (straight to the database, else the spool file).
+
+The stream is drained by Celery (``accounting.tasks.drain_usage_outbox``, every
+``GATEWAY_USAGE_DRAIN_SECONDS`` from beat) when ``CELERY_BROKER_URL`` is set; otherwise every
+gateway process drains it itself in a ``usage-outbox`` thread (one consumer each in the same
+consumer group, so several gateways share the work and claim a dead one's entries), and the other
+periodic tasks run in an ``in-process-beat`` thread (``InProcessBeat``)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import cast
+
+import redis
+from django.db import DatabaseError, close_old_connections
+
+from accounting.ledger import consumer_name, drain, encode_event, outbox_stream
+from accounting.pricing import PriceTable, PriceVersion
+from accounting.recorder import UsageEvent, UsageWriter
+from quotas.admission import Admission, Limiter, Outbox
+
+logger = logging.getLogger(__name__)
+
+
+class UsageSink:
+    def __init__(
+        self,
+        *,
+        writer: UsageWriter,
+        limiter: Callable[[], Limiter],
+        prices: Callable[[], PriceTable],
+        redis_prefix: str,
+        outbox: bool,
+    ) -> None:
+        self.writer = writer
+        self._limiter = limiter
+        self._prices = prices
+        self._stream = outbox_stream(redis_prefix)
+        self._outbox = outbox
+
+    def price_at(self, deployment_id: int, moment: float) -> PriceVersion | None:
+        """The deployment's price version in force at ``moment`` (None: it has none)."""
+        return self._prices().at(deployment_id, moment)
+
+    def emit(self, event: UsageEvent, *, admission: Admission | None, tokens: int, cost_micro: int) -> None:
+        """Hot path, once per admitted request: never blocks, never raises."""
+        if not self._outbox:
+            if admission is not None:
+                admission.settle(tokens=tokens, cost_micro=cost_micro)
+            self.writer.record(event)
+            return
+        outbox = Outbox(
+            stream=self._stream,
+            payload=encode_event(event),
+            on_failure=functools.partial(self.writer.record, event),
+        )
+        try:
+            limiter = self._limiter()
+        except RuntimeError:  # no running event loop: nothing can reach Redis from here
+            outbox.on_failure()
+            return
+        limiter.settle_soon(admission, tokens=tokens, cost_micro=cost_micro, outbox=outbox)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class OutboxDrainer:
+    """Drains the outbox stream into ``UsageRecord`` from a background thread (no Celery)."""
+
+    def __init__(
+        self, *, redis_url: str, redis_prefix: str, batch_size: int, claim_idle_ms: int, block_ms: int
+    ) -> None:
+        self._client = redis.Redis.from_url(
+            redis_url, socket_timeout=block_ms / 1000 + 5, socket_connect_timeout=2
+        )
+        self._stream = outbox_stream(redis_prefix)
+        self._consumer = consumer_name("gateway")
+        self._batch_size = batch_size
+        self._claim_idle_ms = claim_idle_ms
+        self._block_ms = block_ms
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="usage-outbox", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                drain(
+                    self._client,
+                    stream=self._stream,
+                    consumer=self._consumer,
+                    batch_size=self._batch_size,
+                    claim_idle_ms=self._claim_idle_ms,
+                    block_ms=self._block_ms,
+                )
+            except (redis.RedisError, DatabaseError, OSError) as exc:
+                logger.warning("usage outbox not drained, retrying: %s", exc)
+                self._stop.wait(1.0)
+            finally:
+                close_old_connections()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        self._client.close()
+
+
+class InProcessBeat:
+    """Without a Celery broker: runs the beat schedule's periodic tasks (rollups, retention,
+    quota reconciliation) in a background thread of the gateway process, each at its interval,
+    first one interval after start. Every ``serve`` worker runs them; they are idempotent."""
+
+    def __init__(self, schedule: dict[str, dict[str, object]], *, skip: frozenset[str] = frozenset()) -> None:
+        self._entries = [
+            (str(entry["task"]), float(cast(float, entry["schedule"])))
+            for name, entry in schedule.items()
+            if name not in skip
+        ]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="in-process-beat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from gateway_site.celery import app
+
+        due = {task: time.monotonic() + every for task, every in self._entries}
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for task, every in self._entries:
+                if now >= due[task]:
+                    due[task] = now + every
+                    self._call(app.tasks[task])
+            self._stop.wait(max(0.05, min(due.values()) - time.monotonic()) if due else 3600)
+
+    @staticmethod
+    def _call(task: Callable[[], object]) -> None:
+        try:
+            task()
+        except Exception:  # a periodic task's failure must not stop the others
+            logger.exception("periodic task failed")
+        finally:
+            close_old_connections()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)

@@ -1,0 +1,194 @@
+"""The Redis outbox of the usage ledger, against the real Redis and Postgres: the settlement
+script appends the event in the same round trip, a drain stores each event exactly once
+(duplicates ignored), a dead consumer's pending entries are claimed, and Redis being
+unreachable hands the event back to the caller."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from accounting.ledger import (
+    GROUP,
+    decode_event,
+    drain,
+    encode_event,
+    ensure_group,
+    outbox_stream,
+    pending_count,
+)
+from accounting.models import UsageRecord
+from accounting.recorder import UsageEvent, write_events
+from quotas.admission import Admission, Limiter, Outbox
+from quotas.budget import Period
+from quotas.policy import Plan, QuotaLine, QuotaPolicy
+from quotas.store_redis import RedisStore
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def event(request_id: str, key, *, prompt: int = 10, cost: str = "0.000123") -> UsageEvent:
+    return UsageEvent(
+        request_id=request_id,
+        client_request_id="",
+        created_at=time.time(),
+        tenant_id=key.tenant.pk,
+        tenant_name=key.tenant.name,
+        key_id=key.key_id,
+        key_prefix="gw-test",
+        model="gpt-4o-mini",
+        status=200,
+        latency_ms=12.5,
+        provider="fake",
+        prompt_tokens=prompt,
+        completion_tokens=5,
+        cost_usd=Decimal(cost),
+    )
+
+
+@pytest.fixture
+def key(make_key):
+    return make_key()
+
+
+@pytest.fixture
+def client(redis_prefix):
+    connection = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+    yield connection
+    connection.close()
+
+
+def test_an_event_survives_encoding_exactly(make_key):
+    key = make_key()
+    original = event("req_a", key, cost="0.0000001234567891")
+    assert decode_event(encode_event(original)) == original
+
+
+def test_decoding_drops_fields_a_newer_gateway_added(make_key):
+    key = make_key()
+    payload = encode_event(event("req_a", key))[:-1] + b',"future_field":1}'
+    assert decode_event(payload).request_id == "req_a"
+
+
+def _quota_plan(prefix: str, request_id: str) -> Plan:
+    quota = QuotaPolicy(id=1, owner="tenant", period="lifetime", limit_usd=Decimal("10"), hard=True)
+    line = QuotaLine(
+        quota=quota,
+        period=Period(key="lifetime", start=None, end=None),
+        key=f"{prefix}q:1",
+        leases_key=f"{prefix}q:1:leases",
+        limit_micro=10_000_000,
+        amount_micro=5_000,
+        threshold_micro=None,
+        expire_at_ms=0,
+    )
+    return Plan(
+        request_id=request_id, tenant_id=1, tokens=0, lease_ms=60_000, rates=(), parallel=(), quotas=(line,)
+    )
+
+
+async def test_settlement_and_outbox_append_share_one_round_trip(redis_prefix, key, client):
+    stream = outbox_stream(redis_prefix)
+    store = RedisStore(aioredis.Redis.from_url(settings.REDIS_URL))
+    plan = _quota_plan(redis_prefix, "req_settled")
+    failures: list[str] = []
+    try:
+        verdict = await store.evaluate(plan)
+        assert verdict.refusal is None
+        calls_before = int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+        payload = encode_event(event("req_settled", key))
+        settled = await store.settle(
+            plan,
+            admitted_ms=verdict.now_ms,
+            tokens=0,
+            cost_micro=1234,
+            outbox=Outbox(stream=stream, payload=payload, on_failure=lambda: failures.append("x")),
+        )
+        calls_after = int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+    finally:
+        await store.aclose()
+    assert [s.spent for s in settled] == [1234]
+    assert client.hget(f"{redis_prefix}q:1", "reserved") == b"0"
+    [(_, fields)] = client.xrange(stream)
+    assert fields == {b"e": payload}
+    assert failures == []
+    # Other sessions share this Redis: at least our one EVALSHA, and the settlement was one.
+    assert calls_after - calls_before >= 1
+
+
+async def test_no_limits_still_appends_the_event_and_unreachable_redis_hands_it_back(
+    redis_prefix, key, client
+):
+    stream = outbox_stream(redis_prefix)
+    failed: list[str] = []
+
+    live = Limiter(RedisStore(aioredis.Redis.from_url(settings.REDIS_URL)), fail_open=True, on_alert=print)
+    outbox = Outbox(
+        stream=stream, payload=encode_event(event("req_1", key)), on_failure=lambda: failed.append("1")
+    )
+    live.settle_soon(Admission(plan=None, admitted_ms=0), tokens=0, cost_micro=0, outbox=outbox)
+    await live.aclose()
+    assert client.xlen(stream) == 1
+    assert failed == []
+
+    dead_client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    dead = Limiter(RedisStore(dead_client), fail_open=True, on_alert=print)
+    outbox = Outbox(
+        stream=stream, payload=encode_event(event("req_2", key)), on_failure=lambda: failed.append("2")
+    )
+    dead.settle_soon(None, tokens=0, cost_micro=0, outbox=outbox)
+    await dead.aclose()
+    assert failed == ["2"]
+    assert client.xlen(stream) == 1
+
+
+def _add(client, stream: str, *events: UsageEvent) -> None:
+    for item in events:
+        client.xadd(stream, {"e": encode_event(item)})
+
+
+def test_drain_stores_each_event_once_and_empties_the_stream(redis_prefix, make_key, client):
+    key = make_key()
+    stream = outbox_stream(redis_prefix)
+    events = [event(f"req_{n:03d}", key, prompt=n) for n in range(25)]
+    # At-least-once into the outbox: a lost reply makes the gateway's fallback write it too.
+    _add(client, stream, *events, events[3], events[17])
+    write_events([events[5]])  # already stored (by the fallback path) before the drain
+
+    stored = drain(client, stream=stream, consumer="c1", batch_size=4, claim_idle_ms=60_000)
+
+    assert stored == 27
+    assert UsageRecord.objects.count() == 25
+    assert sorted(UsageRecord.objects.values_list("prompt_tokens", flat=True)) == list(range(25))
+    assert client.xlen(stream) == 0
+    assert pending_count(client, stream) == 0
+    assert drain(client, stream=stream, consumer="c1", batch_size=4, claim_idle_ms=60_000) == 0
+
+
+def test_a_dead_consumers_pending_events_are_claimed_by_another(redis_prefix, make_key, client):
+    key = make_key()
+    stream = outbox_stream(redis_prefix)
+    ensure_group(client, stream)
+    _add(client, stream, *[event(f"req_{n}", key) for n in range(10)])
+    # "ghost" reads six entries and dies before storing or acknowledging them.
+    [(_, taken)] = client.xreadgroup(GROUP, "ghost", {stream: ">"}, count=6)
+    assert len(taken) == 6
+    assert pending_count(client, stream) == 6
+
+    # Not idle long enough yet: the live consumer takes only the four new ones.
+    assert drain(client, stream=stream, consumer="live", batch_size=100, claim_idle_ms=60_000) == 4
+    assert UsageRecord.objects.count() == 4
+    assert pending_count(client, stream) == 6
+
+    time.sleep(0.05)
+    assert drain(client, stream=stream, consumer="live", batch_size=4, claim_idle_ms=20) == 6
+    assert sorted(UsageRecord.objects.values_list("request_id", flat=True)) == sorted(
+        f"req_{n}" for n in range(10)
+    )
+    assert pending_count(client, stream) == 0
+    assert client.xlen(stream) == 0

@@ -1,0 +1,125 @@
+"""The reports API for staff (session or DRF token), in process: exact totals, time series and
+CSV for any tenant, and refusals for everyone else. (Gateway keys: tests/e2e/test_usage_reports.py.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+
+from accounting.recorder import UsageEvent, write_events
+from accounting.rollups import usage_rollup
+
+pytestmark = pytest.mark.django_db(transaction=True)
+DAY = dt.datetime(2026, 3, 10, 14, 20, tzinfo=dt.UTC)
+
+
+def usage_event(key, n: int, *, at: dt.datetime, model: str, cost: str, status: int = 200) -> UsageEvent:
+    return UsageEvent(
+        request_id=f"req_{key.key_id}_{n}",
+        client_request_id="",
+        created_at=at.timestamp(),
+        tenant_id=key.tenant.pk,
+        tenant_name=key.tenant.name,
+        key_id=key.key_id,
+        key_prefix=f"gw-{key.key_id}",
+        model=model,
+        provider="prov",
+        status=status,
+        latency_ms=1.0,
+        prompt_tokens=100 * n,
+        completion_tokens=10 * n,
+        cost_usd=Decimal(cost),
+    )
+
+
+@pytest.fixture
+def usage(make_key):
+    a, b = make_key("acme", name="a"), make_key("globex", name="b")
+    write_events(
+        [
+            usage_event(a, 1, at=DAY, model="m1", cost="0.10"),
+            usage_event(a, 2, at=DAY + dt.timedelta(hours=1), model="m2", cost="0.25", status=502),
+            usage_event(b, 3, at=DAY, model="m1", cost="7"),
+        ]
+    )
+    usage_rollup(lag=dt.timedelta(0))
+    write_events([usage_event(a, 4, at=DAY + dt.timedelta(days=1), model="m1", cost="0.05")])  # not rolled up
+    return a, b
+
+
+@pytest.fixture
+def staff(client):
+    user = User.objects.create_user("finance", password="pw-finance-1", is_staff=True)
+    client.force_login(user)
+    return user
+
+
+def test_staff_summary_of_one_tenant_includes_unrolled_records(usage, staff, client):
+    response = client.get(
+        "/api/usage/summary", {"start": "2026-03-10", "end": "2026-03-11", "tenant": "acme"}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert {k: body[k] for k in ("requests", "prompt_tokens", "completion_tokens", "errors", "cost_usd")} == {
+        "requests": 3,
+        "prompt_tokens": 700,
+        "completion_tokens": 70,
+        "errors": 1,
+        "cost_usd": "0.4",
+    }
+    everyone = client.get("/api/usage/summary", {"start": "2026-03-10", "end": "2026-03-11"}).json()
+    assert (everyone["requests"], everyone["cost_usd"]) == (4, "7.4")
+
+
+def test_staff_time_series_by_hour_grouped_by_model_and_its_csv(usage, staff, client):
+    params = {"start": "2026-03-10", "end": "2026-03-10", "granularity": "hour", "group_by": "model"}
+    rows = client.get("/api/usage/timeseries", params).json()["rows"]
+    assert [(r["bucket"], r["model"], r["requests"], r["cost_usd"]) for r in rows] == [
+        ("2026-03-10T14:00:00+00:00", "m1", 2, "7.1"),
+        ("2026-03-10T15:00:00+00:00", "m2", 1, "0.25"),
+    ]
+    csv = client.get("/api/usage/timeseries", {**params, "tenant": "acme", "format": "csv"})
+    assert csv.status_code == 200
+    assert csv["content-type"].startswith("text/csv")
+    assert csv.content.decode().splitlines() == [
+        "bucket,model,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cost_usd",
+        "2026-03-10T14:00:00+00:00,m1,1,0,100,10,0,0.1",
+        "2026-03-10T15:00:00+00:00,m2,1,1,200,20,0,0.25",
+    ]
+
+
+def test_staff_by_drf_token_totals_grouped_by_key(usage, client):
+    user = User.objects.create_user("ops", is_staff=True)
+    token = Token.objects.create(user=user)
+    a, b = usage
+    response = client.get(
+        "/api/usage/totals",
+        {"start": "2026-03-01", "end": "2026-03-31", "group_by": "key"},
+        HTTP_AUTHORIZATION=f"Token {token.key}",
+    )
+    assert response.status_code == 200
+    rows = response.json()["rows"]
+    assert [(r["key_id"], r["key_prefix"], r["requests"]) for r in rows] == sorted(
+        [(a.key_id, f"gw-{a.key_id}", 3), (b.key_id, f"gw-{b.key_id}", 1)], key=lambda r: str(r[0])
+    )
+
+
+def test_everyone_else_is_refused(usage, client):
+    params = {"start": "2026-03-10", "end": "2026-03-11"}
+    assert client.get("/api/usage/summary", params).status_code in (401, 403)
+    client.force_login(User.objects.create_user("plain", password="pw-plain-1"))
+    assert client.get("/api/usage/summary", params).status_code == 403
+    assert client.get("/api/usage/summary", {**params, "tenant": "acme"}).status_code == 403
+
+
+def test_bad_parameters_are_400_and_unknown_tenants_404(usage, staff, client):
+    assert client.get("/api/usage/summary", {"start": "2026-03-10"}).status_code == 400
+    assert client.get("/api/usage/summary", {"start": "2026-03-10", "end": "2026-03-01"}).status_code == 400
+    bad = {"start": "2026-03-10", "end": "2026-03-11", "granularity": "week"}
+    assert client.get("/api/usage/timeseries", bad).status_code == 400
+    nobody = {"start": "2026-03-10", "end": "2026-03-11", "tenant": "nobody"}
+    assert client.get("/api/usage/summary", nobody).status_code == 404
