@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -26,7 +27,7 @@ from gateway_site.api.exchange import Exchange, message_texts
 from gateway_site.api.parsing import ChatRequest, JsonObject
 from gateway_site.runtime import get_runtime
 from providers.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, count_message_tokens, count_tokens
-from providers.types import ModelRoute
+from providers.types import DeploymentConfig
 from quotas.admission import Admission, Limiter
 from quotas.budget import to_micro
 from quotas.policy import build_plan
@@ -96,12 +97,14 @@ def estimate_chat(raw: JsonObject, *, default_max_tokens: int) -> Estimate:
     )
 
 
-def max_cost(route: ModelRoute, estimate: Estimate, prices: PriceTable | None = None) -> Decimal:
-    """The most the request can cost on any of the model's deployments (the router may fall
-    back from one to another), at each one's price version in force now, or its own prices."""
+def max_cost(
+    deployments: Sequence[DeploymentConfig], estimate: Estimate, prices: PriceTable | None = None
+) -> Decimal:
+    """The most the request can cost on any deployment the router may try (its model's and its
+    fallback models'), at each one's price version in force now, or its own prices."""
     now = time.time()
     costs = []
-    for d in route.deployments:
+    for d in deployments:
         version = prices.at(d.id, now) if prices is not None else None
         costs.append(
             cost_usd(
@@ -124,14 +127,19 @@ def _writes_dearer(version: PriceVersion) -> bool:
     return write is not None and write > version.input_per_million
 
 
-def _lease_ms(route: ModelRoute) -> int:
+def _lease_ms(deployments: Sequence[DeploymentConfig]) -> int:
     default = settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS
-    longest = max((d.provider.timeout_seconds or default) for d in route.deployments)
+    longest = max((d.provider.timeout_seconds or default) for d in deployments)
     return int((longest + LEASE_MARGIN_SECONDS) * 1000)
 
 
 async def admit_chat(
-    limiter: Limiter, *, key: KeyContext, chat: ChatRequest, route: ModelRoute, exchange: Exchange
+    limiter: Limiter,
+    *,
+    key: KeyContext,
+    chat: ChatRequest,
+    deployments: Sequence[DeploymentConfig],
+    exchange: Exchange,
 ) -> Admission:
     """One round trip to the limiter; raises the refusal (429, or 503 when failing closed).
     The ``x-ratelimit-*`` headers go on the exchange, so every later response carries them."""
@@ -145,10 +153,10 @@ async def admit_chat(
         request_id=exchange.request_id,
         model=chat.model,
         tokens=estimate.tokens,
-        cost_micro=to_micro(max_cost(route, estimate, get_runtime().watcher.current().prices))
+        cost_micro=to_micro(max_cost(deployments, estimate, get_runtime().watcher.current().prices))
         if policy.quotas
         else 0,
-        lease_ms=_lease_ms(route),
+        lease_ms=_lease_ms(deployments),
         now=dt.datetime.now(dt.UTC),
         tz=settings.GATEWAY_QUOTA_TIMEZONE,
     )

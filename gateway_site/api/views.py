@@ -85,7 +85,9 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
     route = resolve_route(snapshot, key, chat.model)
     router = runtime.router()
     attempt = _plan(router, route, snapshot, chat.raw)
-    admission = await admit_chat(runtime.limiter(), key=key, chat=chat, route=route, exchange=exchange)
+    admission = await admit_chat(
+        runtime.limiter(), key=key, chat=chat, deployments=attempt.candidates, exchange=exchange
+    )
     tracker = UsageTracker(
         writer=runtime.usage,
         exchange=exchange,

@@ -87,4 +87,16 @@ def test_max_cost_is_the_dearest_deployment():
     estimate = estimate_chat(body({"role": "user", "content": "hi"}, max_tokens=46), default_max_tokens=1)
 
     # 8 prompt tokens at most, 46 completion: max(8 + 92, 24 + 46) micro-dollars.
-    assert max_cost(route, estimate) == Decimal("0.0001")
+    assert max_cost(route.deployments, estimate) == Decimal("0.0001")
+
+
+def test_max_cost_covers_the_fallback_models_deployments():
+    # The router's plan for a model with a fallback lists both models' deployments; a dearer
+    # fallback must bound the reservation, or a hard quota could be passed after a fallback.
+    own = deployment(1, "1", "2")
+    fallback = deployment(2, "10", "20")
+    estimate = estimate_chat(body({"role": "user", "content": "hi"}, max_tokens=46), default_max_tokens=1)
+
+    # 8 x 10 + 46 x 20 = 1000 micro-dollars, against 100 for the model's own deployment.
+    assert max_cost((own,), estimate) == Decimal("0.0001")
+    assert max_cost((own, fallback), estimate) == Decimal("0.001")
