@@ -15,6 +15,7 @@ import pytest
 
 from accounting.models import UsageRecord
 from tests.conftest import GatewayProcess, IssuedKey, openai_provider_yaml, wait_for
+from tests.e2e.vendor_gateway import VendorStarter
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 PROVIDER = "fake-openai"
@@ -132,3 +133,12 @@ def start_proxy(
     yield _start
     for item in clients:
         item.close()
+
+
+@pytest.fixture
+def start_vendor(gateway_factory, configure, make_key):
+    """``start_vendor(provider_yaml=..., model=..., upstream_model=..., env=...)``: a gateway in
+    front of one fake vendor upstream (see tests/e2e/vendor_gateway.py)."""
+    starter = VendorStarter(gateway_factory=gateway_factory, configure=configure, make_key=make_key)
+    yield starter
+    starter.close()

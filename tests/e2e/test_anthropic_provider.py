@@ -10,7 +10,7 @@ import pytest
 
 from accounting.models import UsageRecord
 from tests.e2e.conftest import records
-from tests.e2e.vendor_gateway import VendorGateway, cost, start_vendor_gateway
+from tests.e2e.vendor_gateway import VendorGateway, cost
 from tests.fakes.anthropic_upstream import AnthropicError, AnthropicReply, FakeAnthropicUpstream, ToolUse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -36,21 +36,16 @@ def upstream():
 
 
 @pytest.fixture
-def vendor(upstream, gateway_factory, configure, make_key):
-    started = start_vendor_gateway(
+def vendor(upstream, start_vendor):
+    return start_vendor(
         provider_yaml=f"""  - name: vendor
     kind: anthropic
     base_url: {upstream.base_url}
     api_key_env: GW_E2E_ANTHROPIC_KEY""",
         model=MODEL,
         upstream_model=UPSTREAM_MODEL,
-        gateway_factory=gateway_factory,
-        configure=configure,
-        make_key=make_key,
         env={"GW_E2E_ANTHROPIC_KEY": KEY},
     )
-    yield started
-    started.close()
 
 
 def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: FakeAnthropicUpstream):

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import records
-from tests.e2e.vendor_gateway import VendorGateway, cost, start_vendor_gateway
+from tests.e2e.vendor_gateway import VendorGateway, cost
 from tests.fakes.azure_upstream import AzureError, FakeAzureUpstream, content_filter_error
 from tests.fakes.openai_upstream import FakeToolCall, FakeUsage, Reply
 
@@ -29,8 +29,8 @@ def upstream():
 
 
 @pytest.fixture
-def vendor(upstream, gateway_factory, configure, make_key):
-    started = start_vendor_gateway(
+def vendor(upstream, start_vendor):
+    return start_vendor(
         provider_yaml=f"""  - name: vendor
     kind: azure
     base_url: {upstream.base_url}
@@ -38,13 +38,8 @@ def vendor(upstream, gateway_factory, configure, make_key):
     api_key_env: GW_E2E_AZURE_KEY""",
         model=MODEL,
         upstream_model=DEPLOYMENT,
-        gateway_factory=gateway_factory,
-        configure=configure,
-        make_key=make_key,
         env={"GW_E2E_AZURE_KEY": KEY},
     )
-    yield started
-    started.close()
 
 
 def test_chat_stream_tools_image_and_content_filter(vendor: VendorGateway, upstream: FakeAzureUpstream):

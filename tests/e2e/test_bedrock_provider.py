@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import records
-from tests.e2e.vendor_gateway import VendorGateway, cost, start_vendor_gateway
+from tests.e2e.vendor_gateway import VendorGateway, cost
 from tests.fakes.bedrock_upstream import REQUEST_ID, BedrockError, BedrockReply, FakeBedrockUpstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -31,8 +31,8 @@ def upstream():
 
 
 @pytest.fixture
-def vendor(upstream, gateway_factory, configure, make_key):
-    started = start_vendor_gateway(
+def vendor(upstream, start_vendor):
+    return start_vendor(
         provider_yaml=f"""  - name: vendor
     kind: bedrock
     base_url: {upstream.base_url}
@@ -42,13 +42,8 @@ def vendor(upstream, gateway_factory, configure, make_key):
     aws_session_token_env: GW_E2E_AWS_TOKEN""",
         model=MODEL,
         upstream_model=UPSTREAM_MODEL,
-        gateway_factory=gateway_factory,
-        configure=configure,
-        make_key=make_key,
         env={"GW_E2E_AWS_ID": "AKIDE2E", "GW_E2E_AWS_SECRET": SECRET, "GW_E2E_AWS_TOKEN": "tok-e2e"},
     )
-    yield started
-    started.close()
 
 
 def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: FakeBedrockUpstream):

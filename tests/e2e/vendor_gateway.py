@@ -69,3 +69,41 @@ models:
     client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=key.raw, max_retries=0, timeout=30)
     http = httpx.Client(base_url=gateway.base_url, headers={"Authorization": f"Bearer {key.raw}"}, timeout=30)
     return VendorGateway(gateway=gateway, key=key, client=client, http=http)
+
+
+class VendorStarter:
+    """Starts vendor gateways for one test and closes their clients afterwards."""
+
+    def __init__(
+        self,
+        *,
+        gateway_factory: Callable[..., GatewayProcess],
+        configure: Callable[[str], None],
+        make_key: Callable[..., IssuedKey],
+    ) -> None:
+        self._fixtures = {"gateway_factory": gateway_factory, "configure": configure, "make_key": make_key}
+        self._started: list[VendorGateway] = []
+
+    def __call__(
+        self,
+        *,
+        provider_yaml: str,
+        model: str,
+        upstream_model: str,
+        env: dict[str, str],
+        extra_models: str = "",
+    ) -> VendorGateway:
+        started = start_vendor_gateway(
+            provider_yaml=provider_yaml,
+            model=model,
+            upstream_model=upstream_model,
+            env=env,
+            extra_models=extra_models,
+            **self._fixtures,  # type: ignore[arg-type]
+        )
+        self._started.append(started)
+        return started
+
+    def close(self) -> None:
+        for started in self._started:
+            started.close()
