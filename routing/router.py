@@ -45,6 +45,24 @@ def select_deployment(route: ModelRoute) -> DeploymentConfig:
     return min(route.deployments, key=lambda d: (d.priority, d.id))
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamTry:
+    """One upstream call of a request, for metrics, traces and logs: which deployment, the
+    retry number on that deployment (0 for the first call), whether it served a fallback
+    model, when it started (``time.perf_counter()``), how long it took, and how it ended
+    (``status`` is 200 on success, the status the upstream's error answer maps to (as the
+    client would see it), or 0 when no answer came back: timeout, unreachable, cancelled;
+    ``error_type`` is empty on success)."""
+
+    deployment: DeploymentConfig
+    retry: int
+    fallback: bool
+    started: float
+    seconds: float
+    status: int
+    error_type: str = ""
+
+
 @dataclass(slots=True)
 class Attempt:
     """What the edge needs to account for one routed call, filled in as it runs: ``deployment``
@@ -56,6 +74,16 @@ class Attempt:
     attempts: int = 0
     upstream_seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    primary: int = 0  # the first ``primary`` candidates are the model's own; the rest are fallbacks
+    tries: list[UpstreamTry] = field(default_factory=list)
+
+    @property
+    def retries(self) -> int:
+        return sum(1 for t in self.tries if t.retry > 0)
+
+    @property
+    def fell_back(self) -> bool:
+        return any(t.fallback for t in self.tries)
 
     def response_headers(self) -> dict[str, str]:
         d = self.deployment
@@ -136,15 +164,20 @@ class Router:
         model's by its own. Raises ``NoDeploymentAvailable`` when there is none."""
         routes = [route, *(catalog.models[n] for n in route.fallbacks if catalog and n in catalog.models)]
         candidates: list[DeploymentConfig] = []
+        primary = 0
         for each in routes:
             snapshot = self._snapshot(each, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
             ordered = order_deployments(each.strategy, each.deployments, snapshot)
             candidates.extend(d for d in ordered if all(d.id != c.id for c in candidates))
+            primary = primary or len(candidates)
         if not candidates:
             raise NoDeploymentAvailable(f"No deployment of the model '{route.name}' is available right now.")
         timeout = route.timeout_seconds or self._default_timeout
         return Attempt(
-            deployment=candidates[0], candidates=tuple(candidates), deadline=time.perf_counter() + timeout
+            deployment=candidates[0],
+            candidates=tuple(candidates),
+            deadline=time.perf_counter() + timeout,
+            primary=primary or len(candidates),
         )
 
     def _call(self, attempt: Attempt, body: JsonObject, request_id: str) -> UpstreamCall:
@@ -160,24 +193,46 @@ class Router:
         )
 
     async def _once(
-        self, attempt: Attempt, operation: Callable[[UpstreamCall], Awaitable[T]], call: UpstreamCall
+        self,
+        attempt: Attempt,
+        operation: Callable[[UpstreamCall], Awaitable[T]],
+        call: UpstreamCall,
+        *,
+        retry: int,
+        fallback: bool,
     ) -> T:
-        """One upstream call; its outcome feeds the deployment's breaker and latency average. A
-        non-retryable error (a 4xx) shows the deployment is up, so it counts as a success."""
+        """One upstream call; its outcome feeds the deployment's breaker and latency average
+        and is appended to ``attempt.tries``. A non-retryable error (a 4xx) shows the
+        deployment is up, so it counts as a success."""
         deployment_id = call.deployment.id
         attempt.attempts += 1
         self.breakers.start(deployment_id)
         started = time.perf_counter()
+        status, error_type = 0, "cancelled"
         try:
             result = await operation(call)
+            status, error_type = 200, ""
         except UpstreamError as exc:
+            status, error_type = _upstream_status(exc), exc.error_type
             (self.breakers.failed if is_retryable(exc) else self.breakers.succeeded)(deployment_id)
             raise
         except BaseException:
             self.breakers.succeeded(deployment_id)  # cancelled or our bug: release a probe slot
             raise
         finally:
-            attempt.upstream_seconds += time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            attempt.upstream_seconds += seconds
+            attempt.tries.append(
+                UpstreamTry(
+                    deployment=call.deployment,
+                    retry=retry,
+                    fallback=fallback,
+                    started=started,
+                    seconds=seconds,
+                    status=status,
+                    error_type=error_type,
+                )
+            )
         self.breakers.succeeded(deployment_id)
         self.latency.observe(deployment_id, (time.perf_counter() - started) * 1000)
         return result
@@ -191,8 +246,9 @@ class Router:
     ) -> T:
         """Try the candidates in order with retries; raise the last failure when all failed."""
         last: UpstreamError | None = None
-        for deployment in attempt.candidates or (attempt.deployment,):
+        for index, deployment in enumerate(attempt.candidates or (attempt.deployment,)):
             retry = 0
+            fallback = index >= attempt.primary > 0
             while True:
                 if not self.breakers.allows(deployment.id):
                     break  # opened (or probed by another request) since the plan
@@ -200,7 +256,13 @@ class Router:
                 if time.perf_counter() >= attempt.deadline:
                     raise last or UpstreamTimeout("The model's deadline passed before an upstream answered.")
                 try:
-                    return await self._once(attempt, operation, self._call(attempt, body, request_id))
+                    return await self._once(
+                        attempt,
+                        operation,
+                        self._call(attempt, body, request_id),
+                        retry=retry,
+                        fallback=fallback,
+                    )
                 except UpstreamError as exc:
                     last = exc
                     if not is_retryable(exc):
@@ -229,6 +291,11 @@ class Router:
 
     async def embed(self, attempt: Attempt, body: JsonObject, *, request_id: str) -> EmbeddingResult:
         return await self._run(attempt, body, request_id, embed)
+
+
+def _upstream_status(exc: UpstreamError) -> int:
+    """The status of an upstream's error answer, or 0 when none came back (timeout, unreachable)."""
+    return exc.status if isinstance(exc, UpstreamHTTPError) else 0
 
 
 async def _open_started_stream(call: UpstreamCall) -> UpstreamStream:

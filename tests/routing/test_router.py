@@ -1,7 +1,13 @@
 from __future__ import annotations
 
-from providers.types import DeploymentConfig, ModelRoute, ProviderConfig
-from routing.router import select_deployment
+import pytest
+
+from providers.errors import UpstreamHTTPError
+from providers.http import create_http_client
+from providers.types import Catalog, DeploymentConfig, ModelRoute, ProviderConfig
+from routing.retry import RetryPolicy
+from routing.router import Router, select_deployment
+from tests.fakes.openai_upstream import ErrorReply, FakeOpenAIUpstream
 
 PROVIDER = ProviderConfig(name="p", kind="openai", base_url="http://127.0.0.1:1/v1")
 
@@ -23,3 +29,47 @@ def test_model_strategy_picks_the_lowest_priority_then_the_oldest():
 def test_single_deployment():
     route = ModelRoute(name="m", created=0, owned_by="p", deployments=(deployment(4, 7),))
     assert select_deployment(route).id == 4
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+async def test_every_upstream_call_is_recorded_with_its_retry_number_and_fallback_flag():
+    upstream = FakeOpenAIUpstream().start()
+    try:
+        a = ProviderConfig(name="a", kind="openai", base_url=upstream.base_url, api_key="k")
+        primary = DeploymentConfig(id=1, provider=a, upstream_model="primary")
+        spare = DeploymentConfig(id=2, provider=a, upstream_model="spare")
+        catalog = Catalog(
+            models={
+                "m": ModelRoute(name="m", created=0, owned_by="a", deployments=(primary,), fallbacks=("b",)),
+                "b": ModelRoute(name="b", created=0, owned_by="a", deployments=(spare,)),
+            }
+        )
+        router = Router(
+            client=create_http_client(max_connections=4, timeout_seconds=5, connect_timeout=1),
+            default_timeout=5,
+            retry=RetryPolicy(retries=1),
+            sleep=_no_sleep,
+        )
+        upstream.enqueue(*[ErrorReply(503, "busy", type="server_error")] * 2, ErrorReply(400, "bad"))
+        attempt = router.plan(catalog.models["m"], catalog=catalog)
+        assert attempt.primary == 1
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        with pytest.raises(UpstreamHTTPError) as raised:
+            await router.complete(attempt, body, request_id="req_1")
+        await router.aclose()
+        assert raised.value.status == 400
+        assert [(t.deployment.id, t.retry, t.fallback, t.status, t.error_type) for t in attempt.tries] == [
+            (1, 0, False, 502, "upstream_error"),
+            (1, 1, False, 502, "upstream_error"),
+            (2, 0, True, 400, "invalid_request_error"),
+        ]
+        assert attempt.retries == 1
+        assert attempt.fell_back is True
+        assert attempt.attempts == 3
+        assert all(t.seconds >= 0 for t in attempt.tries)
+        assert attempt.upstream_seconds == pytest.approx(sum(t.seconds for t in attempt.tries))
+    finally:
+        upstream.stop()
