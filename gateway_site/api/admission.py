@@ -133,6 +133,25 @@ def _lease_ms(deployments: Sequence[DeploymentConfig]) -> int:
     return int((longest + LEASE_MARGIN_SECONDS) * 1000)
 
 
+def estimate_embeddings(raw: JsonObject) -> Estimate:
+    """An embeddings request: its input counted with the offline tokenizer (token arrays by
+    their length), bounded for cost by the UTF-8 bytes of each text; no completion."""
+    value = raw.get("input")
+    items = value if isinstance(value, list) else [value]
+    prompt = bound = 0
+    for item in items:
+        if isinstance(item, str):
+            prompt += count_tokens(item)
+            bound += len(item.encode())
+        elif isinstance(item, list):  # one input given as token ids
+            prompt += len(item)
+            bound += len(item)
+        elif isinstance(item, int):  # the whole input is one array of token ids
+            prompt += 1
+            bound += 1
+    return Estimate(prompt_tokens=prompt, prompt_bound=bound, completion_tokens=0)
+
+
 async def admit_chat(
     limiter: Limiter,
     *,
@@ -141,17 +160,34 @@ async def admit_chat(
     deployments: Sequence[DeploymentConfig],
     exchange: Exchange,
 ) -> Admission:
+    """Admits a chat completion: ``admit`` with the request's estimate."""
+    if key.limits.empty:
+        return Admission(plan=None, admitted_ms=0)
+    estimate = estimate_chat(chat.raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
+    return await admit(
+        limiter, key=key, model=chat.model, estimate=estimate, deployments=deployments, exchange=exchange
+    )
+
+
+async def admit(
+    limiter: Limiter,
+    *,
+    key: KeyContext,
+    model: str,
+    estimate: Estimate,
+    deployments: Sequence[DeploymentConfig],
+    exchange: Exchange,
+) -> Admission:
     """One round trip to the limiter; raises the refusal (429, or 503 when failing closed).
     The ``x-ratelimit-*`` headers go on the exchange, so every later response carries them."""
     policy = key.limits
     if policy.empty:
         return Admission(plan=None, admitted_ms=0)
-    estimate = estimate_chat(chat.raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
     plan = build_plan(
         policy,
         prefix=settings.GATEWAY_REDIS_PREFIX,
         request_id=exchange.request_id,
-        model=chat.model,
+        model=model,
         tokens=estimate.tokens,
         cost_micro=to_micro(max_cost(deployments, estimate, get_runtime().watcher.current().prices))
         if policy.quotas

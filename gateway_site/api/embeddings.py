@@ -1,6 +1,7 @@
-"""``POST /v1/embeddings``: authenticate, parse, resolve the model, route, respond. One usage
-record per admitted request (endpoint ``embeddings``, prompt tokens priced at the deployment's
-input price)."""
+"""``POST /v1/embeddings``: authenticate, parse, resolve the model, admit (rate limits and cost
+quotas, like chat: tokens reserved from the input's estimate and settled with the upstream's
+count), route, respond. One usage record per admitted request (endpoint ``embeddings``, prompt
+tokens priced at the deployment's input price)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gateway_site.api.admission import admit, estimate_embeddings
 from gateway_site.api.endpoint import api_endpoint, tracking
 from gateway_site.api.errors import MethodNotAllowed, PayloadTooLarge, RequestError
 from gateway_site.api.exchange import Exchange, UsageTracker
@@ -69,6 +71,14 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
     route = resolve_route(snapshot, key, model)
     router = runtime.router()
     attempt = router.plan(route, catalog=snapshot.catalog)
+    admission = await admit(
+        runtime.limiter(),
+        key=key,
+        model=model,
+        estimate=estimate_embeddings(raw),
+        deployments=attempt.candidates,
+        exchange=exchange,
+    )
     tracker = UsageTracker(
         writer=runtime.usage,
         exchange=exchange,
@@ -77,6 +87,7 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
         attempt=attempt,
         body={},
         endpoint="embeddings",
+        admission=admission,
     )
     with tracking(tracker), attempt_headers(exchange, attempt):
         result = await router.embed(attempt, raw, request_id=exchange.request_id)
