@@ -220,6 +220,7 @@ class Runtime:
             router = Router(
                 client=client,
                 default_timeout=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS,
+                exploration=min(1.0, settings.GATEWAY_ROUTING_EXPLORATION),
                 retry=RetryPolicy(
                     retries=settings.GATEWAY_RETRIES,
                     initial=settings.GATEWAY_RETRY_INITIAL_SECONDS,
@@ -240,6 +241,10 @@ class Runtime:
             self._routers[loop] = router
         return router
 
+    def routers(self) -> list[Router]:
+        """This process's routers (one per event loop), for the admin's routing overview."""
+        return [router for loop, router in list(self._routers.items()) if not loop.is_closed()]
+
     def _start_routing_sync(self, router: Router) -> None:
         """Share latency averages and breaker openings with the other instances, in the background."""
         client = create_client(settings.REDIS_URL, timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS)
@@ -248,6 +253,7 @@ class Runtime:
             breakers=router.breakers,
             client=client,
             prefix=settings.GATEWAY_REDIS_PREFIX,
+            stats=router.stats,
         )
         task = asyncio.get_running_loop().create_task(sync.run(settings.GATEWAY_ROUTING_SYNC_SECONDS))
         self._background.add(task)

@@ -168,6 +168,7 @@ GATEWAY_RETRY_MAX_SECONDS = env_float("GATEWAY_RETRY_MAX_SECONDS", 10.0, minimum
 GATEWAY_RETRY_MULTIPLIER = env_float("GATEWAY_RETRY_MULTIPLIER", 2.0, minimum=1.0)
 GATEWAY_RETRY_JITTER = env_float("GATEWAY_RETRY_JITTER", 0.1, minimum=0.0)
 GATEWAY_ROUTING_SYNC_SECONDS = env_float("GATEWAY_ROUTING_SYNC_SECONDS", 0.5, minimum=0.05)
+GATEWAY_ROUTING_EXPLORATION = env_float("GATEWAY_ROUTING_EXPLORATION", 0.1, minimum=0.0)
 # The reports API (README, "Usage reports"): authentication is set per view.
 REST_FRAMEWORK: dict[str, object] = {"UNAUTHENTICATED_USER": None, "DEFAULT_AUTHENTICATION_CLASSES": []}
 # Usage ledger and Celery (README, "Usage ledger").

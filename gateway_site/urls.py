@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path, re_path
 
-from gateway_site import probes, usage_api, usage_pages
+from gateway_site import probes, routing_overview, usage_api, usage_pages
 from gateway_site.api import embeddings, self_usage, views
 
 urlpatterns = [
@@ -19,6 +19,12 @@ urlpatterns = [
     path("api/usage/timeseries", usage_api.TimeSeriesView.as_view()),
     path(
         "admin/usage/<int:tenant_id>/", admin.site.admin_view(usage_pages.tenant_usage), name="tenant-usage"
+    ),
+    path("admin/routing/", admin.site.admin_view(routing_overview.overview_page), name="routing-overview"),
+    path(
+        "admin/routing/stats.json",
+        admin.site.admin_view(routing_overview.overview_json),
+        name="routing-overview-json",
     ),
     path("admin/", admin.site.urls),
 ]

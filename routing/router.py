@@ -27,6 +27,7 @@ from providers.types import Catalog, Completion, DeploymentConfig, ModelRoute, S
 from routing.breaker import BreakerBoard, BreakerPolicy
 from routing.latency import LatencyBoard
 from routing.retry import RetryPolicy, is_retryable, wait_before_retry
+from routing.stats import StatsBoard
 from routing.strategies import DeploymentHealth, Snapshot, order_deployments
 
 T = TypeVar("T")
@@ -93,6 +94,15 @@ class Attempt:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    started: float
+    error: UpstreamError | None
+    answered: bool  # False: cancelled, or a bug of ours
+    retry: int
+    fallback: bool
+
+
 class _BufferedStream:
     """An upstream stream whose first events were already read (to see it start well)."""
 
@@ -118,17 +128,21 @@ class Router:
         *,
         client: UpstreamHTTP,
         default_timeout: float,
+        exploration: float = 0.1,
         retry: RetryPolicy | None = None,
         latency: LatencyBoard | None = None,
         breakers: BreakerBoard | None = None,
+        stats: StatsBoard | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._http = client
         self._default_timeout = default_timeout
+        self._exploration = exploration
         self._retry = retry or RetryPolicy()
         self.latency = latency or LatencyBoard()
         self.breakers = breakers or BreakerBoard(BreakerPolicy())
+        self.stats = stats or StatsBoard()
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._turns: dict[str, itertools.count[int]] = {}
@@ -150,6 +164,7 @@ class Router:
             explore=self._rng.random(),
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
+            exploration=self._exploration,
         )
 
     def plan(
@@ -204,38 +219,50 @@ class Router:
         """One upstream call; its outcome feeds the deployment's breaker and latency average
         and is appended to ``attempt.tries``. A non-retryable error (a 4xx) shows the
         deployment is up, so it counts as a success."""
-        deployment_id = call.deployment.id
         attempt.attempts += 1
-        self.breakers.start(deployment_id)
+        self.breakers.start(call.deployment.id)
         started = time.perf_counter()
-        status, error_type = 0, "cancelled"
+        error: UpstreamError | None = None
+        answered = False  # False: cancelled, or a bug of ours
         try:
             result = await operation(call)
-            status, error_type = 200, ""
+            answered = True
         except UpstreamError as exc:
-            status, error_type = _upstream_status(exc), exc.error_type
-            (self.breakers.failed if is_retryable(exc) else self.breakers.succeeded)(deployment_id)
-            raise
-        except BaseException:
-            self.breakers.succeeded(deployment_id)  # cancelled or our bug: release a probe slot
+            error, answered = exc, True
             raise
         finally:
-            seconds = time.perf_counter() - started
-            attempt.upstream_seconds += seconds
-            attempt.tries.append(
-                UpstreamTry(
-                    deployment=call.deployment,
-                    retry=retry,
-                    fallback=fallback,
-                    started=started,
-                    seconds=seconds,
-                    status=status,
-                    error_type=error_type,
-                )
+            self._account(
+                attempt,
+                call,
+                _Outcome(started=started, error=error, answered=answered, retry=retry, fallback=fallback),
             )
-        self.breakers.succeeded(deployment_id)
-        self.latency.observe(deployment_id, (time.perf_counter() - started) * 1000)
         return result
+
+    def _account(self, attempt: Attempt, call: UpstreamCall, outcome: _Outcome) -> None:
+        """Feed one call's outcome to the breaker, the latency average, the call counts and
+        ``attempt.tries``. Only retryable failures count against the deployment; a cancelled
+        call (or a bug of ours) just releases its half-open probe slot."""
+        deployment_id, error, answered = call.deployment.id, outcome.error, outcome.answered
+        seconds = time.perf_counter() - outcome.started
+        failed = error is not None and is_retryable(error)
+        (self.breakers.failed if failed else self.breakers.succeeded)(deployment_id)
+        if answered:
+            self.stats.record(deployment_id, failed=failed, latency_ms=seconds * 1000)
+        if answered and error is None:
+            self.latency.observe(deployment_id, seconds * 1000)
+        attempt.upstream_seconds += seconds
+        status, error_type = (200, "") if error is None else (_upstream_status(error), error.error_type)
+        attempt.tries.append(
+            UpstreamTry(
+                deployment=call.deployment,
+                retry=outcome.retry,
+                fallback=outcome.fallback,
+                started=outcome.started,
+                seconds=seconds,
+                status=status if answered else 0,
+                error_type=error_type if answered else "cancelled",
+            )
+        )
 
     async def _run(
         self,

@@ -14,19 +14,29 @@ from redis.exceptions import RedisError
 
 from routing.breaker import BreakerBoard
 from routing.latency import LatencyBoard
+from routing.stats import SHARED_TTL_SECONDS, StatsBoard, shared_fields, shared_key
 
 logger = logging.getLogger(__name__)
 
 
 class RedisRoutingSync:
     """Two hashes under ``prefix``: ``latency`` (deployment id -> ms) and ``breakers``
-    (deployment id -> wall time the breaker opened; removed when it closed)."""
+    (deployment id -> wall time the breaker opened; removed when it closed); and with ``stats``,
+    the call counts of each minute added to ``dstats:<minute>`` (``routing.stats``)."""
 
     def __init__(
-        self, *, latency: LatencyBoard, breakers: BreakerBoard, client: aioredis.Redis, prefix: str
+        self,
+        *,
+        latency: LatencyBoard,
+        breakers: BreakerBoard,
+        client: aioredis.Redis,
+        prefix: str,
+        stats: StatsBoard | None = None,
     ) -> None:
         self._latency = latency
         self._breakers = breakers
+        self._stats = stats
+        self._prefix = prefix
         self._client = client
         self._latency_key = f"{prefix}latency"
         self._breaker_key = f"{prefix}breakers"
@@ -35,7 +45,13 @@ class RedisRoutingSync:
         measured = self._latency.take_dirty()
         changes = self._breakers.take_changes()
         closed = [str(k) for k, v in changes.items() if v == 0]
+        counted = self._stats.take_dirty() if self._stats is not None else {}
         async with self._client.pipeline(transaction=False) as pipe:
+            for (minute, deployment_id), counts in counted.items():
+                key = shared_key(self._prefix, minute)
+                for name, amount in shared_fields(counts, deployment_id).items():
+                    pipe.hincrbyfloat(key, name, amount)
+                pipe.expire(key, SHARED_TTL_SECONDS)
             if measured:
                 pipe.hset(self._latency_key, mapping={str(k): f"{v:.3f}" for k, v in measured.items()})
             if len(closed) < len(changes):
