@@ -149,6 +149,23 @@ def drain(
     return stored
 
 
+def forget_idle_consumers(client: redis.Redis, *, stream: str, idle_ms: int, keep: str = "") -> list[str]:
+    """Remove from the group the consumers idle for ``idle_ms`` with nothing pending (every
+    restarted process is a new consumer, so the group would otherwise grow forever); one with
+    pending entries stays until another consumer claimed them. Returns the names removed."""
+    try:
+        consumers: Any = client.xinfo_consumers(stream, GROUP)
+    except ResponseError:  # no stream or no group yet
+        return []
+    removed = []
+    for consumer in consumers:
+        name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
+        if name != keep and consumer["pending"] == 0 and consumer["idle"] >= idle_ms:
+            client.xgroup_delconsumer(stream, GROUP, name)
+            removed.append(name)
+    return removed
+
+
 def pending_count(client: redis.Redis, stream: str) -> int:
     """Entries delivered to some consumer and not yet acknowledged."""
     try:

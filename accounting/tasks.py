@@ -10,7 +10,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.management import call_command
 
-from accounting.ledger import consumer_name, drain, outbox_stream
+from accounting.ledger import consumer_name, drain, forget_idle_consumers, outbox_stream
 from accounting.rollups import usage_purge, usage_rollup
 
 # A drain run stops after this many batches so one task never holds a worker for long; beat
@@ -38,6 +38,22 @@ def drain_usage_outbox() -> int:
         batch_size=settings.GATEWAY_USAGE_BATCH_SIZE,
         claim_idle_ms=int(settings.GATEWAY_USAGE_CLAIM_IDLE_SECONDS * 1000),
         max_batches=MAX_BATCHES_PER_RUN,
+    )
+
+
+@shared_task(name="accounting.tasks.forget_idle_consumers", ignore_result=True)
+def forget_idle_outbox_consumers() -> int:
+    """Drop the outbox group's consumers of processes long gone; returns how many."""
+    if not settings.REDIS_URL:
+        return 0
+    client, consumer = _worker_identity()
+    return len(
+        forget_idle_consumers(
+            client,
+            stream=outbox_stream(settings.GATEWAY_REDIS_PREFIX),
+            idle_ms=int(settings.GATEWAY_USAGE_CONSUMER_IDLE_SECONDS * 1000),
+            keep=consumer,
+        )
     )
 
 

@@ -19,6 +19,7 @@ from accounting.ledger import (
     drain,
     encode_event,
     ensure_group,
+    forget_idle_consumers,
     outbox_stream,
     pending_count,
 )
@@ -192,3 +193,23 @@ def test_a_dead_consumers_pending_events_are_claimed_by_another(redis_prefix, ma
     )
     assert pending_count(client, stream) == 0
     assert client.xlen(stream) == 0
+
+
+def test_idle_consumers_with_nothing_pending_are_forgotten(redis_prefix, make_key, client):
+    key = make_key()
+    stream = outbox_stream(redis_prefix)
+    ensure_group(client, stream)
+    _add(client, stream, *[event(f"req_{n}", key) for n in range(4)])
+    # "gone" and "live" (this process) acknowledged what they read; "stuck" holds one entry.
+    for name, count in (("gone", 2), ("stuck", 1), ("live", 1)):
+        [(_, taken)] = client.xreadgroup(GROUP, name, {stream: ">"}, count=count)
+        if name != "stuck":
+            client.xack(stream, GROUP, *[entry_id for entry_id, _ in taken])
+    time.sleep(0.05)
+
+    assert forget_idle_consumers(client, stream=stream, idle_ms=60_000, keep="live") == []
+    assert forget_idle_consumers(client, stream=stream, idle_ms=20, keep="live") == ["gone"]
+    names = sorted(c["name"] for c in client.xinfo_consumers(stream, GROUP))
+    assert names == [b"live", b"stuck"]
+    assert pending_count(client, stream) == 1
+    assert forget_idle_consumers(client, stream=outbox_stream(redis_prefix + "none:"), idle_ms=0) == []
