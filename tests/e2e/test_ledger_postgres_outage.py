@@ -1,9 +1,10 @@
 """The usage ledger across a PostgreSQL outage, on a cluster of the test's own (the shared server
 is never stopped): the gateway keeps answering from its in-process snapshot; without Redis the
 usage writer spools every event to its local file and replays it once the database is back,
-with no further request (the idle retry, every ``SPOOL_RETRY_SECONDS``), also from a process
-stopped during the outage; with Redis the events wait in the outbox stream and are drained once
-the database answers. Each request is recorded exactly once, with the upstream's token counts."""
+with no further request (the idle retry, every ``SPOOL_RETRY_SECONDS``) or before the next
+batch, also when the process that spooled them was stopped during the outage; with Redis the
+events wait in the outbox stream and are drained once the database answers. Each request is
+recorded exactly once, with the upstream's token counts."""
 
 from __future__ import annotations
 
@@ -149,7 +150,10 @@ def send(ledger: Ledger, gateway: GatewayProcess, usages: list[FakeUsage]) -> di
         )
         assert response.status_code == 200, response.text
         body = response.json()["usage"]
-        assert (body["prompt_tokens"], body["completion_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
+        assert (body["prompt_tokens"], body["completion_tokens"]) == (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        )
         sent[response.headers["x-request-id"]] = (usage.prompt_tokens, usage.completion_tokens)
     return sent
 
@@ -199,13 +203,15 @@ def test_a_gateway_stopped_during_the_outage_leaves_its_spool_to_the_next(ledger
     assert spooled(spool) == during
 
     ledger.cluster.start()
-    gateways()  # replays it when idle: it serves no request
-    wait_for(lambda: ledger.row_count() == 3, timeout=REPLAY_WAIT)
-    assert ledger.usage() == during
+    after = send(ledger, gateways(), usages(23, 1))  # the next process's first batch replays it
+    wait_for(lambda: ledger.row_count() == 4)
+    assert ledger.usage() == during | after
     assert not spool.exists()
 
 
-def test_with_redis_the_events_wait_in_the_outbox_while_postgres_is_down(ledger, gateways, tmp_path, redis_prefix):
+def test_with_redis_the_events_wait_in_the_outbox_while_postgres_is_down(
+    ledger, gateways, tmp_path, redis_prefix
+):
     own_redis = RedisServer().start()
     try:
         gateway = gateways(REDIS_URL=own_redis.url, GATEWAY_USAGE_CLAIM_IDLE_SECONDS="0.5")
@@ -225,3 +231,25 @@ def test_with_redis_the_events_wait_in_the_outbox_while_postgres_is_down(ledger,
         client.close()
     finally:
         own_redis.stop()
+
+
+def test_a_line_cut_short_in_the_spool_neither_swallows_nor_blocks_the_next_events(
+    ledger, gateways, tmp_path
+):
+    spool = tmp_path / "usage-spool.jsonl"
+    gateway = gateways()
+    ledger.cluster.stop()
+    before = send(ledger, gateway, usages(40, 1))
+    wait_for(lambda: spool.exists() and len(spool.read_bytes().splitlines()) == 1)
+    cut = b'{"request_id":"req_cut","client_req'  # a worker sharing the spool, killed mid-append
+    with spool.open("ab") as handle:
+        handle.write(cut)
+    after = send(ledger, gateway, usages(41, 1))
+    wait_for(lambda: len(spool.read_bytes().splitlines()) == 3)
+
+    ledger.cluster.start()
+    more = send(ledger, gateway, usages(42, 1))  # its batch replays the spool first
+    wait_for(lambda: ledger.row_count() == 3)
+    assert ledger.usage() == before | after | more
+    assert not spool.exists()
+    assert (tmp_path / "usage-spool.jsonl.rejected").read_bytes() == cut + b"\n"
