@@ -15,20 +15,18 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import orjson
 import redis
 from redis.exceptions import ResponseError
 
-from accounting.recorder import UsageEvent, last_used, write_events
+from accounting.recorder import UsageEvent, decode_event, last_used, write_events
 from quotas.services import keys_mark_used
 
 logger = logging.getLogger(__name__)
 
 GROUP = "usage-ledger"
-_FIELDS = frozenset(f.name for f in dataclasses.fields(UsageEvent))
 
 
 def outbox_stream(prefix: str) -> str:
@@ -43,15 +41,6 @@ def consumer_name(role: str) -> str:
 
 def encode_event(event: UsageEvent) -> bytes:
     return orjson.dumps(dataclasses.asdict(event), default=str)
-
-
-def decode_event(payload: bytes) -> UsageEvent:
-    """Fields unknown to this version (a newer gateway) are dropped."""
-    raw = orjson.loads(payload)
-    fields = {name: value for name, value in raw.items() if name in _FIELDS}
-    fields["cost_usd"] = Decimal(str(fields.get("cost_usd", "0")))
-    fields["cost_saved_usd"] = Decimal(str(fields.get("cost_saved_usd", "0")))
-    return UsageEvent(**fields)
 
 
 def ensure_group(client: redis.Redis, stream: str) -> None:
@@ -75,7 +64,7 @@ def _decode_entries(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[li
         ids.append(entry_id)
         try:
             events.append(decode_event(fields[b"e"]))
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
             # Acknowledged with the batch: a malformed entry would otherwise block nothing but
             # come back for ever.
             logger.error("usage outbox entry %r dropped, not a usage event: %s", entry_id, exc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
 import queue
 import threading
 import time
@@ -20,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
-from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, transaction
 
 from accounting.models import UsageRecord
 from quotas.services import keys_mark_used
@@ -72,6 +73,18 @@ def _to_record(event: UsageEvent) -> UsageRecord:
     return UsageRecord(**fields)
 
 
+def decode_event(payload: bytes) -> UsageEvent:
+    """A usage event from its JSON (spool line, outbox entry); fields unknown to this version (a
+    newer gateway's) are dropped. Raises ValueError, TypeError or ArithmeticError if it is none."""
+    raw = orjson.loads(payload)
+    if not isinstance(raw, dict):
+        raise TypeError(f"a usage event is a JSON object, not {type(raw).__name__}")
+    fields = {name: value for name, value in raw.items() if name in _EVENT_FIELDS}
+    fields["cost_usd"] = Decimal(str(fields.get("cost_usd", "0")))
+    fields["cost_saved_usd"] = Decimal(str(fields.get("cost_saved_usd", "0")))
+    return UsageEvent(**fields)
+
+
 def last_used(events: list[UsageEvent]) -> dict[int, dt.datetime]:
     latest: dict[int, float] = {}
     for event in events:
@@ -81,22 +94,41 @@ def last_used(events: list[UsageEvent]) -> dict[int, dt.datetime]:
 
 def write_events(events: list[UsageEvent]) -> None:
     """Insert, ignoring request ids already stored. A row whose tenant or key was deleted
-    since the request is kept with those links cleared (names and prefixes stay on the row)."""
+    since the request is kept with those links cleared (names and prefixes stay on the row).
+    An event the database refuses on its own (a token count out of the column's range from an
+    upstream's usage report) is logged whole at ERROR and skipped: kept, it would fail every
+    later batch and stop the ledger. A database that does not answer raises ``DatabaseError``."""
     records = [_to_record(e) for e in events]
     try:
         with transaction.atomic():
             UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
         return
-    except IntegrityError:
+    except (IntegrityError, DataError):
         pass
-    for record in records:
-        try:
-            with transaction.atomic():
-                UsageRecord.objects.bulk_create([record], ignore_conflicts=True)
-        except IntegrityError:
-            record.tenant_id, record.key_id = None, None
-            with transaction.atomic():
-                UsageRecord.objects.bulk_create([record], ignore_conflicts=True)
+    for event, record in zip(events, records, strict=True):
+        if not _insert_one(record):
+            logger.error(
+                "usage event refused by the database, not recorded: %s",
+                orjson.dumps(dataclasses.asdict(event), default=str).decode(),
+            )
+
+
+def _insert_one(record: UsageRecord) -> bool:
+    """False: the row is refused even without its tenant and key links."""
+    try:
+        with transaction.atomic():
+            UsageRecord.objects.bulk_create([record], ignore_conflicts=True)
+        return True
+    except DataError:
+        return False
+    except IntegrityError:
+        record.tenant_id, record.key_id = None, None
+    try:
+        with transaction.atomic():
+            UsageRecord.objects.bulk_create([record], ignore_conflicts=True)
+        return True
+    except (IntegrityError, DataError):
+        return False
 
 
 class UsageWriter:
@@ -185,20 +217,35 @@ class UsageWriter:
 
     def _append_spool(self, batch: list[UsageEvent]) -> None:
         self._spool.parent.mkdir(parents=True, exist_ok=True)
-        with self._spool.open("ab") as handle:
+        with self._spool.open("a+b") as handle:
+            # A process killed mid-append leaves a line without its end: the next event must not
+            # be glued to it (it would be lost with it).
+            size = handle.seek(0, os.SEEK_END)
+            if size:
+                handle.seek(size - 1)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
             for event in batch:
                 handle.write(orjson.dumps(dataclasses.asdict(event), default=str) + b"\n")
 
     def _replay_spool(self) -> None:
+        """Write the spooled events; lines that are not usage events (cut short by a crash, or
+        from another version) are moved to ``<spool>.rejected`` rather than block the others."""
         if not self._spool.exists() or self._spool.stat().st_size == 0:
             return
-        events = []
+        events: list[UsageEvent] = []
+        rejected: list[bytes] = []
         for line in self._spool.read_bytes().splitlines():
             if line.strip():
-                raw = orjson.loads(line)
-                raw["cost_usd"] = Decimal(raw["cost_usd"])
-                raw["cost_saved_usd"] = Decimal(raw.get("cost_saved_usd", "0"))
-                events.append(UsageEvent(**raw))
+                try:
+                    events.append(decode_event(line))
+                except (ValueError, TypeError, ArithmeticError):
+                    rejected.append(line)
         write_events(events)
+        if rejected:
+            rejects = self._spool.with_name(self._spool.name + ".rejected")
+            with rejects.open("ab") as handle:
+                handle.write(b"".join(line + b"\n" for line in rejected))
+            logger.error("%d spooled line(s) are not usage events, moved to %s", len(rejected), rejects)
         self._spool.unlink()
         logger.info("replayed %d spooled usage events", len(events))

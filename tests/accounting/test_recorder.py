@@ -11,6 +11,7 @@ import pytest
 
 from accounting.models import UsageRecord
 from accounting.recorder import UsageEvent, UsageWriter
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,3 +93,48 @@ def test_spooled_events_are_replayed_once_the_database_answers(tmp_path, make_ke
         "req_s2",
     ]
     assert not spool.exists()
+
+
+def test_a_spool_line_cut_short_is_set_aside_and_the_writer_goes_on(tmp_path, make_key):
+    key = make_key()
+    spool = tmp_path / "spool.jsonl"
+    good = orjson.loads(
+        orjson.dumps(dataclasses.asdict(event("req_s0", key.tenant.pk, key.key_id)), default=str)
+    )
+    newer = orjson.dumps({**good, "request_id": "req_s1", "field_of_a_newer_version": 1})
+    cut = orjson.dumps({**good, "request_id": "req_cut"})[:50]  # a process killed mid-append
+    spool.write_bytes(orjson.dumps(good) + b"\n" + newer + b"\n" + cut)
+    writer = UsageWriter(flush_seconds=0.05, batch_size=100, spool_path=spool)
+    try:
+        writer.record(event("req_new", key.tenant.pk, key.key_id))
+        wait_for(lambda: UsageRecord.objects.count() == 3)
+        writer.record(event("req_later", key.tenant.pk, key.key_id))  # the writer thread still runs
+        wait_for(lambda: UsageRecord.objects.count() == 4)
+    finally:
+        writer.close()
+    assert sorted(UsageRecord.objects.values_list("request_id", flat=True)) == [
+        "req_later",
+        "req_new",
+        "req_s0",
+        "req_s1",
+    ]
+    assert not spool.exists()
+    assert (tmp_path / "spool.jsonl.rejected").read_bytes() == cut + b"\n"
+
+
+def test_an_event_the_database_refuses_is_logged_and_does_not_stop_the_ledger(
+    writer, make_key, caplog, tmp_path
+):
+    key = make_key()
+    writer.record(event("req_negative", key.tenant.pk, key.key_id, prompt_tokens=-1))
+    writer.record(event("req_huge", key.tenant.pk, key.key_id, completion_tokens=2**31))
+    writer.record(event("req_ok", key.tenant.pk, key.key_id))
+    writer.flush()
+    writer.record(event("req_next", key.tenant.pk, key.key_id))
+    writer.flush()
+    assert sorted(UsageRecord.objects.values_list("request_id", flat=True)) == ["req_next", "req_ok"]
+    refused = [r.getMessage() for r in caplog.records if "refused by the database" in r.getMessage()]
+    assert len(refused) == 2
+    assert '"request_id":"req_negative"' in refused[0] and '"prompt_tokens":-1' in refused[0]
+    assert '"request_id":"req_huge"' in refused[1] and f'"completion_tokens":{2**31}' in refused[1]
+    assert not (tmp_path / "spool.jsonl").exists()
