@@ -9,13 +9,16 @@ of the Redis outbox (``accounting.ledger``): it gets only the events Redis could
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import logging
 import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -191,16 +194,33 @@ class UsageWriter:
             if stop:
                 return
 
+    @contextlib.contextmanager
+    def _spool_locked(self) -> Iterator[None]:
+        """The spool is shared by every process of ``serve --workers N``: an exclusive lock on
+        ``<spool>.lock`` keeps one's append out of another's replay (read, insert, unlink), which
+        would otherwise delete the appended events unread."""
+        self._spool.parent.mkdir(parents=True, exist_ok=True)
+        with self._spool.with_name(self._spool.name + ".lock").open("a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _write(self, batch: list[UsageEvent]) -> None:
         with self._lock:
             close_old_connections()
             try:
-                self._replay_spool()
+                if self._spool.exists():
+                    with self._spool_locked():
+                        self._replay_spool()
                 if batch:
                     write_events(batch)
             except DatabaseError as exc:
-                logger.error("usage batch of %d spooled, database unavailable: %s", len(batch), exc)
-                self._append_spool(batch)
+                if batch:
+                    logger.error("usage batch of %d spooled, database unavailable: %s", len(batch), exc)
+                    with self._spool_locked():
+                        self._append_spool(batch)
                 return
             finally:
                 close_old_connections()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import time
 from decimal import Decimal
 
@@ -138,3 +139,26 @@ def test_an_event_the_database_refuses_is_logged_and_does_not_stop_the_ledger(
     assert '"request_id":"req_negative"' in refused[0] and '"prompt_tokens":-1' in refused[0]
     assert '"request_id":"req_huge"' in refused[1] and f'"completion_tokens":{2**31}' in refused[1]
     assert not (tmp_path / "spool.jsonl").exists()
+
+
+def test_the_spool_is_only_touched_under_its_lock_shared_by_every_worker(tmp_path, make_key):
+    key = make_key()
+    spool = tmp_path / "spool.jsonl"
+    spool.write_bytes(
+        orjson.dumps(dataclasses.asdict(event("req_spooled", key.tenant.pk, key.key_id)), default=str) + b"\n"
+    )
+    writer = UsageWriter(flush_seconds=0.05, batch_size=100, spool_path=spool)
+    try:
+        # Another worker holds the lock (appending, or replaying): this one's replay waits.
+        with (tmp_path / "spool.jsonl.lock").open("a+b") as other:
+            fcntl.flock(other, fcntl.LOCK_EX)
+            writer.record(event("req_new", key.tenant.pk, key.key_id))
+            time.sleep(0.5)
+            assert UsageRecord.objects.count() == 0
+            assert spool.exists()
+            fcntl.flock(other, fcntl.LOCK_UN)
+        wait_for(lambda: UsageRecord.objects.count() == 2)
+        assert sorted(UsageRecord.objects.values_list("request_id", flat=True)) == ["req_new", "req_spooled"]
+        assert not spool.exists()
+    finally:
+        writer.close()
