@@ -1,7 +1,8 @@
 """Process-wide objects of a gateway process, built once by ``get_runtime()`` and closed at
 exit: the control-plane snapshot (keys and models) kept fresh by a watcher thread, the upstream
 HTTP client and router (one per event loop), the limiter (its Redis client one per event loop;
-in process without ``REDIS_URL``), the quota alert dispatcher, the usage sink (writer, Redis
+in process without ``REDIS_URL``), the response cache (its L1 process-wide, its Redis client
+one per event loop; L1 only without ``REDIS_URL``), the quota alert dispatcher, the usage sink (writer, Redis
 outbox) and, with Redis but no Celery broker, the outbox drainer thread."""
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import redis
+import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from accounting.prices import load_price_table
 from accounting.pricing import PriceTable
@@ -35,6 +39,7 @@ from quotas.revision import current_revision, revision_channel
 from quotas.store_local import LocalStore
 from quotas.store_redis import RedisStore, create_client
 from routing.breaker import BreakerBoard, BreakerPolicy
+from routing.cache import LocalCache, ResponseCache
 from routing.retry import RetryPolicy
 from routing.router import Router
 from routing.sync import RedisRoutingSync
@@ -172,6 +177,10 @@ class Runtime:
         self._background: set[asyncio.Task[None]] = set()
         self.alerts = AlertDispatcher()
         self._limiters: dict[asyncio.AbstractEventLoop, Limiter] = {}
+        self._caches: dict[asyncio.AbstractEventLoop, ResponseCache] = {}
+        self._cache_local = LocalCache(
+            max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES, max_bytes=settings.GATEWAY_CACHE_MAX_BYTES
+        )
         self._local_limiter = Limiter(
             LocalStore(baseline=self._recorded_spend),
             fail_open=True,
@@ -203,6 +212,32 @@ class Runtime:
             )
             self._limiters[loop] = limiter
         return limiter
+
+    def cache(self) -> ResponseCache:
+        """The response cache of the running event loop: the process's L1 over Redis (a client
+        of this loop, bounded by ``GATEWAY_REDIS_TIMEOUT_SECONDS``, no retries) when configured."""
+        loop = asyncio.get_running_loop()
+        cache = self._caches.get(loop)
+        if cache is None:
+            for stale in [other for other in self._caches if other.is_closed()]:
+                del self._caches[stale]
+            timeout = settings.GATEWAY_REDIS_TIMEOUT_SECONDS
+            client = (
+                aioredis.Redis.from_url(
+                    settings.REDIS_URL,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
+                    retry=Retry(NoBackoff(), 0),
+                    health_check_interval=30,
+                )
+                if settings.REDIS_URL
+                else None
+            )
+            cache = ResponseCache(
+                self._cache_local, client=client, prefix=settings.GATEWAY_REDIS_PREFIX, timeout=timeout
+            )
+            self._caches[loop] = cache
+        return cache
 
     def router(self) -> Router:
         """The router (and its HTTP client) of the running event loop; a process normally has
@@ -270,6 +305,10 @@ class Runtime:
             if not loop.is_closed() and not loop.is_running():
                 loop.run_until_complete(limiter.aclose())
         self._limiters.clear()
+        for loop, cache in list(self._caches.items()):
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(cache.aclose())  # pending L2 writes complete first
+        self._caches.clear()
         self.alerts.close()
         self.usage.close()
         if self.drainer is not None:

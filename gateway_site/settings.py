@@ -207,3 +207,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 GATEWAY_BREAKER_FAILURES = env_int("GATEWAY_BREAKER_FAILURES", 5, minimum=1)
 GATEWAY_BREAKER_SUCCESSES = env_int("GATEWAY_BREAKER_SUCCESSES", 2, minimum=1)
 GATEWAY_BREAKER_OPEN_SECONDS = env_float("GATEWAY_BREAKER_OPEN_SECONDS", 30.0, minimum=0.1)
+# Response cache (README, "Response cache"): the in-process L1's bounds, and the cap on a
+# request's ``Cache-Control: max-age`` opt-in (0 disables per-request opt-in).
+GATEWAY_CACHE_MAX_ENTRIES = env_int("GATEWAY_CACHE_MAX_ENTRIES", 10_000, minimum=0)
+GATEWAY_CACHE_MAX_BYTES = env_int("GATEWAY_CACHE_MAX_BYTES", 64 * 1024 * 1024, minimum=0)
+GATEWAY_CACHE_MAX_TTL_SECONDS = env_int("GATEWAY_CACHE_MAX_TTL_SECONDS", 3600, minimum=0)

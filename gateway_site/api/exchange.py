@@ -82,6 +82,9 @@ class UsageTracker:
     first_token_at: float | None = None
     client_disconnected: bool = False
     cache_hit: bool = False  # set by the response cache: recorded at zero cost, with the cost saved
+    # The response cache's outcome for metrics: "l1_hit", "l2_hit", "miss", "bypass" (chat
+    # completions the cache did not read for), "" (not a chat completion).
+    cache_outcome: str = ""
     finished: bool = False
 
     def on_text(self, text: str) -> None:

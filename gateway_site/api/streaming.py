@@ -3,14 +3,17 @@
 The usage chunk is dropped unless the client asked for it (``stream_options.include_usage``);
 a failure after the first byte ends the stream with an OpenAI error event, never a clean close;
 a client disconnect closes the upstream connection. Whatever happens, the tracker emits the
-request's one usage event when the relay ends."""
+request's one usage event when the relay ends. A ``StreamCapture`` (the response cache) sees
+every chunk and hears when the stream ended normally. ``replay_response`` streams chunks that
+are already known (a cached answer) the same way."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
 
 import orjson
 from django.http import StreamingHttpResponse
@@ -25,12 +28,23 @@ _DONE = b"data: [DONE]\n\n"
 logger = logging.getLogger("gateway.api")
 
 
+class StreamCapture(Protocol):
+    def feed(self, payload: bytes) -> None: ...
+
+    def complete(self) -> None:
+        """The upstream stream ended normally (not cut short, no error event)."""
+
+
 def sse_data(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
 async def relay(
-    stream: UpstreamStream, tracker: UsageTracker, *, include_usage: bool
+    stream: UpstreamStream,
+    tracker: UsageTracker,
+    *,
+    include_usage: bool,
+    capture: StreamCapture | None = None,
 ) -> AsyncIterator[bytes]:
     ended = False
     events = stream.events()
@@ -52,10 +66,14 @@ async def relay(
                 ended = True
                 yield sse_data(event.payload)
                 return
+            if capture is not None and event.payload is not None:
+                capture.feed(event.payload)
             if event.payload is None or (event.usage_only and not include_usage):
                 continue
             yield sse_data(event.payload)
         ended = True
+        if capture is not None:
+            capture.complete()
         yield _DONE
     except UpstreamError as exc:
         tracker.fail(status=exc.status, error_type=exc.error_type)
@@ -80,11 +98,37 @@ async def relay(
 
 
 def streaming_response(
-    stream: UpstreamStream, tracker: UsageTracker, *, include_usage: bool
+    stream: UpstreamStream,
+    tracker: UsageTracker,
+    *,
+    include_usage: bool,
+    capture: StreamCapture | None = None,
 ) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        relay(stream, tracker, include_usage=include_usage), content_type="text/event-stream"
-    )
+    return _sse_response(relay(stream, tracker, include_usage=include_usage, capture=capture))
+
+
+async def replay(payloads: Sequence[bytes], tracker: UsageTracker, *, text: str) -> AsyncIterator[bytes]:
+    """Stream known chunk payloads and ``[DONE]``; the tracker finishes when the replay ends."""
+    ended = False
+    try:
+        for index, payload in enumerate(payloads):
+            if index == 1 and text:
+                tracker.on_text(text)
+            yield sse_data(payload)
+        ended = True
+        yield _DONE
+    finally:
+        if not ended:
+            tracker.disconnected()  # cancelled, or closed after the client went away
+        tracker.finish()
+
+
+def replay_response(payloads: Sequence[bytes], tracker: UsageTracker, *, text: str) -> StreamingHttpResponse:
+    return _sse_response(replay(payloads, tracker, text=text))
+
+
+def _sse_response(chunks: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

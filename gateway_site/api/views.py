@@ -1,5 +1,6 @@
 """The OpenAI-compatible endpoints. Each view reads as the request path: authenticate, parse,
-resolve the model, admit (rate limits and cost quotas), route, respond."""
+resolve the model, admit (rate limits and cost quotas), consult the response cache, route,
+respond."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from gateway_site.api.admission import admit_chat, estimate_chat
+from gateway_site.api.caching import ChatCache, consult_cache
 from gateway_site.api.endpoint import api_endpoint, tracking
 from gateway_site.api.errors import MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
 from gateway_site.api.exchange import Exchange, UsageTracker
-from gateway_site.api.parsing import JsonObject, parse_chat_request
+from gateway_site.api.parsing import ChatRequest, JsonObject, parse_chat_request
 from gateway_site.api.responses import json_response
 from gateway_site.api.streaming import streaming_response
 from gateway_site.runtime import Snapshot, get_runtime
@@ -98,13 +100,31 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
         streamed=chat.stream,
         admission=admission,
     )
+    cached = await consult_cache(
+        runtime.cache(),
+        cache_control=request.headers.get("cache-control"),
+        route=route,
+        chat=chat,
+        tracker=tracker,
+    )
+    if cached.hit is not None:
+        return cached.serve_hit(cached.hit, chat=chat, catalog=snapshot.catalog)
+    return await _route(router, chat, tracker, cached)
+
+
+async def _route(
+    router: Router, chat: ChatRequest, tracker: UsageTracker, cached: ChatCache
+) -> HttpResponseBase:
+    """Call the upstream(s) and respond, streamed or not; a normal answer goes to the cache."""
+    exchange, attempt = tracker.exchange, tracker.attempt
     if chat.stream:
         with tracking(tracker, finish=False), attempt_headers(exchange, attempt):
             stream = await router.open_stream(attempt, chat.raw, request_id=exchange.request_id)
-        return streaming_response(stream, tracker, include_usage=chat.include_usage)
+        return streaming_response(stream, tracker, include_usage=chat.include_usage, capture=cached.capture())
     with tracking(tracker), attempt_headers(exchange, attempt):
         completion = await router.complete(attempt, chat.raw, request_id=exchange.request_id)
         tracker.usage = completion.usage
+    cached.store(completion.body)
     return json_response(completion.body)
 
 

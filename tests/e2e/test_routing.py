@@ -98,8 +98,10 @@ def routed(
 
 
 def chat(client: httpx.Client, model: str = "chat-ha", **fields: object) -> httpx.Response:
+    """One chat request; it skips the response cache (the issue's example caches ``chat-ha``,
+    and these tests count how identical requests are routed)."""
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}], **fields}
-    return client.post("/v1/chat/completions", json=body)
+    return client.post("/v1/chat/completions", json=body, headers={"Cache-Control": "no-store"})
 
 
 def test_issue_example_applies_and_weighted_splits_three_to_one(routed, upstreams):
