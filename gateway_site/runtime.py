@@ -18,11 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from accounting.prices import load_price_table
 from accounting.pricing import PriceTable
@@ -222,17 +219,7 @@ class Runtime:
             for stale in [other for other in self._caches if other.is_closed()]:
                 del self._caches[stale]
             timeout = settings.GATEWAY_REDIS_TIMEOUT_SECONDS
-            client = (
-                aioredis.Redis.from_url(
-                    settings.REDIS_URL,
-                    socket_timeout=timeout,
-                    socket_connect_timeout=timeout,
-                    retry=Retry(NoBackoff(), 0),
-                    health_check_interval=30,
-                )
-                if settings.REDIS_URL
-                else None
-            )
+            client = create_client(settings.REDIS_URL, timeout=timeout) if settings.REDIS_URL else None
             cache = ResponseCache(
                 self._cache_local, client=client, prefix=settings.GATEWAY_REDIS_PREFIX, timeout=timeout
             )

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
@@ -35,8 +37,14 @@ Arg = str | int
 
 
 def create_client(url: str, *, timeout: float) -> aioredis.Redis:
+    """A client whose every call ends within ``timeout``: redis-py's default retries (three,
+    with backoff) would stretch an outage's wait and could run a script twice."""
     return aioredis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=30,
     )
 
 
