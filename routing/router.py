@@ -174,15 +174,22 @@ class Router:
         catalog: Catalog | None = None,
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
+        unavailable_too: bool = False,
     ) -> Attempt:
         """The deployments to try, in order: the model's by its strategy, then each fallback
-        model's by its own. Raises ``NoDeploymentAvailable`` when there is none."""
+        model's by its own. Raises ``NoDeploymentAvailable`` when there is none, unless
+        ``unavailable_too``: then every deployment is planned in priority order, breakers
+        ignored (the calls still check them, so an open one gets no traffic)."""
         routes = [route, *(catalog.models[n] for n in route.fallbacks if catalog and n in catalog.models)]
         candidates: list[DeploymentConfig] = []
         primary = 0
         for each in routes:
             snapshot = self._snapshot(each, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-            ordered = order_deployments(each.strategy, each.deployments, snapshot)
+            ordered = (
+                sorted(each.deployments, key=lambda d: (d.priority, d.id))
+                if unavailable_too
+                else order_deployments(each.strategy, each.deployments, snapshot)
+            )
             candidates.extend(d for d in ordered if all(d.id != c.id for c in candidates))
             primary = primary or len(candidates)
         if not candidates:

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from gateway_site.api.admission import admit_chat, estimate_chat
-from gateway_site.api.caching import ChatCache, consult_cache
+from gateway_site.api.caching import ChatCache, consult_cache, may_answer_from_cache
 from gateway_site.api.endpoint import api_endpoint, tracking
 from gateway_site.api.errors import MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
 from gateway_site.api.exchange import Exchange, UsageTracker
@@ -24,7 +24,7 @@ from quotas.access import model_allowed
 from quotas.errors import ModelAccessDenied
 from quotas.keys import key_from_headers
 from quotas.registry import KeyContext
-from routing.router import Attempt, Router
+from routing.router import Attempt, NoDeploymentAvailable, Router
 from routing.strategies import COST_OPTIMIZED
 
 
@@ -54,17 +54,27 @@ def resolve_route(snapshot: Snapshot, key: KeyContext, model: str) -> ModelRoute
     return route
 
 
-def _plan(router: Router, route: ModelRoute, snapshot: Snapshot, raw: JsonObject) -> Attempt:
-    """The deployments to try; ``cost_optimized`` ranks them by the request's estimated cost."""
-    if route.strategy != COST_OPTIMIZED:
-        return router.plan(route, catalog=snapshot.catalog)
-    estimate = estimate_chat(raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
-    return router.plan(
-        route,
-        catalog=snapshot.catalog,
-        prompt_tokens=estimate.prompt_tokens,
-        completion_tokens=estimate.completion_tokens,
+def _plan(router: Router, route: ModelRoute, snapshot: Snapshot, raw: JsonObject, *, cached: bool) -> Attempt:
+    """The deployments to try; ``cost_optimized`` ranks them by the request's estimated cost.
+    When none is available (breakers open) but ``cached`` (a cached answer may serve the
+    request), every deployment is planned anyway: the cache is looked up, and a miss finds
+    them all unavailable and is refused as it would have been."""
+    estimate = (
+        estimate_chat(raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
+        if route.strategy == COST_OPTIMIZED
+        else None
     )
+    try:
+        return router.plan(
+            route,
+            catalog=snapshot.catalog,
+            prompt_tokens=estimate.prompt_tokens if estimate else 0,
+            completion_tokens=estimate.completion_tokens if estimate else 0,
+        )
+    except NoDeploymentAvailable:
+        if not cached:
+            raise
+        return router.plan(route, catalog=snapshot.catalog, unavailable_too=True)
 
 
 @contextmanager
@@ -86,7 +96,14 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
     chat = parse_chat_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
     route = resolve_route(snapshot, key, chat.model)
     router = runtime.router()
-    attempt = _plan(router, route, snapshot, chat.raw)
+    cache_control = request.headers.get("cache-control")
+    attempt = _plan(
+        router,
+        route,
+        snapshot,
+        chat.raw,
+        cached=may_answer_from_cache(cache_control, route=route, chat=chat),
+    )
     admission = await admit_chat(
         runtime.limiter(), key=key, chat=chat, deployments=attempt.candidates, exchange=exchange
     )
@@ -102,7 +119,7 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
     )
     cached = await consult_cache(
         runtime.cache(),
-        cache_control=request.headers.get("cache-control"),
+        cache_control=cache_control,
         route=route,
         chat=chat,
         tracker=tracker,

@@ -198,3 +198,48 @@ def test_routing_overview_without_redis_shows_the_process_own_view(
         PRIMARY: ("closed", 2, 1, 0.5),
         SECONDARY: ("closed", 1, 0, 0.0),
     }
+
+
+def test_a_cached_answer_is_served_while_every_deployment_is_unavailable(
+    upstreams, gateway_factory, configure, make_key
+):
+    a, _ = upstreams
+    configure(
+        f"""
+providers:
+  - {{name: upstream-a, kind: openai, base_url: "{a.base_url}"}}
+models:
+  - name: chat-cached
+    cache: {{ttl_seconds: 300, key: full_request}}
+    deployments:
+      - {{provider: upstream-a, model: only-model}}
+"""
+    )
+    key = make_key("acme")
+    gateway = gateway_factory(GATEWAY_BREAKER_FAILURES="2", GATEWAY_BREAKER_OPEN_SECONDS="120")
+
+    def ask(content: str, **headers: str) -> httpx.Response:
+        body = {"model": "chat-cached", "messages": [{"role": "user", "content": content}]}
+        return client.post("/v1/chat/completions", json=body, headers=headers)
+
+    with client_for(gateway, key.raw) as client:
+        stored = ask("cached question")
+        assert (stored.status_code, stored.headers["x-gateway-cache"]) == (200, "miss")
+        a.enqueue(DOWN, DOWN)
+        assert [ask("other", **{"cache-control": "no-store"}).status_code for _ in range(2)] == [502, 502]
+        assert len(a.requests) == 3
+
+        hit = ask("cached question")
+        refused = ask("a question never asked")
+        bypassing = ask("cached question", **{"cache-control": "no-cache"})
+
+    assert (hit.status_code, hit.headers["x-gateway-cache"], hit.headers["x-gateway-attempts"]) == (
+        200,
+        "hit",
+        "0",
+    )
+    assert hit.content == stored.content
+    for response in (refused, bypassing):
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "no_deployment_available"
+    assert len(a.requests) == 3  # the open breaker kept every one of them from the upstream
