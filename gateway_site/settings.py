@@ -18,6 +18,7 @@ from gateway_site.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_str,
     env_timezone,
 )
@@ -203,3 +204,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 GATEWAY_BREAKER_FAILURES = env_int("GATEWAY_BREAKER_FAILURES", 5, minimum=1)
 GATEWAY_BREAKER_SUCCESSES = env_int("GATEWAY_BREAKER_SUCCESSES", 2, minimum=1)
 GATEWAY_BREAKER_OPEN_SECONDS = env_float("GATEWAY_BREAKER_OPEN_SECONDS", 30.0, minimum=0.1)
+# /metrics (README, "Metrics"): a bearer token when set, and the client networks it is served to.
+GATEWAY_METRICS_TOKEN = env_str("GATEWAY_METRICS_TOKEN", "")
+GATEWAY_METRICS_ALLOWED_NETWORKS = env_networks(
+    "GATEWAY_METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -23,8 +24,15 @@ class RedisRoutingSync:
     (deployment id -> wall time the breaker opened; removed when it closed)."""
 
     def __init__(
-        self, *, latency: LatencyBoard, breakers: BreakerBoard, client: aioredis.Redis, prefix: str
+        self,
+        *,
+        latency: LatencyBoard,
+        breakers: BreakerBoard,
+        client: aioredis.Redis,
+        prefix: str,
+        on_error: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_error = on_error  # counts failed Redis calls (metrics)
         self._latency = latency
         self._breakers = breakers
         self._client = client
@@ -59,5 +67,6 @@ class RedisRoutingSync:
             try:
                 await self.sync_once()
             except (RedisError, OSError, ValueError) as exc:
+                self._on_error()
                 logger.warning("routing state sync failed, using this process's view: %s", exc)
             await asyncio.sleep(interval)
