@@ -46,7 +46,7 @@ def _plain(status: int, text: str) -> HttpResponse:
 
 
 async def metrics(request: HttpRequest) -> HttpResponse:
-    if request.method not in ("GET", "HEAD"):
+    if request.method != "GET":
         response = _plain(405, "Method not allowed; use GET.")
         response["Allow"] = "GET"
         return response
