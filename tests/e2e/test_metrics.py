@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import MODEL, PROVIDER, UPSTREAM_MODEL, expected_cost
+from tests.e2e.conftest import MODEL, PROVIDER, UPSTREAM_MODEL, closed_port, expected_cost
 from tests.e2e.scrape import scrape, total, value
 from tests.fakes.openai_upstream import ErrorReply, FakeUsage, Reply
 
@@ -169,3 +169,17 @@ def test_clients_outside_the_allowed_networks_get_403(start_proxy):
     response = httpx.get(f"{proxy.gateway.base_url}/metrics")
     assert response.status_code == 403
     assert "llm_gateway" not in response.text
+
+
+def test_redis_errors_are_counted_by_component(start_proxy):
+    dead_redis = f"redis://127.0.0.1:{closed_port()}/0"
+    proxy = start_proxy(extra_yaml=RATE_TIER, REDIS_URL=dead_redis, GATEWAY_ON_REDIS_ERROR="open")
+    before = scrape(proxy.gateway.base_url)
+    assert value(before, "llm_gateway_redis_errors_total", component="limiter") == 0
+    response = proxy.http.post("/v1/chat/completions", json=proxy.chat_body())
+    assert response.status_code == 200  # admitted unchecked: the limiter fails open
+    after = scrape(proxy.gateway.base_url)
+    assert value(after, "llm_gateway_redis_errors_total", component="limiter") == 1
+    assert value(after, "llm_gateway_redis_errors_total", component="config_pubsub") >= 1
+    assert value(after, "llm_gateway_redis_errors_total", component="metrics") >= 1  # the outbox gauges
+    assert ("llm_gateway_usage_outbox_lag", frozenset()) not in after
