@@ -148,6 +148,10 @@ class UsageWriter:
         """Hot path: never blocks, never raises."""
         self._queue.put_nowait(event)
 
+    def queued(self) -> int:
+        """Events waiting to be written (approximate, for metrics)."""
+        return self._queue.qsize()
+
     def flush(self) -> None:
         """Write everything queued so far (blocking); for shutdown and tests."""
         batch: list[UsageEvent] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -75,6 +76,23 @@ def env_timezone(name: str, default: str) -> ZoneInfo:
         raise ImproperlyConfigured(
             f"{name} must be an IANA time zone such as Europe/Paris, got {raw!r}"
         ) from None
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+ALL_NETWORKS = ("0.0.0.0/0", "::/0")
+
+
+def env_networks(name: str, default: str) -> tuple[Network, ...]:
+    """Comma-separated CIDR networks (a bare address is a one-address network); ``*`` means all."""
+    raw = os.environ.get(name)
+    items = [item.strip() for item in (default if raw is None else raw).split(",") if item.strip()]
+    if items == ["*"]:
+        items = list(ALL_NETWORKS)
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+    except ValueError as exc:
+        message = f"{name} must be comma-separated CIDR networks or *, got {raw!r}: {exc}"
+        raise ImproperlyConfigured(message) from None
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

@@ -28,6 +28,7 @@ from django.db import DatabaseError, close_old_connections
 from accounting.ledger import consumer_name, drain, encode_event, outbox_stream
 from accounting.pricing import PriceTable, PriceVersion
 from accounting.recorder import UsageEvent, UsageWriter
+from gateway_site.metrics import observe_redis_error
 from quotas.admission import Admission, Limiter, Outbox
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class OutboxDrainer:
                     block_ms=self._block_ms,
                 )
             except (redis.RedisError, DatabaseError, OSError) as exc:
+                if not isinstance(exc, DatabaseError):
+                    observe_redis_error("usage_outbox")
                 logger.warning("usage outbox not drained, retrying: %s", exc)
                 self._stop.wait(1.0)
             finally:

@@ -26,6 +26,7 @@ from accounting.pricing import PriceTable
 from accounting.recorder import UsageWriter
 from accounting.spend import recorded_spend
 from gateway_site.ledger import InProcessBeat, OutboxDrainer, UsageSink
+from gateway_site.metrics import observe_redis_error, redis_error_hook
 from providers.catalog import load_catalog
 from providers.http import create_http_client
 from providers.types import Catalog
@@ -122,6 +123,7 @@ class SnapshotWatcher:
             try:
                 subscriber.get_message(ignore_subscribe_messages=True, timeout=self._poll)
             except redis.RedisError as exc:
+                observe_redis_error("config_pubsub")
                 logger.warning("configuration pub/sub lost, polling only: %s", exc)
                 subscriber = None
                 self._stop.wait(self._poll)
@@ -133,6 +135,7 @@ class SnapshotWatcher:
             pubsub.subscribe(revision_channel())
             return pubsub
         except redis.RedisError as exc:
+            observe_redis_error("config_pubsub")
             logger.warning("cannot subscribe to configuration changes, polling only: %s", exc)
             return None
 
@@ -203,7 +206,7 @@ class Runtime:
                 del self._limiters[stale]
             client = create_client(settings.REDIS_URL, timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS)
             limiter = Limiter(
-                RedisStore(client),
+                RedisStore(client, on_error=redis_error_hook("limiter")),
                 fail_open=settings.GATEWAY_ON_REDIS_ERROR == "open",
                 on_alert=self.alerts.notify,
             )
@@ -276,6 +279,7 @@ class Runtime:
             client=client,
             prefix=settings.GATEWAY_REDIS_PREFIX,
             stats=router.stats,
+            on_error=redis_error_hook("routing_sync"),
         )
         task = asyncio.get_running_loop().create_task(sync.run(settings.GATEWAY_ROUTING_SYNC_SECONDS))
         self._background.add(task)

@@ -18,6 +18,7 @@ from gateway_site.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_str,
     env_timezone,
 )
@@ -212,3 +213,8 @@ GATEWAY_BREAKER_OPEN_SECONDS = env_float("GATEWAY_BREAKER_OPEN_SECONDS", 30.0, m
 GATEWAY_CACHE_MAX_ENTRIES = env_int("GATEWAY_CACHE_MAX_ENTRIES", 10_000, minimum=0)
 GATEWAY_CACHE_MAX_BYTES = env_int("GATEWAY_CACHE_MAX_BYTES", 64 * 1024 * 1024, minimum=0)
 GATEWAY_CACHE_MAX_TTL_SECONDS = env_int("GATEWAY_CACHE_MAX_TTL_SECONDS", 3600, minimum=0)
+# /metrics (README, "Metrics"): a bearer token when set, and the client networks it is served to.
+GATEWAY_METRICS_TOKEN = env_str("GATEWAY_METRICS_TOKEN", "")
+GATEWAY_METRICS_ALLOWED_NETWORKS = env_networks(
+    "GATEWAY_METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+)

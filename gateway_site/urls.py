@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path, re_path
 
-from gateway_site import probes, routing_overview, usage_api, usage_pages
+from gateway_site import exposition, probes, routing_overview, usage_api, usage_pages
 from gateway_site.api import embeddings, self_usage, views
 
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
     path("live", probes.live),
     path("ready", probes.ready),
     path("health", probes.health),
+    path("metrics", exposition.metrics),
     path("api/usage/summary", usage_api.SummaryView.as_view()),
     path("api/usage/totals", usage_api.TotalsView.as_view()),
     path("api/usage/timeseries", usage_api.TimeSeriesView.as_view()),

@@ -109,8 +109,10 @@ class RedisStore:
         *,
         retry_seconds: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        on_error: Callable[[], None] = lambda: None,
     ) -> None:
         self._client = client
+        self._on_error = on_error  # counts failed Redis calls (metrics)
         self._admit: AsyncScript = client.register_script(ADMIT)
         self._settle: AsyncScript = client.register_script(SETTLE)
         self._retry_seconds = retry_seconds
@@ -124,6 +126,7 @@ class RedisStore:
             reply = await script(keys=[], args=args)
         except (TimeoutError, RedisError, OSError) as exc:
             self._down_until = self._monotonic() + self._retry_seconds
+            self._on_error()
             raise StoreUnavailable(f"Redis: {exc}") from exc
         if not isinstance(reply, list):
             raise StoreUnavailable("unexpected reply from a limiter script")
@@ -164,6 +167,7 @@ class RedisStore:
             replies = await pipe.execute()
         except (TimeoutError, RedisError, OSError) as exc:
             self._down_until = self._monotonic() + self._retry_seconds
+            self._on_error()
             raise StoreUnavailable(f"Redis: {exc}") from exc
         return tuple(QuotaState(int(spent or 0), int(reserved or 0)) for spent, reserved in replies)
 

@@ -258,6 +258,11 @@ class ResponseCache:
     def redis_key(self, key: str) -> str:
         return self._prefix + key
 
+    @property
+    def shared(self) -> bool:
+        """Whether there is an L2 (Redis) behind the process's L1."""
+        return self._client is not None
+
     async def get(self, key: str, *, max_age: int | None = None) -> CacheHit | None:
         """The entry under ``key`` from L1, else from L2 (then kept in L1); None on a miss, on
         an entry older than ``max_age`` seconds, and on a Redis error."""

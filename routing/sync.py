@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -32,7 +33,9 @@ class RedisRoutingSync:
         client: aioredis.Redis,
         prefix: str,
         stats: StatsBoard | None = None,
+        on_error: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_error = on_error  # counts failed Redis calls (metrics)
         self._latency = latency
         self._breakers = breakers
         self._stats = stats
@@ -75,5 +78,6 @@ class RedisRoutingSync:
             try:
                 await self.sync_once()
             except (RedisError, OSError, ValueError) as exc:
+                self._on_error()
                 logger.warning("routing state sync failed, using this process's view: %s", exc)
             await asyncio.sleep(interval)

@@ -16,6 +16,7 @@ from gateway_site.api.exchange import UsageTracker
 from gateway_site.api.parsing import ChatRequest
 from gateway_site.api.responses import json_response
 from gateway_site.api.streaming import replay_response
+from gateway_site.metrics import observe_cache
 from providers.types import Catalog, DeploymentConfig, ModelRoute
 from routing.cache import (
     CacheHit,
@@ -110,6 +111,14 @@ def may_answer_from_cache(cache_control: str | None, *, route: ModelRoute, chat:
     return route.cache is not None or bool(control.max_age and settings.GATEWAY_CACHE_MAX_TTL_SECONDS > 0)
 
 
+def observe_lookup(hit: CacheHit | None, *, shared: bool) -> None:
+    """Hits and misses per level: a lookup reaches L2 only after missing L1."""
+    level = hit.level if hit is not None else None
+    observe_cache("l1", hit=level == "l1")
+    if shared and level != "l1":
+        observe_cache("l2", hit=level == "l2")
+
+
 async def consult_cache(
     cache: ResponseCache,
     *,
@@ -131,6 +140,7 @@ async def consult_cache(
     result = ChatCache(cache=cache, plan=plan, tracker=tracker)
     if plan is not None and plan.read:
         result.hit = await cache.get(plan.key, max_age=plan.max_age)
+        observe_lookup(result.hit, shared=cache.shared)
     headers = tracker.exchange.headers
     if result.hit is not None:
         tracker.cache_outcome = f"{result.hit.level}_hit"

@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from gateway_site.api.errors import RequestError
 from gateway_site.api.exchange import Exchange, UsageTracker, client_request_id, new_request_id
 from gateway_site.api.responses import error_response, internal_error_response
+from gateway_site.metrics import observe_response
 from providers.errors import UpstreamError
 from quotas.errors import AdmissionError
 
@@ -44,6 +45,7 @@ def api_endpoint(view: ApiView) -> ApiView:
             response[name] = value
         response["x-request-id"] = exchange.public_id
         response["x-gateway-overhead-ms"] = f"{exchange.overhead_ms():.3f}"
+        observe_response(exchange, response)
         return response
 
     return csrf_exempt(wrapper)

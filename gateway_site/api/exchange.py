@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from accounting.pricing import PriceVersion, request_cost
 from accounting.recorder import UsageEvent
+from gateway_site import metrics
 from gateway_site.ledger import UsageSink
 from providers.tokens import count_message_tokens, count_tokens
 from providers.types import Usage
@@ -39,6 +40,8 @@ class Exchange:
     started_wall: float = field(default_factory=time.time)
     upstream_seconds: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)  # added to every response (x-ratelimit-*)
+    model: str = ""  # the public model, once known to exist (a metrics label)
+    tracked: bool = False  # a UsageTracker accounts for this request (metrics count it once)
 
     @property
     def public_id(self) -> str:
@@ -86,6 +89,9 @@ class UsageTracker:
     # completions the cache did not read for), "" (not a chat completion).
     cache_outcome: str = ""
     finished: bool = False
+
+    def __post_init__(self) -> None:
+        metrics.request_started(self.exchange)
 
     def on_text(self, text: str) -> None:
         if self.first_token_at is None:
@@ -171,3 +177,4 @@ class UsageTracker:
         self.writer.emit(
             event, admission=self.admission, tokens=usage.total_tokens, cost_micro=to_micro(cost)
         )
+        metrics.observe_finish(event, overhead_ms=self.exchange.overhead_ms(), tries=self.attempt.tries)

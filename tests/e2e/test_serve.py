@@ -13,6 +13,7 @@ import pytest
 
 from accounting.models import UsageRecord
 from tests.conftest import ROOT, database_url_for_subprocess, wait_for
+from tests.e2e.scrape import parse, total, value
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -110,3 +111,36 @@ def test_sigterm_flushes_queued_usage_before_exit(serve, configure, make_key):
     assert set(UsageRecord.objects.values_list("prompt_tokens", "completion_tokens", "status")) == {
         (8, 11, 200)
     }
+
+
+def test_metrics_add_up_across_workers(serve, configure, make_key, tmp_path):
+    configure(MOCK)
+    key = make_key("acme")
+    directory = tmp_path / "multiproc"
+    directory.mkdir()
+    (directory / "counter_999999.db").write_bytes(b"stale values of an earlier run")
+    process, base = serve(workers=2, PROMETHEUS_MULTIPROC_DIR=str(directory), GATEWAY_MOCK_CHUNK_DELAY_MS="0")
+    assert not (directory / "counter_999999.db").exists()
+    body = {"model": "mock-echo", "messages": [{"role": "user", "content": "count me"}]}
+    pids: set[int] = set()
+
+    def call(_: int) -> int:
+        with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {key.raw}"}) as client:
+            assert client.post(f"{base}/v1/chat/completions", json=body).status_code == 200
+            return int(client.get(f"{base}/health").json()["pid"])
+
+    with ThreadPoolExecutor(8) as pool:
+        pids |= set(pool.map(call, range(40)))
+    assert len(pids) == 2  # both workers served some of the 40
+    for _ in range(6):  # whichever worker answers, it reports both workers' counts
+        with httpx.Client(timeout=10) as client:  # a new connection each time
+            samples = parse(client.get(f"{base}/metrics").text)
+        assert total(samples, "llm_gateway_requests_total") == 40
+        assert (
+            value(samples, "llm_gateway_requests_total", provider="mock", model="mock-echo", status="200")
+            == 40
+        )
+        assert value(samples, "llm_gateway_active_requests") == 0
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(20) == 0
+    assert not any(directory.glob("gauge_live*"))  # the dead workers' live gauges are gone

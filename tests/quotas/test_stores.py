@@ -319,3 +319,26 @@ async def test_unreachable_redis_fails_open_or_closed():
     with pytest.raises(StoreUnavailable):
         await dead.evaluate(the_plan)
     await dead.aclose()
+
+
+async def test_failed_redis_calls_reach_the_error_hook_once_each():
+    failures: list[str] = []
+    clock = [100.0]
+    dead = RedisStore(
+        create_client(f"redis://127.0.0.1:{closed_port()}/0", timeout=0.5),
+        retry_seconds=1.0,
+        monotonic=lambda: clock[0],
+        on_error=lambda: failures.append("failed"),
+    )
+    the_plan = plan(tier_policy("fixed_window", requests_per_minute=1), "gwtest:dead:", "a", at_ms=T0_MS)
+    with pytest.raises(StoreUnavailable):
+        await dead.evaluate(the_plan)
+    assert failures == ["failed"]
+    with pytest.raises(StoreUnavailable):  # within retry_seconds: Redis is not called at all
+        await dead.evaluate(the_plan)
+    assert failures == ["failed"]
+    clock[0] += 1.5
+    with pytest.raises(StoreUnavailable):
+        await dead.evaluate(the_plan)
+    assert failures == ["failed", "failed"]
+    await dead.aclose()

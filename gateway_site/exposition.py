@@ -1,0 +1,108 @@
+"""``GET /metrics``: the Prometheus text format, for clients from ``GATEWAY_METRICS_ALLOWED_NETWORKS``
+(403 otherwise) presenting ``Authorization: Bearer GATEWAY_METRICS_TOKEN`` when one is set (401
+otherwise). The scrape-time gauges (breakers, provider health, usage backlog) are read here."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+
+import redis.asyncio as aioredis
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from prometheus_client.exposition import choose_encoder
+
+from accounting.ledger import GROUP, outbox_stream
+from gateway_site.env import Network
+from gateway_site.metrics import BREAKER_STATES, ScrapeState, exposition_registry, observe_redis_error
+from gateway_site.runtime import Runtime, get_runtime
+
+OUTBOX_TIMEOUT_SECONDS = 1.0
+
+
+def client_allowed(remote_addr: str, networks: tuple[Network, ...]) -> bool:
+    """Whether the client address lies in one of ``networks`` (an IPv4-mapped IPv6 address
+    counts as its IPv4 address; an absent or unparsable address is not allowed)."""
+    try:
+        address = ipaddress.ip_address(remote_addr)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+def token_accepted(authorization: str | None, token: str) -> bool:
+    """No token configured, or ``Bearer <token>`` (compared in constant time)."""
+    if not token:
+        return True
+    scheme, _, presented = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+def _plain(status: int, text: str) -> HttpResponse:
+    return HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+
+
+async def metrics(request: HttpRequest) -> HttpResponse:
+    if request.method != "GET":
+        response = _plain(405, "Method not allowed; use GET.")
+        response["Allow"] = "GET"
+        return response
+    if not client_allowed(request.META.get("REMOTE_ADDR", ""), settings.GATEWAY_METRICS_ALLOWED_NETWORKS):
+        return _plain(403, "Metrics are not served to this address.")
+    if not token_accepted(request.headers.get("authorization"), settings.GATEWAY_METRICS_TOKEN):
+        response = _plain(401, "A valid bearer token is required.")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    state = await scrape_state(get_runtime())
+    # Reading the workers' files (multiprocess mode) is disk I/O: off the event loop.
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    body = await asyncio.to_thread(encoder, exposition_registry(state))
+    return HttpResponse(body, content_type=content_type)
+
+
+async def scrape_state(runtime: Runtime) -> ScrapeState:
+    """The scrape-time values, read on the event loop (the boards belong to it)."""
+    breakers: dict[str, tuple[str, int]] = {}
+    board = runtime.router().breakers
+    providers: set[str] = set()
+    for route in runtime.watcher.current().catalog.models.values():
+        for d in route.deployments:
+            label = f"{d.provider.name}/{d.upstream_model}"
+            state = BREAKER_STATES[board.get(d.id).state]
+            breakers[label] = (d.provider.name, max(state, breakers.get(label, ("", 0))[1]))
+            providers.add(d.provider.name)
+    pending, lag = await _outbox_backlog() if settings.REDIS_URL else (None, None)
+    return ScrapeState(
+        breakers=breakers,
+        providers=frozenset(providers),
+        outbox_pending=pending,
+        outbox_lag=lag,
+        writer_queue=runtime.usage.writer.queued(),
+    )
+
+
+async def _outbox_backlog() -> tuple[int | None, int | None]:
+    """The ledger consumer group's pending entries and lag (0, 0 before the stream exists)."""
+    client = aioredis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=OUTBOX_TIMEOUT_SECONDS,
+        socket_connect_timeout=OUTBOX_TIMEOUT_SECONDS,
+    )
+    try:
+        groups = await client.xinfo_groups(outbox_stream(settings.GATEWAY_REDIS_PREFIX))
+    except aioredis.ResponseError:
+        return 0, 0  # no stream yet: nothing was ever appended
+    except (aioredis.RedisError, OSError):
+        observe_redis_error("metrics")
+        return None, None
+    finally:
+        await client.aclose()
+    for group in groups:
+        name = group.get("name")
+        if name in (GROUP, GROUP.encode()):
+            lag = group.get("lag")
+            return int(group.get("pending") or 0), None if lag is None else int(lag)
+    return 0, 0
