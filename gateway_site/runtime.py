@@ -14,8 +14,9 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -265,6 +266,12 @@ class Runtime:
                 self._start_routing_sync(router)
             self._routers[loop] = router
         return router
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background on the running loop (kept referenced until done)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def routers(self) -> list[Router]:
         """This process's routers (one per event loop), for the admin's routing overview."""

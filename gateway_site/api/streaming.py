@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 import orjson
 from django.http import StreamingHttpResponse
 
 from gateway_site.api.exchange import UsageTracker
 from gateway_site.api.responses import error_object, internal_error_object
+from gateway_site.runtime import get_runtime
 from providers.adapters import UpstreamStream
 from providers.errors import UpstreamError
 
@@ -103,8 +104,41 @@ def streaming_response(
     *,
     include_usage: bool,
     capture: StreamCapture | None = None,
+    spawn: Callable[[Coroutine[Any, Any, None]], None] | None = None,
 ) -> StreamingHttpResponse:
-    return _sse_response(relay(stream, tracker, include_usage=include_usage, capture=capture))
+    """``spawn`` runs the upstream stream's closing if the response is abandoned unstarted
+    (default: the runtime's background tasks)."""
+    chunks = relay(stream, tracker, include_usage=include_usage, capture=capture)
+    return _sse_response(_Body(chunks, tracker=tracker, stream=stream, spawn=spawn))
+
+
+class _Body:
+    """The SSE body: the chunks, and ``close()``, which Django calls when the response is
+    closed. A client that went away after the view returned but before the first chunk was
+    sent leaves the generator unstarted, so its ``finally`` never runs: then the upstream
+    stream is closed here and the usage event emitted (status 499). After a relay that ran,
+    the tracker has finished and ``close()`` does nothing."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        tracker: UsageTracker,
+        stream: UpstreamStream | None,
+        spawn: Callable[[Coroutine[Any, Any, None]], None] | None = None,
+    ) -> None:
+        self._chunks, self._tracker, self._stream, self._spawn = chunks, tracker, stream, spawn
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        if self._tracker.finished:
+            return
+        self._tracker.disconnected()
+        if self._stream is not None:
+            (self._spawn or get_runtime().spawn)(self._stream.aclose())
+        self._tracker.finish()
 
 
 async def replay(payloads: Sequence[bytes], tracker: UsageTracker, *, text: str) -> AsyncIterator[bytes]:
@@ -124,10 +158,10 @@ async def replay(payloads: Sequence[bytes], tracker: UsageTracker, *, text: str)
 
 
 def replay_response(payloads: Sequence[bytes], tracker: UsageTracker, *, text: str) -> StreamingHttpResponse:
-    return _sse_response(replay(payloads, tracker, text=text))
+    return _sse_response(_Body(replay(payloads, tracker, text=text), tracker=tracker, stream=None))
 
 
-def _sse_response(chunks: AsyncIterator[bytes]) -> StreamingHttpResponse:
+def _sse_response(chunks: _Body) -> StreamingHttpResponse:
     response = StreamingHttpResponse(chunks, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

@@ -1,0 +1,105 @@
+"""A streamed response abandoned before its first chunk was sent (the client went away just
+after the view returned) still closes the upstream stream and emits the request's one usage
+event, status 499; closing a response whose relay ran records nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from accounting.models import UsageRecord
+from accounting.prices import load_price_table
+from accounting.recorder import UsageWriter
+from gateway_site.api.exchange import Exchange, UsageTracker
+from gateway_site.api.streaming import streaming_response
+from gateway_site.ledger import UsageSink
+from providers.catalog import load_catalog
+from providers.http import create_http_client
+from quotas.admission import Limiter
+from quotas.registry import load_registry
+from quotas.store_local import LocalStore
+from routing.router import Router
+from tests.conftest import openai_provider_yaml, wait_for
+from tests.fakes.openai_upstream import FakeOpenAIUpstream, Reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+@pytest.fixture
+def upstream():
+    fake = FakeOpenAIUpstream().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def setup(upstream, configure, make_key, tmp_path):
+    """What a request needs, loaded (synchronously) from the test database."""
+    configure(openai_provider_yaml(name="fake", base_url=upstream.base_url))
+    key = make_key()
+    writer = UsageWriter(flush_seconds=0.01, batch_size=10, spool_path=tmp_path / "spool.jsonl")
+    limiter = Limiter(LocalStore(), fail_open=True, on_alert=print)
+    prices = load_price_table()
+    sink = UsageSink(
+        writer=writer, limiter=lambda: limiter, prices=lambda: prices, redis_prefix="x:", outbox=False
+    )
+    yield load_catalog(), load_registry().authenticate(key.raw), sink
+    writer.close()
+
+
+async def _serve(setup, *, request_id: str, read: bool) -> tuple[UsageTracker, int]:
+    catalog, key, sink = setup
+    router = Router(
+        client=create_http_client(max_connections=4, timeout_seconds=5, connect_timeout=1), default_timeout=5
+    )
+    attempt = router.plan(catalog.models["gpt-4o-mini"], catalog=catalog)
+    tracker = UsageTracker(
+        writer=sink,
+        exchange=Exchange(request_id=request_id, client_request_id=""),
+        key=key,
+        model="gpt-4o-mini",
+        attempt=attempt,
+        body=BODY,
+        streamed=True,
+    )
+    stream = await router.open_stream(attempt, BODY, request_id=request_id)
+    closing: list[asyncio.Task[None]] = []
+    response = streaming_response(
+        stream, tracker, include_usage=False, spawn=lambda work: closing.append(asyncio.create_task(work))
+    )
+    if read:
+        async for _ in response.streaming_content:
+            pass
+    response.close()  # as the server does once the response is over, sent or not
+    response.close()
+    await asyncio.gather(*closing)
+    await router.aclose()
+    return tracker, len(closing)
+
+
+def test_a_response_closed_before_its_first_chunk_records_the_request_once(setup, upstream):
+    upstream.default = Reply(content="one two three four", chunk_delay=0.5)
+
+    tracker, closings = asyncio.run(_serve(setup, request_id="req_abandoned", read=False))
+
+    assert closings == 1
+    assert tracker.finished and tracker.client_disconnected
+    wait_for(lambda: UsageRecord.objects.count() == 1)
+    assert list(UsageRecord.objects.values_list("request_id", "status", "streamed")) == [
+        ("req_abandoned", 499, True)
+    ]
+    wait_for(lambda: upstream.client_disconnects == 1)  # the upstream stream was closed early
+    assert len(upstream.requests) == 1
+
+
+def test_closing_a_response_whose_relay_ran_records_nothing_more(setup, upstream):
+    tracker, closings = asyncio.run(_serve(setup, request_id="req_read", read=True))
+
+    assert closings == 0
+    assert tracker.finished and not tracker.client_disconnected
+    wait_for(lambda: UsageRecord.objects.count() == 1)
+    assert list(UsageRecord.objects.values_list("request_id", "status")) == [("req_read", 200)]
+    assert upstream.client_disconnects == 0
