@@ -28,6 +28,7 @@ from routing.breaker import BreakerBoard, BreakerPolicy
 from routing.latency import LatencyBoard
 from routing.retry import RetryPolicy, is_retryable, wait_before_retry
 from routing.strategies import DeploymentHealth, Snapshot, order_deployments
+from routing.telemetry import attempt_span, record_outcome
 
 T = TypeVar("T")
 
@@ -200,39 +201,42 @@ class Router:
         *,
         retry: int,
         fallback: bool,
+        kind: str = "chat",
     ) -> T:
-        """One upstream call; its outcome feeds the deployment's breaker and latency average
-        and is appended to ``attempt.tries``. A non-retryable error (a 4xx) shows the
+        """One upstream call (one span); its outcome feeds the deployment's breaker and latency
+        average and is appended to ``attempt.tries``. A non-retryable error (a 4xx) shows the
         deployment is up, so it counts as a success."""
         deployment_id = call.deployment.id
         attempt.attempts += 1
         self.breakers.start(deployment_id)
         started = time.perf_counter()
-        status, error_type = 0, "cancelled"
-        try:
-            result = await operation(call)
-            status, error_type = 200, ""
-        except UpstreamError as exc:
-            status, error_type = _upstream_status(exc), exc.error_type
-            (self.breakers.failed if is_retryable(exc) else self.breakers.succeeded)(deployment_id)
-            raise
-        except BaseException:
-            self.breakers.succeeded(deployment_id)  # cancelled or our bug: release a probe slot
-            raise
-        finally:
-            seconds = time.perf_counter() - started
-            attempt.upstream_seconds += seconds
-            attempt.tries.append(
-                UpstreamTry(
-                    deployment=call.deployment,
-                    retry=retry,
-                    fallback=fallback,
-                    started=started,
-                    seconds=seconds,
-                    status=status,
-                    error_type=error_type,
+        status, error_type, result = 0, "cancelled", None
+        with attempt_span(call.deployment, operation=kind, retry=retry, fallback=fallback) as span:
+            try:
+                result = await operation(call)
+                status, error_type = 200, ""
+            except UpstreamError as exc:
+                status, error_type = _upstream_status(exc), exc.error_type
+                (self.breakers.failed if is_retryable(exc) else self.breakers.succeeded)(deployment_id)
+                raise
+            except BaseException:
+                self.breakers.succeeded(deployment_id)  # cancelled or our bug: release a probe slot
+                raise
+            finally:
+                record_outcome(span, status=status, error_type=error_type, result=result)
+                seconds = time.perf_counter() - started
+                attempt.upstream_seconds += seconds
+                attempt.tries.append(
+                    UpstreamTry(
+                        deployment=call.deployment,
+                        retry=retry,
+                        fallback=fallback,
+                        started=started,
+                        seconds=seconds,
+                        status=status,
+                        error_type=error_type,
+                    )
                 )
-            )
         self.breakers.succeeded(deployment_id)
         self.latency.observe(deployment_id, (time.perf_counter() - started) * 1000)
         return result
@@ -243,8 +247,10 @@ class Router:
         body: JsonObject,
         request_id: str,
         operation: Callable[[UpstreamCall], Awaitable[T]],
+        kind: str = "chat",
     ) -> T:
-        """Try the candidates in order with retries; raise the last failure when all failed."""
+        """Try the candidates in order with retries; raise the last failure when all failed.
+        ``kind`` is the GenAI operation name of the attempts' spans (``chat``, ``embeddings``)."""
         last: UpstreamError | None = None
         for index, deployment in enumerate(attempt.candidates or (attempt.deployment,)):
             retry = 0
@@ -262,6 +268,7 @@ class Router:
                         self._call(attempt, body, request_id),
                         retry=retry,
                         fallback=fallback,
+                        kind=kind,
                     )
                 except UpstreamError as exc:
                     last = exc
@@ -290,7 +297,7 @@ class Router:
         return await self._run(attempt, body, request_id, _open_started_stream)
 
     async def embed(self, attempt: Attempt, body: JsonObject, *, request_id: str) -> EmbeddingResult:
-        return await self._run(attempt, body, request_id, embed)
+        return await self._run(attempt, body, request_id, embed, kind="embeddings")
 
 
 def _upstream_status(exc: UpstreamError) -> int:

@@ -15,10 +15,9 @@ from gateway_site.api.errors import MethodNotAllowed, PayloadTooLarge, RequestEr
 from gateway_site.api.exchange import Exchange, UsageTracker
 from gateway_site.api.parsing import load_json_object
 from gateway_site.api.responses import json_response
-from gateway_site.api.views import attempt_headers, resolve_route
+from gateway_site.api.views import _authenticate, attempt_headers, resolve_route
 from gateway_site.runtime import get_runtime
 from providers.types import Usage
-from quotas.keys import key_from_headers
 
 NonEmptyText = Annotated[str, Field(min_length=1)]
 
@@ -58,9 +57,7 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
         raise MethodNotAllowed(f"Method {request.method} is not allowed here; use POST.")
     runtime = get_runtime()
     snapshot = runtime.watcher.current()
-    key = snapshot.keys.authenticate(
-        key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
-    )
+    key = _authenticate(request, snapshot, exchange)
     limit = settings.GATEWAY_MAX_BODY_BYTES
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:

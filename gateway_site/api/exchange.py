@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from accounting.pricing import PriceVersion, request_cost
 from accounting.recorder import UsageEvent
+from gateway_site.access_log import log_admitted, response_text
 from gateway_site.ledger import UsageSink
 from providers.tokens import count_message_tokens, count_tokens
 from providers.types import Usage
@@ -39,6 +40,8 @@ class Exchange:
     started_wall: float = field(default_factory=time.time)
     upstream_seconds: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)  # added to every response (x-ratelimit-*)
+    key: KeyContext | None = None  # once authenticated
+    tracked: bool = False  # admitted: the usage tracker writes the access log line
 
     @property
     def public_id(self) -> str:
@@ -82,7 +85,11 @@ class UsageTracker:
     first_token_at: float | None = None
     client_disconnected: bool = False
     cache_hit: bool = False  # set by the response cache: recorded at zero cost, with the cost saved
+    response_body: bytes = b""  # a non-streamed answer, for content logging
     finished: bool = False
+
+    def __post_init__(self) -> None:
+        self.exchange.tracked = True
 
     def on_text(self, text: str) -> None:
         if self.first_token_at is None:
@@ -168,3 +175,13 @@ class UsageTracker:
         self.writer.emit(
             event, admission=self.admission, tokens=usage.total_tokens, cost_micro=to_micro(cost)
         )
+        log_admitted(
+            event,
+            attempt=self.attempt,
+            overhead_ms=self.exchange.overhead_ms(),
+            content=self._content if self.key.log_content else None,
+        )
+
+    def _content(self) -> tuple[list[str], str]:
+        completion = "".join(self.streamed_text) or response_text(self.response_body)
+        return message_texts(self.body), completion

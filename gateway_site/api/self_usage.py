@@ -30,7 +30,7 @@ def _month(now: dt.datetime) -> Scope:
 async def key_usage(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
     _require(request, "GET")
     runtime = get_runtime()
-    key = _authenticate(request, runtime.watcher.current())
+    key = _authenticate(request, runtime.watcher.current(), exchange)
     now = dt.datetime.now(dt.UTC)
     plan = build_plan(
         key.limits,

@@ -17,6 +17,7 @@ from django.http import StreamingHttpResponse
 
 from gateway_site.api.exchange import UsageTracker
 from gateway_site.api.responses import error_object, internal_error_object
+from gateway_site.tracing import traced_stream
 from providers.adapters import UpstreamStream
 from providers.errors import UpstreamError
 
@@ -83,7 +84,8 @@ def streaming_response(
     stream: UpstreamStream, tracker: UsageTracker, *, include_usage: bool
 ) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
-        relay(stream, tracker, include_usage=include_usage), content_type="text/event-stream"
+        traced_stream(relay(stream, tracker, include_usage=include_usage), tracker),
+        content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

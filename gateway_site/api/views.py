@@ -17,6 +17,7 @@ from gateway_site.api.parsing import JsonObject, parse_chat_request
 from gateway_site.api.responses import json_response
 from gateway_site.api.streaming import streaming_response
 from gateway_site.runtime import Snapshot, get_runtime
+from gateway_site.tracing import span
 from providers.types import ModelRoute
 from quotas.access import model_allowed
 from quotas.errors import ModelAccessDenied
@@ -31,9 +32,13 @@ def _require(request: HttpRequest, method: str) -> None:
         raise MethodNotAllowed(f"Method {request.method} is not allowed here; use {method}.")
 
 
-def _authenticate(request: HttpRequest, snapshot: Snapshot) -> KeyContext:
-    presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
-    return snapshot.keys.authenticate(presented)
+def _authenticate(request: HttpRequest, snapshot: Snapshot, exchange: Exchange | None = None) -> KeyContext:
+    with span("auth"):
+        presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        key = snapshot.keys.authenticate(presented)
+    if exchange is not None:
+        exchange.key = key  # for the access log line of a request refused later
+    return key
 
 
 def _check_declared_size(request: HttpRequest) -> None:
@@ -79,15 +84,16 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
     _require(request, "POST")
     runtime = get_runtime()
     snapshot = runtime.watcher.current()
-    key = _authenticate(request, snapshot)
+    key = _authenticate(request, snapshot, exchange)
     _check_declared_size(request)
     chat = parse_chat_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
     route = resolve_route(snapshot, key, chat.model)
     router = runtime.router()
     attempt = _plan(router, route, snapshot, chat.raw)
-    admission = await admit_chat(
-        runtime.limiter(), key=key, chat=chat, deployments=attempt.candidates, exchange=exchange
-    )
+    with span("limits"):
+        admission = await admit_chat(
+            runtime.limiter(), key=key, chat=chat, deployments=attempt.candidates, exchange=exchange
+        )
     tracker = UsageTracker(
         writer=runtime.usage,
         exchange=exchange,
@@ -104,7 +110,7 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
         return streaming_response(stream, tracker, include_usage=chat.include_usage)
     with tracking(tracker), attempt_headers(exchange, attempt):
         completion = await router.complete(attempt, chat.raw, request_id=exchange.request_id)
-        tracker.usage = completion.usage
+        tracker.usage, tracker.response_body = completion.usage, completion.body
     return json_response(completion.body)
 
 
@@ -116,7 +122,7 @@ def _model_object(route: ModelRoute) -> dict[str, object]:
 async def list_models(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
     _require(request, "GET")
     snapshot = get_runtime().watcher.current()
-    key = _authenticate(request, snapshot)
+    key = _authenticate(request, snapshot, exchange)
     data = [
         _model_object(route)
         for name, route in sorted(snapshot.catalog.models.items())
@@ -129,7 +135,7 @@ async def list_models(request: HttpRequest, exchange: Exchange) -> HttpResponseB
 async def retrieve_model(request: HttpRequest, exchange: Exchange, model_id: str = "") -> HttpResponseBase:
     _require(request, "GET")
     snapshot = get_runtime().watcher.current()
-    key = _authenticate(request, snapshot)
+    key = _authenticate(request, snapshot, exchange)
     route = snapshot.catalog.models.get(model_id)
     if route is None or not model_allowed(key.policy, model_id):
         raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
