@@ -12,6 +12,7 @@ API), its children ``auth``, ``limits``, ``cache``, one span per upstream attemp
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, aclosing, contextmanager
 from typing import Any
@@ -49,6 +50,10 @@ def configure_tracing(*, exporter: SpanExporter | None = None) -> TracerProvider
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+    # The stable HTTP semantic conventions (url.full, http.response.status_code) for the Django
+    # and httpx instrumentations, unless the operator chose otherwise.
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 
     resource = Resource.create()
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
@@ -192,7 +197,7 @@ class RedactingSpanExporter(SpanExporter):
             if isinstance(value, str):
                 value = self._redactor.redact(scrub_url(value) if name in URL_ATTRIBUTES else value)
             elif isinstance(value, Sequence) and not isinstance(value, bytes):
-                value = [self._redactor.redact(v) if isinstance(v, str) else v for v in value]
+                value = tuple(self._redactor.redact(v) if isinstance(v, str) else v for v in value)
             cleaned[name] = value
         return cleaned
 

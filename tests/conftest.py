@@ -208,3 +208,28 @@ def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05):
 
 PRICE_IN = Decimal("0.15")
 PRICE_OUT = Decimal("0.60")
+
+
+@pytest.fixture(scope="session")
+def _memory_exporter():
+    """The process's OpenTelemetry SDK for in-process tests: spans kept in memory. The global
+    tracer provider can be set once per process, so it is set here, once, on first use."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+@pytest.fixture
+def memory_spans(_memory_exporter, settings):
+    """Tracing on (``GATEWAY_TRACING``) with finished spans collected in memory, for this test."""
+    settings.GATEWAY_TRACING = True
+    _memory_exporter.clear()
+    yield _memory_exporter
+    _memory_exporter.clear()
