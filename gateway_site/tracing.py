@@ -35,6 +35,9 @@ TRACER_NAME = "llm_gateway"
 TRACED_PREFIX = "/v1/"
 DEFAULT_SERVICE_NAME = "llm-gateway"
 URL_ATTRIBUTES = frozenset({"url.full", "http.url", "url.query", "http.target"})
+# Where the gateway connects to (upstream hosts): IP addresses there are infrastructure, not
+# personal data, and kept; the other patterns still apply.
+PEER_ATTRIBUTES = frozenset({"server.address", "net.peer.name", "network.peer.address", *URL_ATTRIBUTES})
 SECRET_QUERY_PARAMETERS = frozenset(
     {"key", "api_key", "apikey", "api-key", "access_token", "token", "sig", "signature", "code"}
 )
@@ -162,6 +165,7 @@ class RedactingSpanExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, *, redactor: Redactor) -> None:
         self._inner = inner
         self._redactor = redactor
+        self._peer_redactor = redactor.without("IP")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return self._inner.export([self._redacted(each) for each in spans])
@@ -194,8 +198,10 @@ class RedactingSpanExporter(SpanExporter):
     def attributes(self, attributes: Attributes) -> dict[str, AttributeValue]:
         cleaned: dict[str, AttributeValue] = {}
         for name, value in (attributes or {}).items():
-            if isinstance(value, str):
-                value = self._redactor.redact(scrub_url(value) if name in URL_ATTRIBUTES else value)
+            if name in PEER_ATTRIBUTES and isinstance(value, str):
+                value = self._peer_redactor.redact(scrub_url(value))
+            elif isinstance(value, str):
+                value = self._redactor.redact(value)
             elif isinstance(value, Sequence) and not isinstance(value, bytes):
                 value = tuple(self._redactor.redact(v) if isinstance(v, str) else v for v in value)
             cleaned[name] = value

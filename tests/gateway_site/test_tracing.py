@@ -85,6 +85,8 @@ def test_the_exporter_wrapper_redacts_attributes_and_secret_query_parameters():
                     "note": "mail jo@ex.io with Bearer abcdefgh12345678",
                     "tags": ["ok", "sk-proj-Abc123_def456-ghi789JKL0"],
                     "count": 3,
+                    "server.address": "10.1.2.3",
+                    "client.address": "10.1.2.3",
                 }
             )
         ]
@@ -97,6 +99,8 @@ def test_the_exporter_wrapper_redacts_attributes_and_secret_query_parameters():
         f"Bearer {redactor.placeholder('BEARER', 'abcdefgh12345678')}",
         "tags": ("ok", redactor.placeholder("OPENAI_KEY", "sk-proj-Abc123_def456-ghi789JKL0")),
         "count": 3,
+        "server.address": "10.1.2.3",  # where the gateway connects: infrastructure, kept
+        "client.address": redactor.placeholder("IP", "10.1.2.3"),
     }
 
 
