@@ -33,7 +33,12 @@ def attempt_span(
     deployment: DeploymentConfig, *, operation: str, retry: int, fallback: bool
 ) -> Iterator[Span]:
     """A CLIENT span around one upstream call, current while it runs (so the HTTP client span
-    nests under it). Exceptions are not recorded here: ``record_outcome`` names how it ended."""
+    nests under it). Exceptions are not recorded here: ``record_outcome`` names how it ended.
+    With no SDK installed (tracing off) it yields the invalid span at once: the API's no-op
+    tracer would still attach a context, some microseconds per attempt."""
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        yield trace.INVALID_SPAN
+        return
     name = f"{operation} {deployment.upstream_model}"
     with _tracer.start_as_current_span(
         name, kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
