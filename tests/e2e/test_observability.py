@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.conftest import CANARY, wait_for
-from tests.e2e.conftest import MODEL, PROVIDER, UPSTREAM_MODEL, Proxy, expected_cost
+from tests.e2e.conftest import MODEL, PROVIDER, UPSTREAM_MODEL, Proxy, expected_cost, records
 from tests.fakes.openai_upstream import ErrorReply, Reply
 from tests.fakes.otlp_receiver import OtlpReceiver, ReceivedSpan
 
@@ -198,3 +198,12 @@ def test_content_logging_passes_prompt_and_completion_through_the_redactor(start
     log = proxy.gateway.log()
     for secret in ("jo@example.com", "4111 1111 1111 1111", "415-555-2671", CANARY):
         assert secret not in log
+
+
+def test_access_log_off_writes_no_access_line(start_proxy):
+    proxy = start_proxy(GATEWAY_LOG_FORMAT="json", GATEWAY_ACCESS_LOG="off")
+    assert proxy.http.post("/v1/chat/completions", json=proxy.chat_body()).status_code == 200
+    assert proxy.http.get("/v1/models").status_code == 200
+    records(1)  # the usage record is written after the access line would have been
+    proxy.gateway.stop()
+    assert '"gateway.access"' not in proxy.gateway.log()
