@@ -24,7 +24,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
-from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, transaction
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    close_old_connections,
+    connections,
+    transaction,
+)
 
 from accounting.models import UsageRecord
 from quotas.services import keys_mark_used
@@ -170,6 +177,12 @@ class UsageWriter:
         self.flush()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            connections.close_all()  # this thread's; they would outlive it otherwise
+
+    def _loop(self) -> None:
         while True:
             try:
                 first = self._queue.get(timeout=SPOOL_RETRY_SECONDS)

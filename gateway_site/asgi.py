@@ -23,6 +23,8 @@ from django.urls import set_script_prefix, set_urlconf
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 django.setup(set_prefix=False)
 
+from gateway_site.tracing import configure_tracing, record_response, server_span  # noqa: E402
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
@@ -48,6 +50,10 @@ class LeanASGIHandler(ASGIHandler):
         await self.handle(scope, receive, send)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with server_span(scope):
+            await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             body = await self.read_body(receive)
         except RequestAborted:
@@ -76,6 +82,7 @@ class LeanASGIHandler(ASGIHandler):
     async def _respond(self, request: HttpRequest, send: Send) -> None:
         set_urlconf(settings.ROOT_URLCONF)
         response = await cast(Awaitable[HttpResponseBase], self._middleware_chain(request))
+        record_response(request, response)
         try:
             await self.send_response(response, send)
         finally:
@@ -87,6 +94,7 @@ class LeanASGIHandler(ASGIHandler):
 def build_application() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     from gateway_site.runtime import get_runtime
 
+    configure_tracing()  # before the standard handler loads its middleware (Django instrumentation)
     standard = ASGIHandler()
     lean = LeanASGIHandler()
     get_runtime().watcher.current()  # load the snapshot before the first request

@@ -153,6 +153,7 @@ class TenantSpec(_Strict):
     display_name: str = Field(default="", max_length=200)
     tier: str | None = None
     is_active: bool = True
+    log_content: bool = False
     quotas: list[QuotaSpec] = Field(default_factory=list)
 
 
@@ -304,6 +305,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         "display_name": spec.display_name,
         "tier": RateTier.objects.get(name=spec.tier) if spec.tier else None,
         "is_active": spec.is_active,
+        "log_content": spec.log_content,
     }
     tenant = cast(Tenant, _upsert(Tenant, {"name": spec.name}, values, f"tenant {spec.name}", report))
     existing = list(CostQuota.objects.filter(tenant=tenant).order_by("id"))

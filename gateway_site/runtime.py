@@ -242,6 +242,7 @@ class Runtime:
                 max_connections=settings.GATEWAY_UPSTREAM_MAX_CONNECTIONS,
                 timeout_seconds=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS,
                 connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+                traced=settings.GATEWAY_TRACING,
             )
             router = Router(
                 client=client,

@@ -22,6 +22,7 @@ from gateway_site.env import (
     env_str,
     env_timezone,
 )
+from gateway_site.logconfig import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("GATEWAY_DATA_DIR", str(BASE_DIR / "var")))
@@ -132,15 +133,17 @@ WHITENOISE_AUTOREFRESH = False
 # Request bodies: the API enforces its own limit (413); Django must not refuse first with a 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("GATEWAY_LOG_LEVEL", "INFO")},
-    # httpx logs every upstream URL at INFO; upstream addresses stay out of the logs.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
-}
+# Logs (README, "Logs").
+GATEWAY_LOG_FORMAT = env_choice("GATEWAY_LOG_FORMAT", "text", ("text", "json"))
+GATEWAY_ACCESS_LOG = env_bool("GATEWAY_ACCESS_LOG", True)
+GATEWAY_REDACTION_KEY = env_str("GATEWAY_REDACTION_KEY", "")
+# Tracing (README, "Tracing"): on when an OTLP endpoint is set, unless OTEL_SDK_DISABLED is true.
+GATEWAY_TRACING = not env_bool("OTEL_SDK_DISABLED", False) and bool(
+    env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "") or env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+)
+LOGGING = logging_config(
+    fmt=GATEWAY_LOG_FORMAT, level=env_str("GATEWAY_LOG_LEVEL", "INFO"), access_log=GATEWAY_ACCESS_LOG
+)
 
 # --- Gateway settings (README, "Configuration") ---------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")

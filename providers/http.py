@@ -69,11 +69,13 @@ class UpstreamHTTP:
 
 
 def create_http_client(
-    *, max_connections: int, timeout_seconds: float, connect_timeout: float
+    *, max_connections: int, timeout_seconds: float, connect_timeout: float, traced: bool = False
 ) -> UpstreamHTTP:
     """``timeout_seconds`` is the default for requests that name none; ``connect_timeout``
     caps every request's connect phase. Up to ``max_connections`` connections, all kept alive
-    for 30 s when idle."""
+    for 30 s when idle. ``traced``: each request gets an OpenTelemetry HTTP client span and
+    carries the W3C ``traceparent`` header (the transport wrapped by the httpx instrumentation,
+    whose global patching would not see a bare transport)."""
 
     def session() -> aiohttp.ClientSession:
         # Called by the transport on its first request, inside the running event loop.
@@ -83,4 +85,9 @@ def create_http_client(
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
     transport = AiohttpTransport(trust_env=False, client=session)
-    return UpstreamHTTP(transport, timeout_seconds=timeout_seconds, connect_timeout=connect_timeout)
+    outer: httpx.AsyncBaseTransport = transport
+    if traced:
+        from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
+
+        outer = AsyncOpenTelemetryTransport(transport)  # its aclose() closes ``transport``
+    return UpstreamHTTP(outer, timeout_seconds=timeout_seconds, connect_timeout=connect_timeout)

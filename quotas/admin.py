@@ -92,8 +92,8 @@ class TenantQuotaInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(Tenant)
 class TenantAdmin(RevisionBumpingAdmin):
-    list_display = ["name", "display_name", "tier", "is_active", "created_at", "usage_link"]
-    list_filter = ["is_active", "tier"]
+    list_display = ["name", "display_name", "tier", "is_active", "log_content", "created_at", "usage_link"]
+    list_filter = ["is_active", "tier", "log_content"]
     search_fields = ["name", "display_name"]
     inlines = [AccessRuleInline, TenantQuotaInline, TenantKeyInline]
 

@@ -72,6 +72,10 @@ class Tenant(models.Model):
     display_name = models.CharField(max_length=200, blank=True)
     tier = models.ForeignKey(RateTier, null=True, blank=True, on_delete=models.SET_NULL)
     is_active = models.BooleanField(default=True)
+    log_content = models.BooleanField(
+        default=False,
+        help_text="Add the prompt and completion text, PII-redacted, to this tenant's access log lines.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

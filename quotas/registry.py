@@ -34,6 +34,7 @@ class KeyContext:
     revoked: bool
     policy: AccessPolicy
     limits: LimitPolicy = NO_LIMITS
+    log_content: bool = False  # the tenant's content logging setting (redacted prompt/completion)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ def load_registry() -> KeyRegistry:
             key_name=key.name,
             tenant_id=key.tenant_id,
             tenant_name=key.tenant.name,
+            log_content=key.tenant.log_content,
             expires_at=key.expires_at.timestamp() if key.expires_at else None,
             revoked=key.revoked_at is not None,
             policy=AccessPolicy(

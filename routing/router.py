@@ -29,6 +29,7 @@ from routing.latency import LatencyBoard
 from routing.retry import RetryPolicy, is_retryable, wait_before_retry
 from routing.stats import StatsBoard
 from routing.strategies import DeploymentHealth, Snapshot, order_deployments
+from routing.telemetry import attempt_span, record_outcome
 
 T = TypeVar("T")
 
@@ -222,27 +223,33 @@ class Router:
         *,
         retry: int,
         fallback: bool,
+        kind: str = "chat",
     ) -> T:
-        """One upstream call; its outcome feeds the deployment's breaker and latency average
-        and is appended to ``attempt.tries``. A non-retryable error (a 4xx) shows the
+        """One upstream call (one span); its outcome feeds the deployment's breaker and latency
+        average and is appended to ``attempt.tries``. A non-retryable error (a 4xx) shows the
         deployment is up, so it counts as a success."""
         attempt.attempts += 1
         self.breakers.start(call.deployment.id)
         started = time.perf_counter()
         error: UpstreamError | None = None
         answered = False  # False: cancelled, or a bug of ours
-        try:
-            result = await operation(call)
-            answered = True
-        except UpstreamError as exc:
-            error, answered = exc, True
-            raise
-        finally:
-            self._account(
-                attempt,
-                call,
-                _Outcome(started=started, error=error, answered=answered, retry=retry, fallback=fallback),
-            )
+        answer: object = None  # for the span: a completion's model and usage
+        with attempt_span(call.deployment, operation=kind, retry=retry, fallback=fallback) as span:
+            try:
+                result = await operation(call)
+                answer, answered = result, True
+                return result
+            except UpstreamError as exc:
+                error, answered = exc, True
+                raise
+            finally:
+                self._account(
+                    attempt,
+                    call,
+                    _Outcome(started=started, error=error, answered=answered, retry=retry, fallback=fallback),
+                )
+                last = attempt.tries[-1]
+                record_outcome(span, status=last.status, error_type=last.error_type, result=answer)
         return result
 
     def _account(self, attempt: Attempt, call: UpstreamCall, outcome: _Outcome) -> None:
@@ -277,8 +284,10 @@ class Router:
         body: JsonObject,
         request_id: str,
         operation: Callable[[UpstreamCall], Awaitable[T]],
+        kind: str = "chat",
     ) -> T:
-        """Try the candidates in order with retries; raise the last failure when all failed."""
+        """Try the candidates in order with retries; raise the last failure when all failed.
+        ``kind`` is the GenAI operation name of the attempts' spans (``chat``, ``embeddings``)."""
         last: UpstreamError | None = None
         for index, deployment in enumerate(attempt.candidates or (attempt.deployment,)):
             retry = 0
@@ -296,6 +305,7 @@ class Router:
                         self._call(attempt, body, request_id),
                         retry=retry,
                         fallback=fallback,
+                        kind=kind,
                     )
                 except UpstreamError as exc:
                     last = exc
@@ -324,7 +334,7 @@ class Router:
         return await self._run(attempt, body, request_id, _open_started_stream)
 
     async def embed(self, attempt: Attempt, body: JsonObject, *, request_id: str) -> EmbeddingResult:
-        return await self._run(attempt, body, request_id, embed)
+        return await self._run(attempt, body, request_id, embed, kind="embeddings")
 
 
 def _upstream_status(exc: UpstreamError) -> int:

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +27,36 @@ from quotas.models import Tenant
 from quotas.services import key_issue, tenant_create
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A secret that must never appear in any gateway log or trace of the session: the e2e fixtures
+# give it to the gateway as the upstream provider's API key, and tests put it in prompts.
+CANARY = "sk-canary-" + secrets.token_hex(16)
+
+
+@dataclass
+class TelemetryOutputs:
+    """Every gateway log file and every OTLP payload produced in this session (in this xdist
+    worker), scanned for the canary at the end."""
+
+    log_paths: list[Path] = field(default_factory=list)
+    payload_sources: list[Callable[[], list[bytes]]] = field(default_factory=list)
+
+    def leaks(self, secret: str) -> list[str]:
+        needle = secret.encode()
+        found = [str(p) for p in self.log_paths if p.exists() and needle in p.read_bytes()]
+        for source in self.payload_sources:
+            found.extend("OTLP payload" for payload in source() if needle in payload)
+        return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def telemetry_outputs() -> Iterator[TelemetryOutputs]:
+    """Fails the session (an error at the last test's teardown) when the canary leaked."""
+    outputs = TelemetryOutputs()
+    yield outputs
+    leaks = outputs.leaks(CANARY)
+    if leaks:
+        pytest.fail(f"the canary secret appeared in {len(leaks)} output(s): {sorted(set(leaks))}")
 
 
 @pytest.fixture
@@ -180,13 +210,15 @@ def start_gateway(
 
 
 @pytest.fixture
-def gateway_factory(transactional_db, tmp_path, redis_prefix) -> Iterator:
-    """Start gateway subprocesses against the test database; all are stopped after the test."""
+def gateway_factory(transactional_db, tmp_path, redis_prefix, telemetry_outputs) -> Iterator:
+    """Start gateway subprocesses against the test database; all are stopped after the test.
+    Their logs are scanned for the canary at the end of the session."""
     started: list[GatewayProcess] = []
 
     def _start(**extra_env: str) -> GatewayProcess:
         gateway = start_gateway(tmp_path=tmp_path, redis_prefix=redis_prefix, extra_env=extra_env)
         started.append(gateway)
+        telemetry_outputs.log_paths.append(gateway.log_path)
         return gateway
 
     yield _start
@@ -208,3 +240,28 @@ def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05):
 
 PRICE_IN = Decimal("0.15")
 PRICE_OUT = Decimal("0.60")
+
+
+@pytest.fixture(scope="session")
+def _memory_exporter():
+    """The process's OpenTelemetry SDK for in-process tests: spans kept in memory. The global
+    tracer provider can be set once per process, so it is set here, once, on first use."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+@pytest.fixture
+def memory_spans(_memory_exporter, settings):
+    """Tracing on (``GATEWAY_TRACING``) with finished spans collected in memory, for this test."""
+    settings.GATEWAY_TRACING = True
+    _memory_exporter.clear()
+    yield _memory_exporter
+    _memory_exporter.clear()

@@ -17,6 +17,7 @@ from gateway_site.api.parsing import ChatRequest
 from gateway_site.api.responses import json_response
 from gateway_site.api.streaming import replay_response
 from gateway_site.metrics import observe_cache
+from gateway_site.tracing import cache_span, mark_cache
 from providers.types import Catalog, DeploymentConfig, ModelRoute
 from routing.cache import (
     CacheHit,
@@ -139,7 +140,9 @@ async def consult_cache(
     )
     result = ChatCache(cache=cache, plan=plan, tracker=tracker)
     if plan is not None and plan.read:
-        result.hit = await cache.get(plan.key, max_age=plan.max_age)
+        with cache_span() as current:
+            result.hit = await cache.get(plan.key, max_age=plan.max_age)
+            mark_cache(current, level=result.hit.level if result.hit is not None else None)
         observe_lookup(result.hit, shared=cache.shared)
     headers = tracker.exchange.headers
     if result.hit is not None:

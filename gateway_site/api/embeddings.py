@@ -13,14 +13,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway_site.api.admission import admit, estimate_embeddings
 from gateway_site.api.endpoint import api_endpoint, tracking
-from gateway_site.api.errors import MethodNotAllowed, PayloadTooLarge, RequestError
+from gateway_site.api.errors import RequestError
 from gateway_site.api.exchange import Exchange, UsageTracker
 from gateway_site.api.parsing import load_json_object
 from gateway_site.api.responses import json_response
-from gateway_site.api.views import attempt_headers, resolve_route
+from gateway_site.api.views import (
+    attempt_headers,
+    authenticate,
+    check_declared_size,
+    require_method,
+    resolve_route,
+)
 from gateway_site.runtime import get_runtime
+from gateway_site.tracing import span
 from providers.types import Usage
-from quotas.keys import key_from_headers
 
 NonEmptyText = Annotated[str, Field(min_length=1)]
 
@@ -56,29 +62,24 @@ def parse_embeddings_request(body: bytes, *, limit: int) -> tuple[str, dict[str,
 
 @api_endpoint
 async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
-    if request.method != "POST":
-        raise MethodNotAllowed(f"Method {request.method} is not allowed here; use POST.")
+    require_method(request, "POST")
     runtime = get_runtime()
     snapshot = runtime.watcher.current()
-    key = snapshot.keys.authenticate(
-        key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
-    )
-    limit = settings.GATEWAY_MAX_BODY_BYTES
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes.")
-    model, raw = parse_embeddings_request(request.body, limit=limit)
+    key = authenticate(request, snapshot, exchange)
+    check_declared_size(request)
+    model, raw = parse_embeddings_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
     route = resolve_route(snapshot, key, model)
     router = runtime.router()
     attempt = router.plan(route, catalog=snapshot.catalog)
-    admission = await admit(
-        runtime.limiter(),
-        key=key,
-        model=model,
-        estimate=estimate_embeddings(raw),
-        deployments=attempt.candidates,
-        exchange=exchange,
-    )
+    with span("limits"):
+        admission = await admit(
+            runtime.limiter(),
+            key=key,
+            model=model,
+            estimate=estimate_embeddings(raw),
+            deployments=attempt.candidates,
+            exchange=exchange,
+        )
     tracker = UsageTracker(
         writer=runtime.usage,
         exchange=exchange,

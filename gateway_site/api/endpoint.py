@@ -14,6 +14,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
+from gateway_site.access_log import log_refused
 from gateway_site.api.errors import RequestError
 from gateway_site.api.exchange import Exchange, UsageTracker, client_request_id, new_request_id
 from gateway_site.api.responses import error_response, internal_error_response
@@ -34,13 +35,24 @@ def api_endpoint(view: ApiView) -> ApiView:
             client_request_id=client_request_id(request.headers.get("x-request-id")),
         )
         response: HttpResponseBase
+        error_type = ""
         try:
             response = await view(request, exchange, **kwargs)
         except (RequestError, AdmissionError, UpstreamError) as exc:
-            response = error_response(exc)
+            response, error_type = error_response(exc), exc.error_type
         except Exception:
             logger.exception("unhandled error on %s (request id %s)", request.path, exchange.request_id)
-            response = internal_error_response(exchange.public_id)
+            response, error_type = internal_error_response(exchange.public_id), "server_error"
+        if not exchange.tracked:
+            log_refused(
+                request_id=exchange.request_id,
+                client_request_id=exchange.client_request_id,
+                path=request.path,
+                key=exchange.key,
+                status=response.status_code,
+                error_type=error_type,
+                latency_ms=exchange.overhead_ms(),
+            )
         for name, value in exchange.headers.items():
             response[name] = value
         response["x-request-id"] = exchange.public_id

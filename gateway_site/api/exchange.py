@@ -12,6 +12,7 @@ from decimal import Decimal
 from accounting.pricing import PriceVersion, request_cost
 from accounting.recorder import UsageEvent
 from gateway_site import metrics
+from gateway_site.access_log import log_admitted, response_text
 from gateway_site.ledger import UsageSink
 from providers.tokens import count_message_tokens, count_tokens
 from providers.types import Usage
@@ -41,7 +42,8 @@ class Exchange:
     upstream_seconds: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)  # added to every response (x-ratelimit-*)
     model: str = ""  # the public model, once known to exist (a metrics label)
-    tracked: bool = False  # a UsageTracker accounts for this request (metrics count it once)
+    key: KeyContext | None = None  # once authenticated
+    tracked: bool = False  # admitted: the usage tracker counts it (metrics) and logs its access line
 
     @property
     def public_id(self) -> str:
@@ -88,6 +90,7 @@ class UsageTracker:
     # The response cache's outcome for metrics: "l1_hit", "l2_hit", "miss", "bypass" (chat
     # completions the cache did not read for), "" (not a chat completion).
     cache_outcome: str = ""
+    response_body: bytes = b""  # a non-streamed answer, for content logging
     finished: bool = False
 
     def __post_init__(self) -> None:
@@ -178,3 +181,13 @@ class UsageTracker:
             event, admission=self.admission, tokens=usage.total_tokens, cost_micro=to_micro(cost)
         )
         metrics.observe_finish(event, overhead_ms=self.exchange.overhead_ms(), tries=self.attempt.tries)
+        log_admitted(
+            event,
+            attempt=self.attempt,
+            overhead_ms=self.exchange.overhead_ms(),
+            content=self._content if self.key.log_content else None,
+        )
+
+    def _content(self) -> tuple[list[str], str]:
+        completion = "".join(self.streamed_text) or response_text(self.response_body)
+        return message_texts(self.body), completion

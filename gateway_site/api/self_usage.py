@@ -14,7 +14,7 @@ from accounting.reports import Scope, usage_summary
 from gateway_site.api.endpoint import api_endpoint
 from gateway_site.api.exchange import Exchange
 from gateway_site.api.responses import json_response
-from gateway_site.api.views import _authenticate, _require
+from gateway_site.api.views import authenticate, require_method
 from gateway_site.runtime import get_runtime
 from quotas.admission import StoreUnavailable
 from quotas.budget import from_micro
@@ -28,9 +28,9 @@ def _month(now: dt.datetime) -> Scope:
 
 @api_endpoint
 async def key_usage(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
-    _require(request, "GET")
+    require_method(request, "GET")
     runtime = get_runtime()
-    key = _authenticate(request, runtime.watcher.current())
+    key = authenticate(request, runtime.watcher.current(), exchange)
     now = dt.datetime.now(dt.UTC)
     plan = build_plan(
         key.limits,

@@ -21,6 +21,7 @@ from django.http import StreamingHttpResponse
 from gateway_site.api.exchange import UsageTracker
 from gateway_site.api.responses import error_object, internal_error_object
 from gateway_site.runtime import get_runtime
+from gateway_site.tracing import traced_stream
 from providers.adapters import UpstreamStream
 from providers.errors import UpstreamError
 
@@ -108,7 +109,7 @@ def streaming_response(
 ) -> StreamingHttpResponse:
     """``spawn`` runs the upstream stream's closing if the response is abandoned unstarted
     (default: the runtime's background tasks)."""
-    chunks = relay(stream, tracker, include_usage=include_usage, capture=capture)
+    chunks = traced_stream(relay(stream, tracker, include_usage=include_usage, capture=capture), tracker)
     return _sse_response(_Body(chunks, tracker=tracker, stream=stream, spawn=spawn))
 
 
@@ -158,7 +159,8 @@ async def replay(payloads: Sequence[bytes], tracker: UsageTracker, *, text: str)
 
 
 def replay_response(payloads: Sequence[bytes], tracker: UsageTracker, *, text: str) -> StreamingHttpResponse:
-    return _sse_response(_Body(replay(payloads, tracker, text=text), tracker=tracker, stream=None))
+    chunks = traced_stream(replay(payloads, tracker, text=text), tracker)
+    return _sse_response(_Body(chunks, tracker=tracker, stream=None))
 
 
 def _sse_response(chunks: _Body) -> StreamingHttpResponse:

@@ -19,6 +19,7 @@ from gateway_site.api.parsing import ChatRequest, JsonObject, parse_chat_request
 from gateway_site.api.responses import json_response
 from gateway_site.api.streaming import streaming_response
 from gateway_site.runtime import Snapshot, get_runtime
+from gateway_site.tracing import span
 from providers.types import ModelRoute
 from quotas.access import model_allowed
 from quotas.errors import ModelAccessDenied
@@ -28,17 +29,21 @@ from routing.router import Attempt, NoDeploymentAvailable, Router
 from routing.strategies import COST_OPTIMIZED
 
 
-def _require(request: HttpRequest, method: str) -> None:
+def require_method(request: HttpRequest, method: str) -> None:
     if request.method != method:
         raise MethodNotAllowed(f"Method {request.method} is not allowed here; use {method}.")
 
 
-def _authenticate(request: HttpRequest, snapshot: Snapshot) -> KeyContext:
-    presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
-    return snapshot.keys.authenticate(presented)
+def authenticate(request: HttpRequest, snapshot: Snapshot, exchange: Exchange | None = None) -> KeyContext:
+    with span("auth"):
+        presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        key = snapshot.keys.authenticate(presented)
+    if exchange is not None:
+        exchange.key = key  # for the access log line of a request refused later
+    return key
 
 
-def _check_declared_size(request: HttpRequest) -> None:
+def check_declared_size(request: HttpRequest) -> None:
     declared = request.headers.get("content-length", "")
     limit = settings.GATEWAY_MAX_BODY_BYTES
     if declared.isdigit() and int(declared) > limit:
@@ -88,11 +93,11 @@ def attempt_headers(exchange: Exchange, attempt: Attempt) -> Iterator[None]:
 
 @api_endpoint
 async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
-    _require(request, "POST")
+    require_method(request, "POST")
     runtime = get_runtime()
     snapshot = runtime.watcher.current()
-    key = _authenticate(request, snapshot)
-    _check_declared_size(request)
+    key = authenticate(request, snapshot, exchange)
+    check_declared_size(request)
     chat = parse_chat_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
     route = resolve_route(snapshot, key, chat.model)
     router = runtime.router()
@@ -104,9 +109,10 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
         chat.raw,
         cached=may_answer_from_cache(cache_control, route=route, chat=chat),
     )
-    admission = await admit_chat(
-        runtime.limiter(), key=key, chat=chat, deployments=attempt.candidates, exchange=exchange
-    )
+    with span("limits"):
+        admission = await admit_chat(
+            runtime.limiter(), key=key, chat=chat, deployments=attempt.candidates, exchange=exchange
+        )
     tracker = UsageTracker(
         writer=runtime.usage,
         exchange=exchange,
@@ -140,7 +146,7 @@ async def _route(
         return streaming_response(stream, tracker, include_usage=chat.include_usage, capture=cached.capture())
     with tracking(tracker), attempt_headers(exchange, attempt):
         completion = await router.complete(attempt, chat.raw, request_id=exchange.request_id)
-        tracker.usage = completion.usage
+        tracker.usage, tracker.response_body = completion.usage, completion.body
     cached.store(completion.body)
     return json_response(completion.body)
 
@@ -151,9 +157,9 @@ def _model_object(route: ModelRoute) -> dict[str, object]:
 
 @api_endpoint
 async def list_models(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
-    _require(request, "GET")
+    require_method(request, "GET")
     snapshot = get_runtime().watcher.current()
-    key = _authenticate(request, snapshot)
+    key = authenticate(request, snapshot, exchange)
     data = [
         _model_object(route)
         for name, route in sorted(snapshot.catalog.models.items())
@@ -164,9 +170,9 @@ async def list_models(request: HttpRequest, exchange: Exchange) -> HttpResponseB
 
 @api_endpoint
 async def retrieve_model(request: HttpRequest, exchange: Exchange, model_id: str = "") -> HttpResponseBase:
-    _require(request, "GET")
+    require_method(request, "GET")
     snapshot = get_runtime().watcher.current()
-    key = _authenticate(request, snapshot)
+    key = authenticate(request, snapshot, exchange)
     route = snapshot.catalog.models.get(model_id)
     if route is None or not model_allowed(key.policy, model_id):
         raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")

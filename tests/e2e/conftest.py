@@ -3,7 +3,6 @@ proxy to it, with an SDK client and a raw httpx client holding a fresh gateway k
 
 from __future__ import annotations
 
-import secrets
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ import openai
 import pytest
 
 from accounting.models import UsageRecord
-from tests.conftest import GatewayProcess, IssuedKey, openai_provider_yaml, wait_for
+from tests.conftest import CANARY, GatewayProcess, IssuedKey, openai_provider_yaml, wait_for
 from tests.e2e.vendor_gateway import VendorStarter
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
@@ -114,7 +113,7 @@ def start_proxy(
         if extra_yaml:
             configure(extra_yaml)
         key = make_key("acme", models=key_models)
-        upstream_key = "sk-upstream-" + secrets.token_hex(16)
+        upstream_key = CANARY  # must never show in a log or trace (tests/conftest.py)
         gateway = gateway_factory(**{UPSTREAM_KEY_ENV: upstream_key, **env})
         client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=key.raw, max_retries=0, timeout=30)
         http = httpx.Client(

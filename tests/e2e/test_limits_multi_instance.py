@@ -26,7 +26,7 @@ from django.contrib.auth.models import User
 
 from accounting.models import UsageRecord
 from quotas.models import CostQuota
-from tests.conftest import GatewayProcess, IssuedKey, start_gateway, wait_for
+from tests.conftest import CANARY, GatewayProcess, IssuedKey, start_gateway, wait_for
 from tests.fakes.openai_upstream import FakeOpenAIUpstream, FakeUsage, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -90,13 +90,13 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(django_db_setup, tmp_path_factory) -> Iterator[Cluster]:
+def cluster(django_db_setup, tmp_path_factory, telemetry_outputs) -> Iterator[Cluster]:
     if not settings.REDIS_URL:
         pytest.fail("these tests need REDIS_URL")
     upstream = FakeOpenAIUpstream().start()
     prefix = f"gwtest:{secrets.token_hex(6)}:"
     root = tmp_path_factory.mktemp("cluster")
-    env = {UPSTREAM_KEY_ENV: "sk-upstream-" + secrets.token_hex(8)}
+    env = {UPSTREAM_KEY_ENV: CANARY}
 
     def start(i: int) -> GatewayProcess:
         path = root / f"gw{i}"
@@ -105,6 +105,7 @@ def cluster(django_db_setup, tmp_path_factory) -> Iterator[Cluster]:
 
     with ThreadPoolExecutor(3) as pool:
         gateways = list(pool.map(start, range(3)))
+    telemetry_outputs.log_paths.extend(g.log_path for g in gateways)
     yield Cluster(gateways=gateways, prefix=prefix, upstream=upstream)
     for gateway in gateways:
         gateway.stop()

@@ -52,7 +52,7 @@ models:
         output_per_million: "0.60"
 tiers:
   - name: one-a-minute
-    algorithm: fixed_window
+    algorithm: token_bucket  # no window boundary to cross mid-test
     requests_per_minute: 1
 tenants:
   - name: limited

@@ -1,0 +1,35 @@
+"""The ``LOGGING`` dictionary (README, "Logs"): text lines for people, or one JSON object per line
+(python-json-logger on orjson) for machines; error records keep their stack trace (the JSON
+``exc_info`` field). The access log (logger ``gateway.access``) is at INFO when on, and raised
+to WARNING when off, so ``isEnabledFor(INFO)`` is false and an access line costs nothing."""
+
+from __future__ import annotations
+
+ACCESS_LOGGER = "gateway.access"
+
+_TEXT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def logging_config(*, fmt: str, level: str, access_log: bool) -> dict[str, object]:
+    """``fmt`` is ``text`` or ``json``; ``level`` the root level (``GATEWAY_LOG_LEVEL``)."""
+    formatters: dict[str, object] = {
+        "text": {"format": _TEXT},
+        "json": {
+            "()": "pythonjsonlogger.orjson.OrjsonFormatter",
+            "fmt": _TEXT,
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": formatters,
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": fmt}},
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # httpx logs every upstream URL at INFO; upstream addresses stay out of the logs.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
+            ACCESS_LOGGER: {"level": "INFO" if access_log else "WARNING"},
+        },
+    }

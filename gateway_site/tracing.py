@@ -1,0 +1,224 @@
+"""OpenTelemetry tracing (README, "Tracing"). Off unless an OTLP endpoint is configured
+(``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) and
+``OTEL_SDK_DISABLED`` is not true; then spans go over OTLP/HTTP through a batch processor, every
+attribute passing the PII redactor on its way out (``RedactingSpanExporter``).
+
+One trace per API request: the server span (``server_span``, made here because ``/v1/*`` skips
+Django's middleware and with it the Django instrumentation, which traces the admin and reports
+API), its children ``auth``, ``limits``, ``cache``, one span per upstream attempt
+(``routing.telemetry``) with the HTTP client span under it, and ``stream``. A client's W3C
+``traceparent`` / ``tracestate`` continues its trace; the upstream request carries ours."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, aclosing, contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import Attributes, AttributeValue
+
+from gateway_site.access_log import site_redactor
+from gateway_site.api.exchange import UsageTracker
+from gateway_site.redaction import Redactor
+
+TRACER_NAME = "llm_gateway"
+TRACED_PREFIX = "/v1/"
+DEFAULT_SERVICE_NAME = "llm-gateway"
+URL_ATTRIBUTES = frozenset({"url.full", "http.url", "url.query", "http.target"})
+# Where the gateway connects to (upstream hosts): IP addresses there are infrastructure, not
+# personal data, and kept; the other patterns still apply.
+PEER_ATTRIBUTES = frozenset({"server.address", "net.peer.name", "network.peer.address", *URL_ATTRIBUTES})
+SECRET_QUERY_PARAMETERS = frozenset(
+    {"key", "api_key", "apikey", "api-key", "access_token", "token", "sig", "signature", "code"}
+)
+
+_NULL: AbstractContextManager[None] = contextlib.nullcontext()
+_tracer = trace.get_tracer(TRACER_NAME)
+
+
+def configure_tracing(*, exporter: SpanExporter | None = None) -> TracerProvider | None:
+    """Install the SDK once per process when tracing is on (or ``exporter`` is given, in tests),
+    and instrument Django's standard handler. Call before the handlers are built."""
+    if not settings.GATEWAY_TRACING and exporter is None:
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+    # The stable HTTP semantic conventions (url.full, http.response.status_code) for the Django
+    # and httpx instrumentations, unless the operator chose otherwise.
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
+    provider = TracerProvider(resource=resource)  # OTEL_TRACES_SAMPLER and friends apply
+    inner = exporter or OTLPSpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(inner, redactor=site_redactor())))
+    trace.set_tracer_provider(provider)  # flushed and shut down at exit (atexit, also on SIGTERM)
+    DjangoInstrumentor().instrument(tracer_provider=provider)
+    return provider
+
+
+def span(name: str) -> AbstractContextManager[Span | None]:
+    """A child span of the current one, current while the block runs; nothing when off."""
+    return _tracer.start_as_current_span(name) if settings.GATEWAY_TRACING else _NULL
+
+
+def cache_span() -> AbstractContextManager[Span | None]:
+    """The response cache lookup's span: ``with cache_span() as s: ...`` then
+    ``mark_cache(s, level=...)``."""
+    return span("cache")
+
+
+def mark_cache(current: Span | None, *, level: str | None) -> None:
+    """``level``: the cache level that answered (``l1``, ``l2``), None on a miss."""
+    if current is not None:
+        current.set_attribute("llm_gateway.cache.hit", level is not None)
+        if level is not None:
+            current.set_attribute("llm_gateway.cache.level", level)
+
+
+@contextmanager
+def server_span(scope: Mapping[str, Any]) -> Iterator[Span | None]:
+    """The SERVER span of an API request (HTTP semantic conventions), continuing the client's
+    trace when it sent a W3C ``traceparent``. Named ``{method} {route}`` once routed."""
+    if not settings.GATEWAY_TRACING or not scope["path"].startswith(TRACED_PREFIX):
+        yield None
+        return
+    carrier = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope.get("headers", ())
+        if name in (b"traceparent", b"tracestate")
+    }
+    method = scope.get("method", "GET")
+    attributes: dict[str, AttributeValue] = {
+        "http.request.method": method,
+        "url.path": scope["path"],
+        "url.scheme": scope.get("scheme", "http"),
+    }
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = client[0]
+    context = propagate.extract(carrier)
+    with _tracer.start_as_current_span(
+        method, context=context, kind=SpanKind.SERVER, attributes=attributes
+    ) as current:
+        yield current
+
+
+def record_response(request: HttpRequest, response: HttpResponseBase) -> None:
+    """Name the current server span after the matched route and note the response status."""
+    current = trace.get_current_span()
+    if not current.is_recording():
+        return
+    match = request.resolver_match
+    if match is not None and match.route:
+        route = "/" + match.route.lstrip("^").rstrip("$")
+        current.set_attribute("http.route", route)
+        current.update_name(f"{request.method} {route}")
+    current.set_attribute("http.response.status_code", response.status_code)
+    if response.status_code >= 500:
+        current.set_status(Status(StatusCode.ERROR))
+        current.set_attribute("error.type", str(response.status_code))
+
+
+def traced_stream(chunks: AsyncIterator[bytes], tracker: UsageTracker) -> AsyncIterator[bytes]:
+    """``chunks`` inside a ``stream`` span from the first byte to the end, which records the
+    tracker's outcome (status, tokens). Returns ``chunks`` itself when tracing is off."""
+    if not settings.GATEWAY_TRACING:
+        return chunks
+    return _traced_stream(chunks, tracker)
+
+
+async def _traced_stream(chunks: AsyncIterator[bytes], tracker: UsageTracker) -> AsyncIterator[bytes]:
+    # Started, not made current: a context attached in a generator cannot be detached safely.
+    current = _tracer.start_span("stream")
+    chunk_count = 0
+    try:
+        async with aclosing(chunks) as inner:  # type: ignore[type-var]
+            async for chunk in inner:
+                chunk_count += 1
+                yield chunk
+    finally:
+        current.set_attribute("llm_gateway.stream.chunks", chunk_count)
+        current.set_attribute("llm_gateway.status", tracker.status)
+        if tracker.usage is not None:
+            current.set_attribute("gen_ai.usage.input_tokens", tracker.usage.prompt_tokens)
+            current.set_attribute("gen_ai.usage.output_tokens", tracker.usage.completion_tokens)
+        if tracker.error_type:
+            current.set_attribute("error.type", tracker.error_type)
+            current.set_status(Status(StatusCode.ERROR))
+        current.end()
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Passes each span to ``inner`` with its attributes (and its events') redacted, and the
+    secret query parameters of URL attributes blanked. Runs in the batch processor's thread."""
+
+    def __init__(self, inner: SpanExporter, *, redactor: Redactor) -> None:
+        self._inner = inner
+        self._redactor = redactor
+        self._peer_redactor = redactor.without("IP")
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export([self._redacted(each) for each in spans])
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def _redacted(self, original: ReadableSpan) -> ReadableSpan:
+        return ReadableSpan(
+            name=self._redactor.redact(original.name),
+            context=original.context,
+            parent=original.parent,
+            resource=original.resource,
+            attributes=self.attributes(original.attributes),
+            events=[
+                Event(e.name, attributes=self.attributes(e.attributes), timestamp=e.timestamp)
+                for e in original.events
+            ],
+            links=original.links,
+            kind=original.kind,
+            status=original.status,
+            start_time=original.start_time,
+            end_time=original.end_time,
+            instrumentation_scope=original.instrumentation_scope,
+        )
+
+    def attributes(self, attributes: Attributes) -> dict[str, AttributeValue]:
+        cleaned: dict[str, AttributeValue] = {}
+        for name, value in (attributes or {}).items():
+            if name in PEER_ATTRIBUTES and isinstance(value, str):
+                value = self._peer_redactor.redact(scrub_url(value))
+            elif isinstance(value, str):
+                value = self._redactor.redact(value)
+            elif isinstance(value, Sequence) and not isinstance(value, bytes):
+                value = tuple(self._redactor.redact(v) if isinstance(v, str) else v for v in value)
+            cleaned[name] = value
+        return cleaned
+
+
+def scrub_url(value: str) -> str:
+    """``value`` with the values of credential-like query parameters (``?key=``) replaced."""
+    if "?" not in value and "=" not in value:
+        return value
+    parts = urlsplit(value) if "://" in value or value.startswith("/") else None
+    query = parts.query if parts is not None else value.lstrip("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(k.lower() in SECRET_QUERY_PARAMETERS for k, _ in pairs):
+        return value
+    scrubbed = urlencode([(k, "REDACTED" if k.lower() in SECRET_QUERY_PARAMETERS else v) for k, v in pairs])
+    return urlunsplit(parts._replace(query=scrubbed)) if parts is not None else scrubbed
