@@ -207,3 +207,49 @@ def test_access_log_off_writes_no_access_line(start_proxy):
     records(1)  # the usage record is written after the access line would have been
     proxy.gateway.stop()
     assert '"gateway.access"' not in proxy.gateway.log()
+
+
+def test_spans_still_queued_at_sigterm_are_exported_before_the_process_exits(start_proxy, otlp_receiver):
+    # Batches would leave every 10 minutes: only the shutdown flush can deliver these spans.
+    proxy = start_proxy(OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="600000")
+    trace_id, _, traceparent = _traceparent()
+    response = proxy.http.post(
+        "/v1/chat/completions", json=proxy.chat_body(), headers={"traceparent": traceparent}
+    )
+    assert response.status_code == 200
+    assert [s for s in otlp_receiver.spans if s.trace_id == trace_id] == []
+
+    assert proxy.gateway.stop() == 0
+
+    spans = _trace(otlp_receiver, trace_id, count=5)
+    assert sorted(spans) == ["POST", "POST /v1/chat/completions", "auth", f"chat {UPSTREAM_MODEL}", "limits"]
+
+
+def test_a_cache_lookup_has_its_span_naming_the_level_that_answered(start_proxy, otlp_receiver):
+    proxy = start_proxy(
+        extra_yaml=f"""
+models:
+  - name: {MODEL}
+    cache: {{ttl_seconds: 300, key: full_request}}
+    deployments:
+      - {{provider: {PROVIDER}, model: {UPSTREAM_MODEL}}}
+""",
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="50",
+    )
+    outcomes = []
+    for _ in range(2):
+        trace_id, _, traceparent = _traceparent()
+        response = proxy.http.post(
+            "/v1/chat/completions", json=proxy.chat_body(), headers={"traceparent": traceparent}
+        )
+        assert response.status_code == 200
+        spans = _trace(otlp_receiver, trace_id, count=6 if not outcomes else 4)
+        (server,) = spans["POST /v1/chat/completions"]
+        (cache,) = spans["cache"]
+        assert cache.parent_span_id == server.span_id
+        outcomes.append(
+            (cache.attributes["llm_gateway.cache.hit"], cache.attributes.get("llm_gateway.cache.level"))
+        )
+    assert outcomes == [(False, None), (True, "l1")]
+    assert len(proxy.upstream.requests) == 1
