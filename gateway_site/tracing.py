@@ -13,35 +13,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractContextManager, aclosing, contextmanager
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from opentelemetry import propagate, trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from opentelemetry.util.types import Attributes, AttributeValue
+from opentelemetry.util.types import AttributeValue
 
 from gateway_site.access_log import site_redactor
 from gateway_site.api.exchange import UsageTracker
-from gateway_site.redaction import Redactor
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 TRACER_NAME = "llm_gateway"
 TRACED_PREFIX = "/v1/"
 DEFAULT_SERVICE_NAME = "llm-gateway"
-URL_ATTRIBUTES = frozenset({"url.full", "http.url", "url.query", "http.target"})
-# Where the gateway connects to (upstream hosts): IP addresses there are infrastructure, not
-# personal data, and kept; the other patterns still apply.
-PEER_ATTRIBUTES = frozenset({"server.address", "net.peer.name", "network.peer.address", *URL_ATTRIBUTES})
-SECRET_QUERY_PARAMETERS = frozenset(
-    {"key", "api_key", "apikey", "api-key", "access_token", "token", "sig", "signature", "code"}
-)
-
 _NULL: AbstractContextManager[None] = contextlib.nullcontext()
 _tracer = trace.get_tracer(TRACER_NAME)
 
@@ -51,8 +42,14 @@ def configure_tracing(*, exporter: SpanExporter | None = None) -> TracerProvider
     and instrument Django's standard handler. Call before the handlers are built."""
     if not settings.GATEWAY_TRACING and exporter is None:
         return None
+    # The SDK, the exporter and the Django instrumentation are imported only when tracing is on.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from gateway_site.span_export import RedactingSpanExporter
 
     # The stable HTTP semantic conventions (url.full, http.response.status_code) for the Django
     # and httpx instrumentations, unless the operator chose otherwise.
@@ -159,66 +156,3 @@ async def _traced_stream(chunks: AsyncIterator[bytes], tracker: UsageTracker) ->
             current.set_attribute("error.type", tracker.error_type)
             current.set_status(Status(StatusCode.ERROR))
         current.end()
-
-
-class RedactingSpanExporter(SpanExporter):
-    """Passes each span to ``inner`` with its attributes (and its events') redacted, and the
-    secret query parameters of URL attributes blanked. Runs in the batch processor's thread."""
-
-    def __init__(self, inner: SpanExporter, *, redactor: Redactor) -> None:
-        self._inner = inner
-        self._redactor = redactor
-        self._peer_redactor = redactor.without("IP")
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self._inner.export([self._redacted(each) for each in spans])
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-    def _redacted(self, original: ReadableSpan) -> ReadableSpan:
-        return ReadableSpan(
-            name=self._redactor.redact(original.name),
-            context=original.context,
-            parent=original.parent,
-            resource=original.resource,
-            attributes=self.attributes(original.attributes),
-            events=[
-                Event(e.name, attributes=self.attributes(e.attributes), timestamp=e.timestamp)
-                for e in original.events
-            ],
-            links=original.links,
-            kind=original.kind,
-            status=original.status,
-            start_time=original.start_time,
-            end_time=original.end_time,
-            instrumentation_scope=original.instrumentation_scope,
-        )
-
-    def attributes(self, attributes: Attributes) -> dict[str, AttributeValue]:
-        cleaned: dict[str, AttributeValue] = {}
-        for name, value in (attributes or {}).items():
-            if name in PEER_ATTRIBUTES and isinstance(value, str):
-                value = self._peer_redactor.redact(scrub_url(value))
-            elif isinstance(value, str):
-                value = self._redactor.redact(value)
-            elif isinstance(value, Sequence) and not isinstance(value, bytes):
-                value = tuple(self._redactor.redact(v) if isinstance(v, str) else v for v in value)
-            cleaned[name] = value
-        return cleaned
-
-
-def scrub_url(value: str) -> str:
-    """``value`` with the values of credential-like query parameters (``?key=``) replaced."""
-    if "?" not in value and "=" not in value:
-        return value
-    parts = urlsplit(value) if "://" in value or value.startswith("/") else None
-    query = parts.query if parts is not None else value.lstrip("?")
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(k.lower() in SECRET_QUERY_PARAMETERS for k, _ in pairs):
-        return value
-    scrubbed = urlencode([(k, "REDACTED" if k.lower() in SECRET_QUERY_PARAMETERS else v) for k, v in pairs])
-    return urlunsplit(parts._replace(query=scrubbed)) if parts is not None else scrubbed

@@ -4,9 +4,6 @@ SigV4 signing of the request with botocore's signer (signing name ``bedrock``)."
 from __future__ import annotations
 
 import orjson
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from providers.adapters import chat_request as req
 from providers.adapters.base import JsonObject
@@ -157,6 +154,12 @@ def auth_headers(
     botocore's signer, or a Bedrock API key as a bearer token; the body must be sent exactly
     as signed."""
     if provider.aws is not None:
+        # botocore is imported on the first signed call: about 25 MB that an installation
+        # without Bedrock never pays.
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
         aws = provider.aws
         request = AWSRequest(method="POST", url=url, data=body, headers=headers)
         credentials = Credentials(aws.access_key_id, aws.secret_access_key, aws.session_token)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import orjson
-from botocore.eventstream import ChecksumMismatch, EventStreamBuffer, ParserError
 
 from providers.adapters.bedrock_wire import finish_reason, usage_from
 from providers.adapters.chunks import ChunkWriter, ToolCall, error_event
@@ -25,9 +24,13 @@ class EventStreamFraming:
     ``error:<code>`` for failure frames (their payload is the error message JSON)."""
 
     def __init__(self) -> None:
+        from botocore.eventstream import EventStreamBuffer  # imported with the first stream
+
         self._buffer = EventStreamBuffer()
 
     def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
+        from botocore.eventstream import ChecksumMismatch, ParserError
+
         self._buffer.add_data(chunk)
         try:
             return list(self._messages())
