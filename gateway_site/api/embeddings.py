@@ -86,7 +86,7 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
         key=key,
         model=model,
         attempt=attempt,
-        body={},
+        body=raw,
         endpoint="embeddings",
         admission=admission,
     )

@@ -113,8 +113,11 @@ class UsageTracker:
             return self.usage, False
         if self.status >= 400 and not self.streamed_text and not self.client_disconnected:
             return Usage(prompt_tokens=0, completion_tokens=0), False
-        # The upstream did not report usage (stream cut short): count what went through.
-        prompt = count_message_tokens(message_texts(self.body))
+        # The upstream did not report usage (stream cut short, client gone): count what went through.
+        if self.endpoint == "embeddings":
+            prompt = sum(count_tokens(text) for text in self._inputs())
+        else:
+            prompt = count_message_tokens(message_texts(self.body))
         return Usage(prompt_tokens=prompt, completion_tokens=count_tokens("".join(self.streamed_text))), True
 
     def finish(self) -> None:
@@ -188,6 +191,13 @@ class UsageTracker:
             content=self._content if self.key.log_content else None,
         )
 
+    def _inputs(self) -> list[str]:
+        """An embeddings request's texts (token-id inputs have none)."""
+        value = self.body.get("input")
+        return [text for text in (value if isinstance(value, list) else [value]) if isinstance(text, str)]
+
     def _content(self) -> tuple[list[str], str]:
+        if self.endpoint == "embeddings":  # the inputs that were embedded; no completion
+            return self._inputs(), ""
         completion = "".join(self.streamed_text) or response_text(self.response_body)
         return message_texts(self.body), completion

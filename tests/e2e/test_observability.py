@@ -195,6 +195,20 @@ def test_content_logging_passes_prompt_and_completion_through_the_redactor(start
     assert ", key [OPENAI_KEY:" in redacted_prompt
     assert line["completion"].startswith("Call me at [PHONE:")
     assert line["completion"].endswith("] or ask again")
+    # Embeddings log their inputs, redacted too, and no completion.
+    configure(f"models:\n  - name: emb\n    deployments:\n      - {{provider: {PROVIDER}, model: emb-up}}\n")
+    wait_for(lambda: proxy.http.get("/v1/models/emb").status_code == 200)
+    inputs = ["mail jo@example.com", "ok"]
+    assert proxy.http.post("/v1/embeddings", json={"model": "emb", "input": inputs}).status_code == 200
+
+    def embedding_lines() -> list[dict[str, object]] | None:
+        lines = [orjson.loads(x) for x in proxy.gateway.log().splitlines() if x.startswith("{")]
+        return [x for x in lines if x.get("endpoint") == "embeddings"] or None
+
+    (embedding_line,) = wait_for(embedding_lines)
+    assert embedding_line["prompt"][0].startswith("mail [EMAIL:")
+    assert embedding_line["prompt"][1] == "ok"
+    assert embedding_line["completion"] == ""
     log = proxy.gateway.log()
     for secret in ("jo@example.com", "4111 1111 1111 1111", "415-555-2671", CANARY):
         assert secret not in log
