@@ -267,3 +267,16 @@ models:
         )
     assert outcomes == [(False, None), (True, "l1")]
     assert len(proxy.upstream.requests) == 1
+
+
+def test_the_admin_is_traced_by_the_django_instrumentation(start_proxy, otlp_receiver):
+    proxy = start_proxy(OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="50")
+    trace_id, parent, traceparent = _traceparent()
+    page = proxy.http.get("/admin/login/", headers={"traceparent": traceparent})
+    assert page.status_code == 200
+    spans = _trace(otlp_receiver, trace_id, count=1)
+    [(name, [server])] = spans.items()
+    assert (name, server.kind, server.parent_span_id) == ("GET admin/login/", SERVER, parent)
+    assert server.attributes["http.route"] == "admin/login/"
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.attributes["client.address"].startswith("[IP:")  # redacted on export
