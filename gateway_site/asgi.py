@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import django
-from django.conf import settings
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
@@ -29,6 +28,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 
+LEAN_URLCONF = "gateway_site.api_urls"
 LEAN_PREFIXES = ("/v1/", "/live", "/ready", "/health", "/metrics")
 
 
@@ -80,7 +80,8 @@ class LeanASGIHandler(ASGIHandler):
             body.close()
 
     async def _respond(self, request: HttpRequest, send: Send) -> None:
-        set_urlconf(settings.ROOT_URLCONF)
+        set_urlconf(LEAN_URLCONF)
+        request.urlconf = LEAN_URLCONF  # resolve_request reads it (else ROOT_URLCONF)
         response = await cast(Awaitable[HttpResponseBase], self._middleware_chain(request))
         record_response(request, response)
         try:

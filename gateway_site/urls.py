@@ -1,20 +1,10 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import path
 
-from gateway_site import exposition, probes, routing_overview, usage_api, usage_pages
-from gateway_site.api import embeddings, self_usage, views
+from gateway_site import api_urls, routing_overview, usage_api, usage_pages
 
 urlpatterns = [
-    path("v1/chat/completions", views.chat_completions),
-    path("v1/embeddings", embeddings.embeddings),
-    path("v1/models", views.list_models),
-    path("v1/models/<path:model_id>", views.retrieve_model),
-    path("v1/usage", self_usage.key_usage),
-    re_path(r"^v1/", views.not_found),
-    path("live", probes.live),
-    path("ready", probes.ready),
-    path("health", probes.health),
-    path("metrics", exposition.metrics),
+    *api_urls.urlpatterns,
     path("api/usage/summary", usage_api.SummaryView.as_view()),
     path("api/usage/totals", usage_api.TotalsView.as_view()),
     path("api/usage/timeseries", usage_api.TimeSeriesView.as_view()),
