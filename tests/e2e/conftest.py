@@ -11,6 +11,8 @@ from decimal import Decimal
 import httpx
 import openai
 import pytest
+import redis
+from django.conf import settings
 
 from accounting.models import UsageRecord
 from tests.conftest import CANARY, GatewayProcess, IssuedKey, openai_provider_yaml, wait_for
@@ -68,6 +70,28 @@ def records(count: int) -> list[UsageRecord]:
     rows = list(UsageRecord.objects.order_by("created_at", "id"))
     assert len(rows) == count
     return rows
+
+
+@pytest.fixture
+def upstreams() -> Iterator[tuple[FakeOpenAIUpstream, FakeOpenAIUpstream]]:
+    """Two fake OpenAI upstreams, for routing between deployments."""
+    a, b = FakeOpenAIUpstream().start(), FakeOpenAIUpstream().start()
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def quota_spend(prefix: str, *, quota_id: int, tenant_id: int) -> tuple[int, int]:
+    """A cost quota's (spent, reserved) micro-dollars of the current period, read from Redis."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}{{t{tenant_id}}}:q{quota_id}:*"))
+        hashes = [k for k in keys if not k.endswith(b":leases")]
+        assert len(hashes) == 1
+        spent, reserved = client.hmget(hashes[0], "spent", "reserved")
+        return int(spent or 0), int(reserved or 0)
+    finally:
+        client.close()
 
 
 @pytest.fixture

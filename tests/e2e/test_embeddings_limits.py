@@ -10,14 +10,12 @@ import time
 from decimal import Decimal
 
 import pytest
-import redis
-from django.conf import settings
 
 from accounting.models import UsageRecord
 from providers.tokens import count_tokens
 from quotas.models import CostQuota
 from tests.conftest import wait_for
-from tests.e2e.conftest import PROVIDER, Proxy, records
+from tests.e2e.conftest import PROVIDER, Proxy, quota_spend, records
 from tests.fakes.embeddings_wire import EmbeddingsReply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -44,18 +42,6 @@ def clear_of_minute_boundary() -> None:
     into = time.time() % 60
     if into > 45:
         time.sleep(60 - into + 0.5)
-
-
-def quota_spend(prefix: str, quota: CostQuota, tenant_id: int) -> tuple[int, int]:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = [k for k in client.scan_iter(match=f"{prefix}{{t{tenant_id}}}:q{quota.pk}:*")]
-        hashes = [k for k in keys if not k.endswith(b":leases")]
-        assert len(hashes) == 1
-        spent, reserved = client.hmget(hashes[0], "spent", "reserved")
-        return int(spent or 0), int(reserved or 0)
-    finally:
-        client.close()
 
 
 def test_requests_and_tokens_per_minute_count_embeddings(start_proxy):
@@ -115,19 +101,19 @@ tenants:
 
     # Reserve 1,100, settle 800; then 800 + 1,100 fits under 2,000; then 1,600 + 1,100 does not.
     assert embed(proxy).status_code == 200
-    wait_for(lambda: quota_spend(redis_prefix, quota, proxy.key.tenant.pk) == (800, 0))
+    wait_for(lambda: quota_spend(redis_prefix, quota_id=quota.pk, tenant_id=proxy.key.tenant.pk) == (800, 0))
     assert embed(proxy).status_code == 200
-    wait_for(lambda: quota_spend(redis_prefix, quota, proxy.key.tenant.pk) == (1600, 0))
+    wait_for(lambda: quota_spend(redis_prefix, quota_id=quota.pk, tenant_id=proxy.key.tenant.pk) == (1600, 0))
     refused = embed(proxy)
 
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "insufficient_quota"
-    assert quota_spend(redis_prefix, quota, proxy.key.tenant.pk) == (1600, 0)
+    assert quota_spend(redis_prefix, quota_id=quota.pk, tenant_id=proxy.key.tenant.pk) == (1600, 0)
     assert len([r for r in proxy.upstream.requests if r.path == "/v1/embeddings"]) == 2
     rows = records(2)
     assert [r.cost_usd for r in rows] == [Decimal("0.0008")] * 2
     # A shorter input still fits: 1,600 + 300 (3 bytes, "hey") = 1,900; it costs 2 tokens.
     proxy.upstream.embeddings_reply = EmbeddingsReply(prompt_tokens=2)
     assert embed(proxy, "hey").status_code == 200
-    wait_for(lambda: quota_spend(redis_prefix, quota, proxy.key.tenant.pk) == (1800, 0))
+    wait_for(lambda: quota_spend(redis_prefix, quota_id=quota.pk, tenant_id=proxy.key.tenant.pk) == (1800, 0))
     assert [r.cost_usd for r in records(3)] == [Decimal("0.0008")] * 2 + [Decimal("0.0002")]

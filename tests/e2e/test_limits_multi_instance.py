@@ -27,6 +27,7 @@ from django.contrib.auth.models import User
 from accounting.models import UsageRecord
 from quotas.models import CostQuota
 from tests.conftest import CANARY, GatewayProcess, IssuedKey, start_gateway, wait_for
+from tests.e2e.conftest import quota_spend
 from tests.fakes.openai_upstream import FakeOpenAIUpstream, FakeUsage, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -258,18 +259,6 @@ tenants:
     assert statuses(cluster.fire(key, 4, BODY)) == {200: 4}
 
 
-def redis_spend(cluster: Cluster, quota: CostQuota, tenant_id: int) -> tuple[int, int]:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{cluster.prefix}{{t{tenant_id}}}:q{quota.pk}:*"))
-        hashes = [k for k in keys if not k.endswith(b":leases")]
-        assert len(hashes) == 1
-        spent, reserved = client.hmget(hashes[0], "spent", "reserved")
-        return int(spent or 0), int(reserved or 0)
-    finally:
-        client.close()
-
-
 def test_hard_cost_quota_exact_and_never_passed(cluster, setup):
     key = setup(
         """
@@ -294,7 +283,7 @@ tenants:
     for response in burst:
         if response.status_code == 429:
             assert_refused(response, code="insufficient_quota")
-    wait_for(lambda: redis_spend(cluster, quota, key.tenant.pk) == (600, 0))
+    wait_for(lambda: quota_spend(cluster.prefix, quota_id=quota.pk, tenant_id=key.tenant.pk) == (600, 0))
 
     # One at a time, round robin: admitted while spend + 100 fits in 1,000.
     cluster.upstream.default = Reply(usage=FakeUsage(8, 26))
@@ -309,12 +298,12 @@ tenants:
         sequential.append(response.status_code)
         # The next request is decided after this one's settlement.
         if response.status_code == 200:
-            wait_for(lambda: redis_spend(cluster, quota, key.tenant.pk)[1] == 0)
+            wait_for(lambda: quota_spend(cluster.prefix, quota_id=quota.pk, tenant_id=key.tenant.pk)[1] == 0)
     assert sequential == [200] * 6 + [429] * 3
 
     wait_for(lambda: UsageRecord.objects.count() == 16)
     recorded = sum((r.cost_usd for r in UsageRecord.objects.all()), Decimal(0))
-    spent, reserved = redis_spend(cluster, quota, key.tenant.pk)
+    spent, reserved = quota_spend(cluster.prefix, quota_id=quota.pk, tenant_id=key.tenant.pk)
     assert recorded == Decimal("0.000960")
     assert (spent, reserved) == (960, 0)
     assert spent <= 1_000

@@ -65,14 +65,6 @@ models:
 
 
 @pytest.fixture
-def upstreams() -> Iterator[tuple[FakeOpenAIUpstream, FakeOpenAIUpstream]]:
-    a, b = FakeOpenAIUpstream().start(), FakeOpenAIUpstream().start()
-    yield a, b
-    a.stop()
-    b.stop()
-
-
-@pytest.fixture
 def routed(
     upstreams: tuple[FakeOpenAIUpstream, FakeOpenAIUpstream],
     gateway_factory: Callable[..., GatewayProcess],

@@ -9,7 +9,6 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -18,7 +17,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from tests.conftest import GatewayProcess, wait_for
-from tests.fakes.openai_upstream import ErrorReply, FakeOpenAIUpstream, Reply
+from tests.fakes.openai_upstream import ErrorReply, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -35,14 +34,6 @@ models:
       - {{provider: upstream-b, model: secondary-model, priority: 2}}
 """
 DOWN = ErrorReply(503, "down", type="server_error")
-
-
-@pytest.fixture
-def upstreams() -> Iterator[tuple[FakeOpenAIUpstream, FakeOpenAIUpstream]]:
-    a, b = FakeOpenAIUpstream().start(), FakeOpenAIUpstream().start()
-    yield a, b
-    a.stop()
-    b.stop()
 
 
 def client_for(gateway: GatewayProcess, raw_key: str) -> httpx.Client:
