@@ -70,7 +70,7 @@ def test_a_half_open_breaker_lets_one_probe_through_at_a_time(
         time.sleep(max(0.0, 1.2 - (time.monotonic() - opened_at)))
 
         # Half-open: the probe is slow; five requests at once, one of them probes.
-        a.enqueue(Reply(delay=1.0))
+        a.enqueue(Reply(delay=2.0))  # long enough for the other four to arrive while it is out
         barrier = threading.Barrier(5)
 
         def one(_: int) -> str:
