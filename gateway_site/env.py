@@ -100,3 +100,12 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def tracing_enabled() -> bool:
+    """OpenTelemetry's own switches: on when an OTLP endpoint is set, unless
+    ``OTEL_SDK_DISABLED`` is true or ``OTEL_TRACES_EXPORTER`` is ``none`` (``otlp``, the
+    default, is the only exporter the gateway ships)."""
+    exporter = env_choice("OTEL_TRACES_EXPORTER", "otlp", ("otlp", "none"))
+    endpoint = env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "") or env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    return exporter == "otlp" and not env_bool("OTEL_SDK_DISABLED", False) and bool(endpoint)

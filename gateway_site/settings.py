@@ -21,6 +21,7 @@ from gateway_site.env import (
     env_networks,
     env_str,
     env_timezone,
+    tracing_enabled,
 )
 from gateway_site.logconfig import logging_config
 
@@ -137,10 +138,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = None
 GATEWAY_LOG_FORMAT = env_choice("GATEWAY_LOG_FORMAT", "text", ("text", "json"))
 GATEWAY_ACCESS_LOG = env_bool("GATEWAY_ACCESS_LOG", True)
 GATEWAY_REDACTION_KEY = env_str("GATEWAY_REDACTION_KEY", "")
-# Tracing (README, "Tracing"): on when an OTLP endpoint is set, unless OTEL_SDK_DISABLED is true.
-GATEWAY_TRACING = not env_bool("OTEL_SDK_DISABLED", False) and bool(
-    env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "") or env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
-)
+# Tracing (README, "Tracing"): on when an OTLP endpoint is set, unless turned off.
+GATEWAY_TRACING = tracing_enabled()
 LOGGING = logging_config(
     fmt=GATEWAY_LOG_FORMAT, level=env_str("GATEWAY_LOG_LEVEL", "INFO"), access_log=GATEWAY_ACCESS_LOG
 )

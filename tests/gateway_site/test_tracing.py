@@ -4,11 +4,14 @@ wrapper redacts every attribute on the way out."""
 
 from __future__ import annotations
 
+import pytest
+from django.core.exceptions import ImproperlyConfigured
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from gateway_site.env import tracing_enabled
 from gateway_site.redaction import Redactor
 from gateway_site.span_export import RedactingSpanExporter, scrub_url
 from gateway_site.tracing import server_span, span
@@ -110,3 +113,34 @@ def test_scrub_url_leaves_urls_without_secret_parameters_alone():
     assert scrub_url("http://h/x?api-version=2024-10-21") == "http://h/x?api-version=2024-10-21"
     assert scrub_url("http://h/x?api_key=s3cr3t&b=1") == "http://h/x?api_key=REDACTED&b=1"
     assert scrub_url("/x?token=abc") == "/x?token=REDACTED"
+
+
+@pytest.mark.parametrize(
+    ("environ", "enabled"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_EXPORTER": "none"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_EXPORTER": "otlp"}, True),
+    ],
+)
+def test_tracing_follows_opentelemetrys_environment(monkeypatch, environ, enabled):
+    for name in (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert tracing_enabled() is enabled
+
+
+def test_an_exporter_the_gateway_does_not_ship_is_refused_loudly(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
+    with pytest.raises(ImproperlyConfigured, match="OTEL_TRACES_EXPORTER"):
+        tracing_enabled()
