@@ -85,13 +85,17 @@ def mark_cache(current: Span | None, *, level: str | None) -> None:
             current.set_attribute("llm_gateway.cache.level", level)
 
 
-@contextmanager
-def server_span(scope: Mapping[str, Any]) -> Iterator[Span | None]:
+def server_span(scope: Mapping[str, Any]) -> AbstractContextManager[Span | None]:
     """The SERVER span of an API request (HTTP semantic conventions), continuing the client's
-    trace when it sent a W3C ``traceparent``. Named ``{method} {route}`` once routed."""
+    trace when it sent a W3C ``traceparent``. Named ``{method} {route}`` once routed. Nothing
+    (a shared null context, no generator per request) when off or outside ``/v1/``."""
     if not settings.GATEWAY_TRACING or not scope["path"].startswith(TRACED_PREFIX):
-        yield None
-        return
+        return _NULL
+    return _server_span(scope)
+
+
+@contextmanager
+def _server_span(scope: Mapping[str, Any]) -> Iterator[Span]:
     carrier = {
         name.decode("latin-1"): value.decode("latin-1")
         for name, value in scope.get("headers", ())
@@ -115,6 +119,8 @@ def server_span(scope: Mapping[str, Any]) -> Iterator[Span | None]:
 
 def record_response(request: HttpRequest, response: HttpResponseBase) -> None:
     """Name the current server span after the matched route and note the response status."""
+    if not settings.GATEWAY_TRACING:
+        return
     current = trace.get_current_span()
     if not current.is_recording():
         return
