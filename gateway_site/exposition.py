@@ -15,7 +15,13 @@ from prometheus_client.exposition import choose_encoder
 
 from accounting.ledger import GROUP, outbox_stream
 from gateway_site.env import Network
-from gateway_site.metrics import BREAKER_STATES, ScrapeState, exposition_registry, observe_redis_error
+from gateway_site.metrics import (
+    BREAKER_STATES,
+    ScrapeState,
+    deployment_label,
+    exposition_registry,
+    observe_redis_error,
+)
 from gateway_site.runtime import Runtime, get_runtime
 
 OUTBOX_TIMEOUT_SECONDS = 1.0
@@ -67,17 +73,14 @@ async def scrape_state(runtime: Runtime) -> ScrapeState:
     """The scrape-time values, read on the event loop (the boards belong to it)."""
     breakers: dict[str, tuple[str, int]] = {}
     board = runtime.router().breakers
-    providers: set[str] = set()
     for route in runtime.watcher.current().catalog.models.values():
         for d in route.deployments:
-            label = f"{d.provider.name}/{d.upstream_model}"
+            label = deployment_label(d.provider.name, d.upstream_model)
             state = BREAKER_STATES[board.get(d.id).state]
             breakers[label] = (d.provider.name, max(state, breakers.get(label, ("", 0))[1]))
-            providers.add(d.provider.name)
     pending, lag = await _outbox_backlog() if settings.REDIS_URL else (None, None)
     return ScrapeState(
         breakers=breakers,
-        providers=frozenset(providers),
         outbox_pending=pending,
         outbox_lag=lag,
         writer_queue=runtime.usage.writer.queued(),

@@ -196,7 +196,7 @@ def _observe_tries(m: GatewayMetrics, tries: Iterable[UpstreamTry], *, model: st
     for t in tries:
         d = t.deployment
         provider = d.provider.name
-        deployment = _deployment_label(provider, d.upstream_model)
+        deployment = deployment_label(provider, d.upstream_model)
         m.upstream_requests(provider, deployment, str(t.status)).inc()
         m.upstream_duration(provider, deployment).observe(t.seconds)
         if t.retry:
@@ -206,8 +206,8 @@ def _observe_tries(m: GatewayMetrics, tries: Iterable[UpstreamTry], *, model: st
         m.fallbacks(model).inc()
 
 
-@functools.lru_cache(maxsize=4096)
-def _deployment_label(provider: str, upstream_model: str) -> str:
+def deployment_label(provider: str, upstream_model: str) -> str:
+    """The ``deployment`` label: ``provider/upstream model``."""
     return f"{provider}/{upstream_model}"
 
 
@@ -252,11 +252,10 @@ def redis_error_hook(component: str) -> Callable[[], None]:
 class ScrapeState:
     """What ``/metrics`` reads at scrape time, gathered on the event loop (``gateway_site.
     exposition``): each deployment's breaker state (deployment label -> (provider, state)),
-    each configured provider, the outbox backlog (None: no Redis or unreadable) and the
-    queue of this process's usage writer."""
+    the outbox backlog (None: no Redis or unreadable) and the queue of this process's usage
+    writer."""
 
     breakers: dict[str, tuple[str, int]] = field(default_factory=dict)
-    providers: frozenset[str] = frozenset()
     outbox_pending: int | None = None
     outbox_lag: int | None = None
     writer_queue: int = 0
@@ -273,7 +272,7 @@ class ScrapeCollector(Collector):
             "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open.",
             labels=("provider", "deployment"),
         )
-        healthy: dict[str, int] = dict.fromkeys(s.providers, 0)
+        healthy: dict[str, int] = dict.fromkeys((provider for provider, _ in s.breakers.values()), 0)
         for deployment, (provider, state) in sorted(s.breakers.items()):
             breaker.add_metric((provider, deployment), state)
             if state < BREAKER_STATES["open"]:
