@@ -85,13 +85,13 @@ def test_untracked_errors_are_counted_once_and_tracked_or_successful_ones_not():
 
 
 def test_cache_and_redis_error_counters_exist_at_zero_and_count():
-    assert sample("llm_gateway_cache_hits_total", cache_type="l2") >= 0
-    assert (
-        metrics.get_metrics().registry.get_sample_value(
-            "llm_gateway_cache_misses_total", {"cache_type": "l1"}
-        )
-        is not None
-    )
+    registry = metrics.get_metrics().registry
+    exported = [
+        *(("llm_gateway_cache_hits_total", {"cache_type": c}) for c in metrics.CACHE_TYPES),
+        *(("llm_gateway_cache_misses_total", {"cache_type": c}) for c in metrics.CACHE_TYPES),
+        *(("llm_gateway_redis_errors_total", {"component": c}) for c in metrics.REDIS_COMPONENTS),
+    ]
+    assert [name for name, labels in exported if registry.get_sample_value(name, labels) is None] == []
     hits = sample("llm_gateway_cache_hits_total", cache_type="l1")
     misses = sample("llm_gateway_cache_misses_total", cache_type="l1")
     errors = sample("llm_gateway_redis_errors_total", component="routing_sync")
