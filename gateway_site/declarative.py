@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Literal, cast
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from django.db import models, transaction
@@ -238,6 +238,11 @@ def _check_fallbacks(config: GatewayConfig) -> None:
                 raise ConfigError(f"model {model.name}: unknown fallback model {name!r}")
 
 
+def _quota_kind(period: str, *, hard: bool) -> str:
+    """What identifies a tenant's quota in the file and in the report: ``month hard``."""
+    return f"{period} {'hard' if hard else 'soft'}"
+
+
 def _check_unique(config: GatewayConfig) -> None:
     """A name listed twice would be upserted twice, so the file would never apply cleanly."""
     for section, names in (
@@ -247,7 +252,7 @@ def _check_unique(config: GatewayConfig) -> None:
         ("tenants", [t.name for t in config.tenants]),
         *((f"tier {t.name}: models", [m.pattern for m in t.models]) for t in config.tiers),
         *(
-            (f"tenant {t.name}: quotas", [f"{q.period} {'hard' if q.hard else 'soft'}" for q in t.quotas])
+            (f"tenant {t.name}: quotas", [_quota_kind(q.period, hard=q.hard) for q in t.quotas])
             for t in config.tenants
         ),
     ):
@@ -266,13 +271,16 @@ def _check_unique(config: GatewayConfig) -> None:
             pairs.add((item.provider, item.model))
 
 
+ModelT = TypeVar("ModelT", bound=models.Model)
+
+
 def _upsert(
-    model: type[models.Model],
+    model: type[ModelT],
     lookup: dict[str, object],
     values: dict[str, object],
     label: str,
     report: ApplyReport,
-) -> models.Model:
+) -> ModelT:
     obj = model._default_manager.filter(**lookup).first()
     if obj is None:
         obj = model._default_manager.create(**lookup, **values)
@@ -289,7 +297,7 @@ def _upsert(
 
 def _apply_tier(spec: TierSpec, report: ApplyReport) -> None:
     values = spec.model_dump(exclude={"name", "models"})
-    tier = cast(RateTier, _upsert(RateTier, {"name": spec.name}, values, f"tier {spec.name}", report))
+    tier = _upsert(RateTier, {"name": spec.name}, values, f"tier {spec.name}", report)
     keep: set[int] = set()
     for position, line in enumerate(spec.models):
         label = f"tier {spec.name} model line {line.pattern}"
@@ -307,11 +315,11 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         "is_active": spec.is_active,
         "log_content": spec.log_content,
     }
-    tenant = cast(Tenant, _upsert(Tenant, {"name": spec.name}, values, f"tenant {spec.name}", report))
+    tenant = _upsert(Tenant, {"name": spec.name}, values, f"tenant {spec.name}", report)
     existing = list(CostQuota.objects.filter(tenant=tenant).order_by("id"))
     keep: set[int] = set()
     for quota in spec.quotas:
-        label = f"tenant {spec.name} quota {quota.period} {'hard' if quota.hard else 'soft'}"
+        label = f"tenant {spec.name} quota {_quota_kind(quota.period, hard=quota.hard)}"
         match = next(
             (q for q in existing if (q.period, q.hard) == (quota.period, quota.hard) and q.pk not in keep),
             None,
@@ -325,9 +333,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         keep.add(_upsert(CostQuota, lookup, fields, label, report).pk)
     for stale in existing:
         if stale.pk not in keep:
-            report.deleted.append(
-                f"tenant {spec.name} quota {stale.period} {'hard' if stale.hard else 'soft'}"
-            )
+            report.deleted.append(f"tenant {spec.name} quota {_quota_kind(stale.period, hard=stale.hard)}")
             stale.delete()
 
 
@@ -343,15 +349,8 @@ def apply_config(config: GatewayConfig, *, price_source: str = "config") -> Appl
     for tenant in config.tenants:
         _apply_tenant(tenant, report)
     for spec in config.models:
-        public = cast(
-            PublicModel,
-            _upsert(
-                PublicModel,
-                {"name": spec.name},
-                spec.public_model_values(),
-                f"model {spec.name}",
-                report,
-            ),
+        public = _upsert(
+            PublicModel, {"name": spec.name}, spec.public_model_values(), f"model {spec.name}", report
         )
         keep: set[int] = set()
         for item in spec.deployments:
