@@ -51,9 +51,12 @@ LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable; ``serve`` sets it
+
+
 def multiprocess_dir() -> str:
     """The directory of multiprocess mode, or "" (one process)."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    return os.environ.get(MULTIPROC_ENV, "")
 
 
 M = TypeVar("M", Counter, Histogram)

@@ -25,12 +25,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from prometheus_client import multiprocess
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from gateway_site.metrics import MULTIPROC_ENV, multiprocess_dir
 
 
 def metrics_directory() -> tuple[Path, bool]:
     """The multiprocess metrics directory, emptied, and whether it is ours (to remove at exit)."""
-    chosen = os.environ.get(MULTIPROC_ENV, "")
+    chosen = multiprocess_dir()
     if not chosen:
         return Path(tempfile.mkdtemp(prefix="gateway-metrics-")), True
     directory = Path(chosen)
