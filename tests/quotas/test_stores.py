@@ -341,4 +341,13 @@ async def test_failed_redis_calls_reach_the_error_hook_once_each():
     with pytest.raises(StoreUnavailable):
         await dead.evaluate(the_plan)
     assert failures == ["failed", "failed"]
+    # Reading quota spend shares the same failure window.
+    lines = plan(quota_policy(), "gwtest:dead:", "b", at_ms=T0_MS).quotas
+    with pytest.raises(StoreUnavailable):
+        await dead.quota_states(lines)
+    assert failures == ["failed", "failed"]
+    clock[0] += 1.5
+    with pytest.raises(StoreUnavailable):
+        await dead.quota_states(lines)
+    assert failures == ["failed", "failed", "failed"]
     await dead.aclose()
