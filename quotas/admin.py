@@ -69,7 +69,7 @@ class ApiKeyForm(forms.ModelForm):  # type: ignore[type-arg]
 class TenantKeyInline(admin.TabularInline):  # type: ignore[type-arg]
     model = ApiKey
     fields = ("name", "prefix", "expires_at", "revoked_at", "created_at")
-    readonly_fields = ("name", "prefix", "expires_at", "revoked_at", "created_at")
+    readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = True

@@ -37,11 +37,13 @@ class _QuotaCounter:
     alerted: bool = False
     leases: dict[str, tuple[int, int]] = field(default_factory=dict)  # request id -> (amount, expiry)
 
-    def reap(self, now_ms: int) -> None:
+    def reap(self, now_ms: int) -> QuotaState:
+        """Release the reservations whose lease has expired; returns the state after that."""
         for rid, (amount, expiry) in list(self.leases.items()):
             if expiry <= now_ms:
                 self.reserved -= amount
                 del self.leases[rid]
+        return QuotaState(self.spent, self.reserved)
 
 
 def _zero_baseline(quota_id: int, period_key: str) -> int:
@@ -149,8 +151,7 @@ class LocalStore:
         quota_states: list[QuotaState] = []
         for index, quota in enumerate(plan.quotas):
             counter = self._counter(quota)
-            counter.reap(now_ms)
-            quota_states.append(QuotaState(counter.spent, counter.reserved))
+            quota_states.append(counter.reap(now_ms))
             fits = quota_admits(
                 spent=counter.spent,
                 reserved=counter.reserved,
@@ -233,12 +234,7 @@ class LocalStore:
     async def quota_states(self, lines: tuple[QuotaLine, ...]) -> tuple[QuotaState, ...]:
         now_ms = self._now(None)
         with self._lock:
-            states = []
-            for line in lines:
-                counter = self._counter(line)
-                counter.reap(now_ms)
-                states.append(QuotaState(counter.spent, counter.reserved))
-            return tuple(states)
+            return tuple(self._counter(line).reap(now_ms) for line in lines)
 
     async def aclose(self) -> None:
         return None

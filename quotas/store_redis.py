@@ -10,7 +10,7 @@ restart)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -119,15 +119,19 @@ class RedisStore:
         self._monotonic = monotonic
         self._down_until = 0.0
 
-    async def _run(self, script: AsyncScript, args: Sequence[Arg | bytes]) -> Sequence[Any]:
+    async def _call(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Make one Redis call; after a failure, refuse every call for ``retry_seconds``."""
         if self._monotonic() < self._down_until:
             raise StoreUnavailable("Redis failed less than a moment ago")
         try:
-            reply = await script(keys=[], args=args)
+            return await call()
         except (TimeoutError, RedisError, OSError) as exc:
             self._down_until = self._monotonic() + self._retry_seconds
             self._on_error()
             raise StoreUnavailable(f"Redis: {exc}") from exc
+
+    async def _run(self, script: AsyncScript, args: Sequence[Arg | bytes]) -> Sequence[Any]:
+        reply = await self._call(lambda: script(keys=[], args=args))
         if not isinstance(reply, list):
             raise StoreUnavailable("unexpected reply from a limiter script")
         return reply
@@ -158,17 +162,10 @@ class RedisStore:
     async def quota_states(self, lines: tuple[QuotaLine, ...]) -> tuple[QuotaState, ...]:
         if not lines:
             return ()
-        if self._monotonic() < self._down_until:
-            raise StoreUnavailable("Redis failed less than a moment ago")
-        try:
-            pipe = self._client.pipeline(transaction=False)
-            for line in lines:
-                pipe.hmget(line.key, "spent", "reserved")
-            replies = await pipe.execute()
-        except (TimeoutError, RedisError, OSError) as exc:
-            self._down_until = self._monotonic() + self._retry_seconds
-            self._on_error()
-            raise StoreUnavailable(f"Redis: {exc}") from exc
+        pipe = self._client.pipeline(transaction=False)
+        for line in lines:
+            pipe.hmget(line.key, "spent", "reserved")
+        replies = await self._call(pipe.execute)
         return tuple(QuotaState(int(spent or 0), int(reserved or 0)) for spent, reserved in replies)
 
     async def aclose(self) -> None:

@@ -72,5 +72,6 @@ def test_key_page_shows_rotation_and_last_use(admin_client):
     page = admin_client.get(reverse("admin:quotas_apikey_change", args=[key.pk])).content.decode()
 
     assert "Last used at" in page and "Rotated at" in page
+    assert key.prefix in page  # the new secret's prefix
     assert old_prefix not in page  # rotated without grace: nothing of the old secret remains
     assert RateTier.objects.count() == 0

@@ -87,6 +87,8 @@ def test_a_revoked_key_is_not_rotated(issued):
 
     with pytest.raises(CommandError, match="is revoked; issue a new key instead"):
         run("rotatekey", key.prefix)
+    stored = ApiKey.objects.get(pk=key.pk)
+    assert (stored.key_hash, stored.previous_key_hash, stored.rotated_at) == (key.key_hash, "", None)
 
 
 def test_keys_mark_used_moves_forward_only_in_one_update(django_assert_num_queries):

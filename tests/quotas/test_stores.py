@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from quotas.admission import Limiter, QuotaAlertNotice, StoreUnavailable, Verdict
+from quotas.admission import Limiter, QuotaAlertNotice, QuotaState, StoreUnavailable, Verdict
 from quotas.budget import current_period
 from quotas.errors import LimiterUnavailable, QuotaExceeded, RateLimited
 from quotas.limiter import ALGORITHMS, MINUTE_MS
@@ -277,6 +277,16 @@ async def test_admission_headers_and_rate_limit_refusal(redis_prefix):
     )
 
 
+async def test_local_quota_states_release_expired_reservations():
+    clock = [T0_MS / 1000]
+    store = LocalStore(clock=lambda: clock[0])
+    the_plan = plan(quota_policy(), "gwtest:local:", "a", at_ms=T0_MS, cost=300)
+    assert (await store.evaluate(the_plan)).refusal is None
+    assert await store.quota_states(the_plan.quotas) == (QuotaState(0, 300),)
+    clock[0] += LEASE_MS / 1000
+    assert await store.quota_states(the_plan.quotas) == (QuotaState(0, 0),)
+
+
 async def test_quota_refusal_is_insufficient_quota_until_the_period_ends(redis_prefix):
     gate = limiter(LocalStore())
     policy = quota_policy()
@@ -341,4 +351,13 @@ async def test_failed_redis_calls_reach_the_error_hook_once_each():
     with pytest.raises(StoreUnavailable):
         await dead.evaluate(the_plan)
     assert failures == ["failed", "failed"]
+    # Reading quota spend shares the same failure window.
+    lines = plan(quota_policy(), "gwtest:dead:", "b", at_ms=T0_MS).quotas
+    with pytest.raises(StoreUnavailable):
+        await dead.quota_states(lines)
+    assert failures == ["failed", "failed"]
+    clock[0] += 1.5
+    with pytest.raises(StoreUnavailable):
+        await dead.quota_states(lines)
+    assert failures == ["failed", "failed", "failed"]
     await dead.aclose()
