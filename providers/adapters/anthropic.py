@@ -36,7 +36,7 @@ def to_upstream(
         payload["stream"] = True
     provider = deployment.provider
     headers = json_headers(stream=stream, key_header="x-api-key", api_key=provider.api_key)
-    headers["anthropic-version"] = provider.api_version or "2023-06-01"
+    headers["anthropic-version"] = provider.api_version
     return f"{provider.base_url}/v1/messages", headers, orjson.dumps(payload)
 
 

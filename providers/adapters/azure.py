@@ -27,7 +27,7 @@ _FILTER_KEYS = ("prompt_filter_results", "prompt_annotations")
 def deployment_url(deployment: DeploymentConfig, operation: str) -> str:
     provider = deployment.provider
     name = quote(deployment.upstream_model, safe="")
-    version = quote(provider.api_version or "2024-10-21", safe="")
+    version = quote(provider.api_version, safe="")
     return f"{provider.base_url}/openai/deployments/{name}/{operation}?api-version={version}"
 
 

@@ -154,10 +154,8 @@ def mock_result(body: JsonObject, *, model: str) -> EmbeddingResult:
 
 def _openai_request(body: JsonObject, deployment: DeploymentConfig) -> tuple[str, dict[str, str], bytes]:
     payload = {**body, "model": deployment.upstream_model}
-    headers = {"content-type": "application/json", "accept": "application/json"}
-    if deployment.provider.api_key:
-        headers["authorization"] = f"Bearer {deployment.provider.api_key}"
-    return f"{deployment.provider.base_url}/embeddings", headers, orjson.dumps(payload)
+    url = f"{deployment.provider.base_url}/embeddings"
+    return url, openai.headers_for(deployment), orjson.dumps(payload)
 
 
 def _azure_request(body: JsonObject, deployment: DeploymentConfig) -> tuple[str, dict[str, str], bytes]:

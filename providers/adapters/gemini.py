@@ -42,7 +42,7 @@ PROVIDER = "gemini"
 def model_url(deployment: DeploymentConfig, method: str) -> str:
     provider = deployment.provider
     model = quote(deployment.upstream_model.removeprefix("models/"), safe="")
-    return f"{provider.base_url}/{provider.api_version or 'v1beta'}/models/{model}:{method}"
+    return f"{provider.base_url}/{provider.api_version}/models/{model}:{method}"
 
 
 def headers_for(deployment: DeploymentConfig, *, stream: bool = False) -> dict[str, str]:

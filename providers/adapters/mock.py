@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 import orjson
 
 from providers.adapters.base import JsonObject, UpstreamCall
+from providers.adapters.chat_request import messages
+from providers.adapters.chunks import usage_wire
 from providers.tokens import count_message_tokens, split_tokens
 from providers.types import Completion, StreamEvent, Usage
 
@@ -33,13 +35,8 @@ def _text_of(content: object) -> str:
     return ""
 
 
-def _messages(body: JsonObject) -> list[dict[str, object]]:
-    messages = body.get("messages")
-    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
-
-
 def reply_for(body: JsonObject) -> str:
-    users = [_text_of(m.get("content")) for m in _messages(body) if m.get("role") == "user"]
+    users = [_text_of(m.get("content")) for m in messages(body) if m.get("role") == "user"]
     said = users[-1].strip() if users else ""
     return f"This is mock-echo. You said: {said}" if said else "This is mock-echo. You sent no text."
 
@@ -59,18 +56,8 @@ def plan_reply(body: JsonObject) -> tuple[list[str], str, Usage]:
     limit = _token_limit(body)
     if limit is not None and len(tokens) > limit:
         tokens, finish = tokens[:limit], "length"
-    prompt = count_message_tokens([_text_of(m.get("content")) for m in _messages(body)])
+    prompt = count_message_tokens([_text_of(m.get("content")) for m in messages(body)])
     return tokens, finish, Usage(prompt_tokens=prompt, completion_tokens=len(tokens))
-
-
-def _usage_json(usage: Usage) -> dict[str, object]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0},
-    }
 
 
 class MockAdapter:
@@ -89,7 +76,7 @@ class MockAdapter:
                     "finish_reason": finish,
                 }
             ],
-            "usage": _usage_json(usage),
+            "usage": usage_wire(usage),
             "system_fingerprint": "fp_mock",
         }
         return Completion(body=orjson.dumps(body), usage=usage)
@@ -124,7 +111,7 @@ class MockStream:
                 await asyncio.sleep(self._delay)
             yield StreamEvent(payload=chunk({"content": token}), text=token)
         yield StreamEvent(payload=chunk({}, finish))
-        usage_chunk = orjson.dumps({**base, "choices": [], "usage": _usage_json(usage)})
+        usage_chunk = orjson.dumps({**base, "choices": [], "usage": usage_wire(usage)})
         yield StreamEvent(payload=usage_chunk, usage=usage, usage_only=True)
 
     async def aclose(self) -> None:

@@ -26,12 +26,16 @@ def to_upstream(
         merged = dict(options) if isinstance(options, dict) else {}
         merged["include_usage"] = True  # usage is always needed for accounting
         payload["stream_options"] = merged
-    headers = {"content-type": "application/json", "accept": "application/json"}
-    if stream:
-        headers["accept"] = "text/event-stream"
+    url = f"{deployment.provider.base_url}/chat/completions"
+    return url, headers_for(deployment, stream=stream), orjson.dumps(payload)
+
+
+def headers_for(deployment: DeploymentConfig, *, stream: bool = False) -> dict[str, str]:
+    accept = "text/event-stream" if stream else "application/json"
+    headers = {"content-type": "application/json", "accept": accept}
     if deployment.provider.api_key:
         headers["authorization"] = f"Bearer {deployment.provider.api_key}"
-    return f"{deployment.provider.base_url}/chat/completions", headers, orjson.dumps(payload)
+    return headers
 
 
 def parse_usage(raw: object) -> Usage | None:

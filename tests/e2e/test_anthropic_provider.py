@@ -3,14 +3,12 @@ chat, streaming, a tool-call round trip, image input, and each error class."""
 
 from __future__ import annotations
 
-import json
-
 import openai
 import pytest
 
 from accounting.models import UsageRecord
 from tests.e2e.conftest import records
-from tests.e2e.vendor_gateway import VendorGateway, cost
+from tests.e2e.vendor_gateway import assert_credentials_rejected, cost, streamed_text, streamed_tool_calls
 from tests.fakes.anthropic_upstream import AnthropicError, AnthropicReply, FakeAnthropicUpstream, ToolUse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -36,7 +34,7 @@ def upstream():
 
 
 @pytest.fixture
-def vendor(upstream, start_vendor):
+def client(upstream, start_vendor):
     return start_vendor(
         provider_yaml=f"""  - name: vendor
     kind: anthropic
@@ -48,9 +46,9 @@ def vendor(upstream, start_vendor):
     )
 
 
-def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: FakeAnthropicUpstream):
+def test_chat_stream_tool_round_trip_and_image(client: openai.OpenAI, upstream: FakeAnthropicUpstream):
     upstream.enqueue(AnthropicReply(text="Hi there!", input_tokens=30, output_tokens=4, cache_read=10))
-    reply = vendor.client.chat.completions.create(
+    reply = client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}],
         temperature=0.5,
@@ -76,14 +74,14 @@ def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: 
     # Streaming, with usage asked for: content deltas, finish chunk, usage chunk, [DONE].
     upstream.enqueue(AnthropicReply(text="One two three", input_tokens=12, output_tokens=3))
     chunks = list(
-        vendor.client.chat.completions.create(
+        client.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": "Count"}],
             stream=True,
             stream_options={"include_usage": True},
         )
     )
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "One two three"
+    assert streamed_text(chunks) == "One two three"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].choices == []
     assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (12, 3)
@@ -94,7 +92,7 @@ def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: 
     upstream.enqueue(
         AnthropicReply(text="", tool_uses=(ToolUse("toolu_01A", "get_weather", {"city": "Paris"}),))
     )
-    stream = vendor.client.chat.completions.create(
+    stream = client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Weather in Paris?"}],
         tools=[WEATHER_TOOL],
@@ -102,14 +100,14 @@ def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: 
         stream=True,
     )
     chunks = list(stream)
-    calls = [t for c in chunks if c.choices for t in (c.choices[0].delta.tool_calls or [])]
+    calls = streamed_tool_calls(chunks)
     assert (calls[0].id, calls[0].function.name) == ("toolu_01A", "get_weather")
     assert "".join(t.function.arguments or "" for t in calls) == '{"city": "Paris"}'
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
     assert upstream.requests[2].body["tool_choice"] == {"type": "any"}
 
     upstream.enqueue(AnthropicReply(text="It is 21°C in Paris.", output_tokens=9))
-    final = vendor.client.chat.completions.create(
+    final = client.chat.completions.create(
         model=MODEL,
         messages=[
             {"role": "user", "content": "Weather in Paris?"},
@@ -143,7 +141,7 @@ def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: 
     ]
 
     # Images by data URL and by http URL.
-    vendor.client.chat.completions.create(
+    client.chat.completions.create(
         model=MODEL,
         messages=[
             {
@@ -174,9 +172,9 @@ def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: 
     assert {(r.provider, r.upstream_model) for r in rows} == {("vendor", UPSTREAM_MODEL)}
 
 
-def test_error_classes(vendor: VendorGateway, upstream: FakeAnthropicUpstream):
+def test_error_classes(client: openai.OpenAI, upstream: FakeAnthropicUpstream):
     def ask(**fields):
-        return vendor.client.chat.completions.create(
+        return client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "Hi"}], **fields
         )
 
@@ -205,11 +203,7 @@ def test_error_classes(vendor: VendorGateway, upstream: FakeAnthropicUpstream):
     assert bad.value.body["message"] == "prompt is too long: 210000 tokens > 200000 maximum"
 
     upstream.api_key = "sk-ant-rotated"  # the gateway's key is now wrong
-    with pytest.raises(openai.APIStatusError) as auth:
-        ask()
-    assert auth.value.status_code == 502
-    assert auth.value.body["code"] == "upstream_auth_failed"
-    assert KEY not in json.dumps(auth.value.body)
+    assert_credentials_rejected(ask, secret=KEY)
     upstream.api_key = KEY
 
     before = len(upstream.requests)

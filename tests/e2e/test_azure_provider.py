@@ -4,13 +4,11 @@ resource: chat, streaming (filter-only chunk dropped), tool calls, image input, 
 
 from __future__ import annotations
 
-import json
-
 import openai
 import pytest
 
 from tests.e2e.conftest import records
-from tests.e2e.vendor_gateway import VendorGateway, cost
+from tests.e2e.vendor_gateway import assert_credentials_rejected, cost, streamed_text
 from tests.fakes.azure_upstream import AzureError, FakeAzureUpstream, content_filter_error
 from tests.fakes.openai_upstream import FakeToolCall, FakeUsage, Reply
 
@@ -29,7 +27,7 @@ def upstream():
 
 
 @pytest.fixture
-def vendor(upstream, start_vendor):
+def client(upstream, start_vendor):
     return start_vendor(
         provider_yaml=f"""  - name: vendor
     kind: azure
@@ -42,9 +40,9 @@ def vendor(upstream, start_vendor):
     )
 
 
-def test_chat_stream_tools_image_and_content_filter(vendor: VendorGateway, upstream: FakeAzureUpstream):
+def test_chat_stream_tools_image_and_content_filter(client: openai.OpenAI, upstream: FakeAzureUpstream):
     upstream.enqueue(Reply(content="Hello from Azure", usage=FakeUsage(19, 3, cached_tokens=4)))
-    raw = vendor.client.chat.completions.with_raw_response.create(
+    raw = client.chat.completions.with_raw_response.create(
         model=MODEL, messages=[{"role": "user", "content": "Hi"}]
     )
     reply = raw.parse()
@@ -60,7 +58,7 @@ def test_chat_stream_tools_image_and_content_filter(vendor: VendorGateway, upstr
 
     upstream.enqueue(Reply(content="Streaming from Azure"))
     chunks = list(
-        vendor.client.chat.completions.create(
+        client.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": "Hi"}],
             stream=True,
@@ -68,12 +66,12 @@ def test_chat_stream_tools_image_and_content_filter(vendor: VendorGateway, upstr
         )
     )
     assert {c.id for c in chunks} == {"chatcmpl-fake0001"}  # the filter-only chunk (id "") is gone
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Streaming from Azure"
+    assert streamed_text(chunks) == "Streaming from Azure"
     assert chunks[-1].usage.prompt_tokens == 19
 
     call = FakeToolCall(id="call_az1", name="lookup", arguments='{"q":"x"}')
     upstream.enqueue(Reply(content=None, tool_calls=(call,)))
-    tool_reply = vendor.client.chat.completions.create(
+    tool_reply = client.chat.completions.create(
         model=MODEL,
         messages=[
             {
@@ -93,7 +91,7 @@ def test_chat_stream_tools_image_and_content_filter(vendor: VendorGateway, upstr
         == "data:image/png;base64,iVBORw0KGgo="
     )
     upstream.enqueue(Reply(content="Found it."))
-    done = vendor.client.chat.completions.create(
+    done = client.chat.completions.create(
         model=MODEL,
         messages=[
             {"role": "user", "content": "Look this up"},
@@ -109,18 +107,16 @@ def test_chat_stream_tools_image_and_content_filter(vendor: VendorGateway, upstr
     }
 
     upstream.enqueue(Reply(content="Here is how", finish_reason="content_filter"))
-    filtered = vendor.client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    filtered = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
     assert filtered.choices[0].finish_reason == "content_filter"
     assert upstream.violations == []
     rows = records(5)
     assert rows[0].cost_usd == cost(19, 3, 4)
 
 
-def test_error_classes(vendor: VendorGateway, upstream: FakeAzureUpstream):
+def test_error_classes(client: openai.OpenAI, upstream: FakeAzureUpstream):
     def ask():
-        return vendor.client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "Hi"}]
-        )
+        return client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
 
     upstream.enqueue(content_filter_error())
     with pytest.raises(openai.BadRequestError) as filtered:
@@ -150,8 +146,5 @@ def test_error_classes(vendor: VendorGateway, upstream: FakeAzureUpstream):
     assert missing.value.body["code"] == "DeploymentNotFound"
 
     upstream.api_key = "rotated"
-    with pytest.raises(openai.APIStatusError) as auth:
-        ask()
-    assert (auth.value.status_code, auth.value.body["code"]) == (502, "upstream_auth_failed")
-    assert KEY not in json.dumps(auth.value.body)
+    assert_credentials_rejected(ask, secret=KEY)
     assert [r.status for r in records(5)] == [400, 429, 503, 404, 502]

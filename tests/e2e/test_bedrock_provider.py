@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import records
-from tests.e2e.vendor_gateway import VendorGateway, cost
+from tests.e2e.vendor_gateway import assert_credentials_rejected, cost, streamed_text, streamed_tool_calls
 from tests.fakes.bedrock_upstream import REQUEST_ID, BedrockError, BedrockReply, FakeBedrockUpstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -31,7 +31,7 @@ def upstream():
 
 
 @pytest.fixture
-def vendor(upstream, start_vendor):
+def client(upstream, start_vendor):
     return start_vendor(
         provider_yaml=f"""  - name: vendor
     kind: bedrock
@@ -46,9 +46,9 @@ def vendor(upstream, start_vendor):
     )
 
 
-def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: FakeBedrockUpstream):
+def test_chat_stream_tool_round_trip_and_image(client: openai.OpenAI, upstream: FakeBedrockUpstream):
     upstream.enqueue(BedrockReply(text="Hi from Bedrock.", input_tokens=20, output_tokens=4, cache_read=100))
-    reply = vendor.client.chat.completions.create(
+    reply = client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}],
         max_tokens=50,
@@ -71,14 +71,14 @@ def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: 
 
     upstream.enqueue(BedrockReply(text="One two three"))
     chunks = list(
-        vendor.client.chat.completions.create(
+        client.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": "Count"}],
             stream=True,
             stream_options={"include_usage": True},
         )
     )
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "One two three"
+    assert streamed_text(chunks) == "One two three"
     assert (chunks[-1].choices, chunks[-1].usage.completion_tokens) == ([], 6)
     assert upstream.requests[1].path.endswith("/converse-stream")
 
@@ -90,10 +90,8 @@ def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: 
             {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4AAQ"}},
         ],
     }
-    chunks = list(
-        vendor.client.chat.completions.create(model=MODEL, messages=[question], tools=[TOOL], stream=True)
-    )
-    calls = [t for c in chunks if c.choices for t in (c.choices[0].delta.tool_calls or [])]
+    chunks = list(client.chat.completions.create(model=MODEL, messages=[question], tools=[TOOL], stream=True))
+    calls = streamed_tool_calls(chunks)
     assert (calls[0].id, calls[0].function.name) == ("tooluse_1", "get_weather")
     assert json.loads("".join(t.function.arguments or "" for t in calls)) == {"city": "Paris"}
     assert upstream.requests[2].body["messages"][0]["content"][1] == {
@@ -101,7 +99,7 @@ def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: 
     }
 
     upstream.enqueue(BedrockReply(text="21 degrees."))
-    final = vendor.client.chat.completions.create(
+    final = client.chat.completions.create(
         model=MODEL,
         messages=[
             question,
@@ -138,9 +136,9 @@ def test_chat_stream_tool_round_trip_and_image(vendor: VendorGateway, upstream: 
     assert [r.status for r in rows] == [200, 200, 200, 200]
 
 
-def test_error_classes(vendor: VendorGateway, upstream: FakeBedrockUpstream):
+def test_error_classes(client: openai.OpenAI, upstream: FakeBedrockUpstream):
     def ask(stream=False):
-        return vendor.client.chat.completions.create(
+        return client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "Hi"}], stream=stream
         )
 
@@ -165,10 +163,7 @@ def test_error_classes(vendor: VendorGateway, upstream: FakeBedrockUpstream):
     )
 
     upstream.secret_key = "rotated"  # the gateway's signature no longer verifies: AWS's 403
-    with pytest.raises(openai.APIStatusError) as auth:
-        ask()
-    assert (auth.value.status_code, auth.value.body["code"]) == (502, "upstream_auth_failed")
-    assert SECRET not in json.dumps(auth.value.body)
+    assert_credentials_rejected(ask, secret=SECRET)
     upstream.secret_key = SECRET
 
     upstream.enqueue(BedrockReply(text="one two three", exception_after=1))

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import records
-from tests.e2e.vendor_gateway import VendorGateway, cost
+from tests.e2e.vendor_gateway import assert_credentials_rejected, cost, streamed_text, streamed_tool_calls
 from tests.fakes.gemini_upstream import FakeGeminiUpstream, GeminiCall, GeminiError, GeminiReply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -29,7 +29,7 @@ def upstream():
 
 
 @pytest.fixture
-def vendor(upstream, start_vendor):
+def client(upstream, start_vendor):
     return start_vendor(
         provider_yaml=f"""  - name: vendor
     kind: gemini
@@ -41,9 +41,9 @@ def vendor(upstream, start_vendor):
     )
 
 
-def test_chat_stream_signed_tool_round_trip_and_image(vendor: VendorGateway, upstream: FakeGeminiUpstream):
+def test_chat_stream_signed_tool_round_trip_and_image(client: openai.OpenAI, upstream: FakeGeminiUpstream):
     upstream.enqueue(GeminiReply(text="Warsaw.", prompt_tokens=15, output_tokens=2, thoughts=30))
-    reply = vendor.client.chat.completions.create(
+    reply = client.chat.completions.create(
         model=MODEL,
         messages=[
             {"role": "system", "content": "Be brief."},
@@ -66,14 +66,14 @@ def test_chat_stream_signed_tool_round_trip_and_image(vendor: VendorGateway, ups
 
     upstream.enqueue(GeminiReply(text="The capital is Warsaw."))
     chunks = list(
-        vendor.client.chat.completions.create(
+        client.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": "Hi"}],
             stream=True,
             stream_options={"include_usage": True},
         )
     )
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "The capital is Warsaw."
+    assert streamed_text(chunks) == "The capital is Warsaw."
     assert chunks[-1].usage.prompt_tokens == 11
     assert upstream.requests[1].query == {"alt": "sse"}
 
@@ -86,11 +86,9 @@ def test_chat_stream_signed_tool_round_trip_and_image(vendor: VendorGateway, ups
             {"type": "image_url", "image_url": {"url": "data:image/webp;base64,UklGRg=="}},
         ],
     }
-    stream = vendor.client.chat.completions.create(
-        model=MODEL, messages=[question], tools=[TOOL], stream=True
-    )
+    stream = client.chat.completions.create(model=MODEL, messages=[question], tools=[TOOL], stream=True)
     chunks = list(stream)
-    [tool_call] = [t for c in chunks if c.choices for t in (c.choices[0].delta.tool_calls or [])]
+    [tool_call] = streamed_tool_calls(chunks)
     assert tool_call.id.endswith("__ts_CiQBsig+A/==")
     assert json.loads(tool_call.function.arguments) == {"city": "Paris"}
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
@@ -113,7 +111,7 @@ def test_chat_stream_signed_tool_round_trip_and_image(vendor: VendorGateway, ups
         },
         {"role": "tool", "tool_call_id": tool_call.id, "content": '{"temp_c": 21}'},
     ]
-    final = vendor.client.chat.completions.create(model=MODEL, messages=history, tools=[TOOL])
+    final = client.chat.completions.create(model=MODEL, messages=history, tools=[TOOL])
     assert final.choices[0].message.content == "21 degrees."
     assert upstream.requests[3].body["contents"][1:] == [
         {
@@ -135,7 +133,7 @@ def test_chat_stream_signed_tool_round_trip_and_image(vendor: VendorGateway, ups
     bare = "call_nosignature"
     history[1]["tool_calls"][0]["id"] = history[2]["tool_call_id"] = bare
     with pytest.raises(openai.BadRequestError) as refused:
-        vendor.client.chat.completions.create(model=MODEL, messages=history, tools=[TOOL])
+        client.chat.completions.create(model=MODEL, messages=history, tools=[TOOL])
     assert "missing a thought_signature" in refused.value.body["message"]
     assert upstream.violations == [
         "Function call is missing a thought_signature in functionCall parts. contents[1]"
@@ -146,9 +144,9 @@ def test_chat_stream_signed_tool_round_trip_and_image(vendor: VendorGateway, ups
     assert [r.status for r in rows] == [200, 200, 200, 200, 400]
 
 
-def test_error_classes(vendor: VendorGateway, upstream: FakeGeminiUpstream):
+def test_error_classes(client: openai.OpenAI, upstream: FakeGeminiUpstream):
     def ask(messages=({"role": "user", "content": "Hi"},)):
-        return vendor.client.chat.completions.create(model=MODEL, messages=list(messages))
+        return client.chat.completions.create(model=MODEL, messages=list(messages))
 
     retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "6.2s"}
     upstream.enqueue(GeminiError(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota.", [retry]))
@@ -177,8 +175,5 @@ def test_error_classes(vendor: VendorGateway, upstream: FakeGeminiUpstream):
     assert len(upstream.requests) == before
 
     upstream.api_key = "rotated"
-    with pytest.raises(openai.APIStatusError) as auth:
-        ask()
-    assert (auth.value.status_code, auth.value.body["code"]) == (502, "upstream_auth_failed")
-    assert KEY not in json.dumps(auth.value.body)
+    assert_credentials_rejected(ask, secret=KEY)
     assert [r.status for r in records(5)] == [429, 503, 400, 400, 502]

@@ -1,14 +1,17 @@
 """A gateway (Daphne subprocess) in front of one fake vendor upstream, for the per-provider
-end-to-end tests: the provider and one public model with prices, a fresh key, an SDK client."""
+end-to-end tests: the provider and one public model with prices, a fresh key, an SDK client;
+and the checks those tests share."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import json
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 
-import httpx
 import openai
+import pytest
+from openai.types.chat import ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from tests.conftest import GatewayProcess, IssuedKey
 
@@ -25,32 +28,29 @@ def cost(prompt: int, completion: int, cached: int = 0) -> Decimal:
     ) / Decimal(1_000_000)
 
 
-@dataclass
-class VendorGateway:
-    gateway: GatewayProcess
-    key: IssuedKey
-    client: openai.OpenAI
-    http: httpx.Client
+class VendorStarter:
+    """``starter(provider_yaml=..., model=..., upstream_model=..., env=...)``: configure the
+    provider (``provider_yaml`` is one ``providers`` list item named ``vendor``) and ``model``
+    served by it at the prices above, issue a key for tenant "acme", start a gateway with
+    ``env``, and return an SDK client on it (no retries); ``close`` closes every client."""
 
-    def close(self) -> None:
-        self.client.close()
-        self.http.close()
+    def __init__(
+        self,
+        *,
+        gateway_factory: Callable[..., GatewayProcess],
+        configure: Callable[[str], None],
+        make_key: Callable[..., IssuedKey],
+    ) -> None:
+        self._gateway_factory = gateway_factory
+        self._configure = configure
+        self._make_key = make_key
+        self._clients: list[openai.OpenAI] = []
 
-
-def start_vendor_gateway(
-    *,
-    provider_yaml: str,
-    model: str,
-    upstream_model: str,
-    gateway_factory: Callable[..., GatewayProcess],
-    configure: Callable[[str], None],
-    make_key: Callable[..., IssuedKey],
-    env: dict[str, str],
-    extra_models: str = "",
-) -> VendorGateway:
-    """``provider_yaml`` is one ``providers`` list item named ``vendor``."""
-    configure(
-        f"""
+    def __call__(
+        self, *, provider_yaml: str, model: str, upstream_model: str, env: dict[str, str]
+    ) -> openai.OpenAI:
+        self._configure(
+            f"""
 providers:
 {provider_yaml}
 models:
@@ -61,49 +61,33 @@ models:
         input_per_million: "{PRICE_INPUT}"
         output_per_million: "{PRICE_OUTPUT}"
         cached_input_per_million: "{PRICE_CACHED}"
-{extra_models}
 """
-    )
-    key = make_key("acme")
-    gateway = gateway_factory(**env)
-    client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=key.raw, max_retries=0, timeout=30)
-    http = httpx.Client(base_url=gateway.base_url, headers={"Authorization": f"Bearer {key.raw}"}, timeout=30)
-    return VendorGateway(gateway=gateway, key=key, client=client, http=http)
-
-
-class VendorStarter:
-    """Starts vendor gateways for one test and closes their clients afterwards."""
-
-    def __init__(
-        self,
-        *,
-        gateway_factory: Callable[..., GatewayProcess],
-        configure: Callable[[str], None],
-        make_key: Callable[..., IssuedKey],
-    ) -> None:
-        self._fixtures = {"gateway_factory": gateway_factory, "configure": configure, "make_key": make_key}
-        self._started: list[VendorGateway] = []
-
-    def __call__(
-        self,
-        *,
-        provider_yaml: str,
-        model: str,
-        upstream_model: str,
-        env: dict[str, str],
-        extra_models: str = "",
-    ) -> VendorGateway:
-        started = start_vendor_gateway(
-            provider_yaml=provider_yaml,
-            model=model,
-            upstream_model=upstream_model,
-            env=env,
-            extra_models=extra_models,
-            **self._fixtures,  # type: ignore[arg-type]
         )
-        self._started.append(started)
-        return started
+        key = self._make_key("acme")
+        gateway = self._gateway_factory(**env)
+        client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=key.raw, max_retries=0, timeout=30)
+        self._clients.append(client)
+        return client
 
     def close(self) -> None:
-        for started in self._started:
-            started.close()
+        for client in self._clients:
+            client.close()
+
+
+def streamed_text(chunks: Iterable[ChatCompletionChunk]) -> str:
+    """The content deltas of a streamed answer, joined."""
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def streamed_tool_calls(chunks: Iterable[ChatCompletionChunk]) -> list[ChoiceDeltaToolCall]:
+    """Every tool-call delta of a streamed answer, in order."""
+    return [t for c in chunks if c.choices for t in (c.choices[0].delta.tool_calls or [])]
+
+
+def assert_credentials_rejected(ask: Callable[[], object], *, secret: str) -> None:
+    """The upstream refuses the gateway's credentials: the client sees a 502
+    ``upstream_auth_failed`` that does not show the credential."""
+    with pytest.raises(openai.APIStatusError) as auth:
+        ask()
+    assert (auth.value.status_code, auth.value.body["code"]) == (502, "upstream_auth_failed")
+    assert secret not in json.dumps(auth.value.body)

@@ -4,7 +4,6 @@ every raw payload (the canary scan reads those)."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from tests.fakes.server import start_on_loopback
+from tests.fakes.server import LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -62,15 +61,12 @@ class OtlpReceiver:
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
         self._payloads: list[bytes] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="otlp-receiver", daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        self._server = LoopbackServer("otlp-receiver")
 
     @property
     def endpoint(self) -> str:
         """For ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the exporter appends ``/v1/traces``)."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self._server.port}"
 
     @property
     def spans(self) -> list[ReceivedSpan]:
@@ -95,14 +91,8 @@ class OtlpReceiver:
     def start(self) -> OtlpReceiver:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/traces", self._traces)
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(start_on_loopback(app), self._loop)
-        self._runner, self.port = future.result(10)
+        self._server.start(app)
         return self
 
     def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
+        self._server.stop()

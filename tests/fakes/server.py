@@ -31,8 +31,43 @@ class Invalid(Exception):
     """What the real service would refuse; the message is what it would say."""
 
 
-async def start_on_loopback(app: web.Application, **runner_options: Any) -> tuple[web.AppRunner, int]:
-    """Serve ``app`` on an ephemeral port of 127.0.0.1: its runner (to clean up) and the port."""
+class LoopbackServer:
+    """An aiohttp application served on an ephemeral port of 127.0.0.1 by a background thread
+    with its own event loop; ``port`` is set once ``start`` returned. Every fake server and
+    receiver of the tests runs on one."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def start(self, app: web.Application, **runner_options: Any) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
+        self._thread.start()
+        try:
+            self._runner, self.port = asyncio.run_coroutine_threadsafe(
+                _serve(app, **runner_options), loop
+            ).result(10)
+        except BaseException as exc:
+            self.stop()
+            raise RuntimeError(f"{self._name} did not start") from exc
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(15)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(15)
+        loop.close()
+        self._loop = self._thread = self._runner = None
+
+
+async def _serve(app: web.Application, **runner_options: Any) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app, access_log=None, **runner_options)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -54,12 +89,11 @@ class FakeServer(Generic[B]):
         self._requests: list[RecordedRequest] = []
         self._violations: list[str] = []
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
-        self.port = 0
+        self._server = LoopbackServer(f"{self.name}-upstream")
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def base_url(self) -> str:
@@ -80,50 +114,13 @@ class FakeServer(Generic[B]):
             return list(self._violations)
 
     def start(self) -> FakeServer[B]:
-        self._thread = threading.Thread(target=self._serve, name=f"{self.name}-upstream", daemon=True)
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError(f"the {self.name} fake did not start")
-        if self._error is not None:
-            raise RuntimeError(f"the {self.name} fake failed to start") from self._error
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._server.start(app, shutdown_timeout=1.0, handler_cancellation=self.cancel_on_disconnect)
         return self
 
     def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if loop.is_running():
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(15)
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(15)
-
-    def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._startup())
-        except BaseException as exc:
-            self._error = exc
-            self._started.set()
-            loop.close()
-            return
-        self._started.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.close()
-
-    async def _startup(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner, self.port = await start_on_loopback(
-            app, shutdown_timeout=1.0, handler_cancellation=self.cancel_on_disconnect
-        )
-
-    async def _shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        self._server.stop()
 
     def next_behaviour(self) -> B:
         with self._lock:

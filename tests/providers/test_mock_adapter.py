@@ -30,6 +30,16 @@ BODY = {
 }
 
 
+# OpenAI's usage object for 16 prompt and 13 completion tokens, as the mock sends it.
+USAGE_WIRE = {
+    "prompt_tokens": 16,
+    "completion_tokens": 13,
+    "total_tokens": 29,
+    "prompt_tokens_details": {"cached_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 0},
+}
+
+
 async def test_completion_echoes_the_last_user_message_with_real_counts():
     completion = await MockAdapter().complete(call(BODY))
     body = orjson.loads(completion.body)
@@ -37,7 +47,7 @@ async def test_completion_echoes_the_last_user_message_with_real_counts():
     assert body["choices"][0]["finish_reason"] == "stop"
     # prompt: "Be brief." (3) + "Hi, mock!" (4) + 2 x 3 framing + 3 priming
     assert completion.usage == Usage(prompt_tokens=16, completion_tokens=13)
-    assert body["usage"]["total_tokens"] == 29
+    assert body["usage"] == USAGE_WIRE
 
 
 async def test_max_tokens_truncates_with_length():
@@ -58,4 +68,5 @@ async def test_stream_sends_one_chunk_per_token_then_finish_then_usage():
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     assert events[-1].usage_only and events[-1].usage == Usage(prompt_tokens=16, completion_tokens=13)
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == USAGE_WIRE
     assert len({c["id"] for c in chunks}) == 1
