@@ -24,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounting.reports import GROUP_FIELDS, METRICS, Row, Scope, usage_report, usage_summary
+from accounting.reports import GROUP_FIELDS, Row, Scope, usage_report, usage_summary
 from gateway_site.runtime import get_runtime
 from quotas.errors import AuthenticationError
 from quotas.keys import key_from_headers
@@ -150,6 +150,3 @@ class TimeSeriesView(UsageView):
         return self._rows(
             request, rows, start=scope.start.isoformat(), end=scope.end.isoformat(), granularity=granularity
         )
-
-
-__all__ = ["METRICS", "SummaryView", "TimeSeriesView", "TotalsView"]
