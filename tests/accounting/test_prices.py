@@ -73,6 +73,8 @@ def test_prices_section_creates_versions_for_matching_deployments_idempotently(d
     )
     assert changed.updated == ["price gpt-4o-mini -> fake/gpt-4o-mini-upstream from 2025-01-01 00:00"]
     assert DeploymentPrice.objects.count() == 2
+    first = DeploymentPrice.objects.order_by("effective_from").first()
+    assert (first.output_per_million, first.input_per_million) == (Decimal("2.5"), Decimal("1"))
 
 
 def test_the_shipped_default_prices_parse_and_apply_by_provider_kind(configure):
