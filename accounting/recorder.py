@@ -121,8 +121,7 @@ def write_events(events: list[UsageEvent]) -> None:
     later batch and stop the ledger. A database that does not answer raises ``DatabaseError``."""
     records = [_to_record(e) for e in events]
     try:
-        with transaction.atomic():
-            UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
+        _insert(records)
         return
     except (IntegrityError, DataError):
         pass
@@ -133,19 +132,22 @@ def write_events(events: list[UsageEvent]) -> None:
             )
 
 
+def _insert(records: list[UsageRecord]) -> None:
+    with transaction.atomic():
+        UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
+
+
 def _insert_one(record: UsageRecord) -> bool:
     """False: the row is refused even without its tenant and key links."""
     try:
-        with transaction.atomic():
-            UsageRecord.objects.bulk_create([record], ignore_conflicts=True)
+        _insert([record])
         return True
     except DataError:
         return False
     except IntegrityError:
         record.tenant_id, record.key_id = None, None
     try:
-        with transaction.atomic():
-            UsageRecord.objects.bulk_create([record], ignore_conflicts=True)
+        _insert([record])
         return True
     except (IntegrityError, DataError):
         return False
