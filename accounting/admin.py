@@ -6,15 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounting.models import DeploymentPrice, UsageRecord
-from quotas.revision import bump_revision
+from quotas.admin import RevisionBumpingAdmin
 
 
 @admin.register(DeploymentPrice)
-class DeploymentPriceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DeploymentPriceAdmin(RevisionBumpingAdmin):
     list_display = [
         "deployment_label",
         "deployment_id",
@@ -28,18 +27,6 @@ class DeploymentPriceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ["source"]
     search_fields = ["deployment_label"]
     ordering = ["deployment_label", "-effective_from"]
-
-    def save_model(self, request: HttpRequest, obj: DeploymentPrice, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        bump_revision()
-
-    def delete_model(self, request: HttpRequest, obj: DeploymentPrice) -> None:
-        super().delete_model(request, obj)
-        bump_revision()
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DeploymentPrice]) -> None:
-        super().delete_queryset(request, queryset)
-        bump_revision()
 
 
 @admin.register(UsageRecord)

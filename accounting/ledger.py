@@ -9,7 +9,6 @@ they have been idle ``claim_idle_ms``, and inserting them again is harmless."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import secrets
@@ -17,12 +16,10 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import redis
 from redis.exceptions import ResponseError
 
-from accounting.recorder import UsageEvent, decode_event, last_used, write_events
-from quotas.services import keys_mark_used
+from accounting.recorder import UsageEvent, decode_event, mark_keys_used, write_events
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +34,6 @@ def outbox_stream(prefix: str) -> str:
 def consumer_name(role: str) -> str:
     """A consumer name unique to this process (a restarted process is a new consumer)."""
     return f"{role}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-def encode_event(event: UsageEvent) -> bytes:
-    return orjson.dumps(dataclasses.asdict(event), default=str)
 
 
 def ensure_group(client: redis.Redis, stream: str) -> None:
@@ -100,10 +93,7 @@ def store_batch(client: redis.Redis, *, stream: str, batch: Batch) -> None:
         pipe.xdel(stream, *batch.ids)
         pipe.execute()
     if batch.events:
-        try:
-            keys_mark_used(last_used(batch.events))
-        except Exception as exc:
-            logger.warning("last_used_at not updated: %s", exc)
+        mark_keys_used(batch.events)
 
 
 def drain(

@@ -40,23 +40,16 @@ def price_upsert(
     source: str,
 ) -> str | None:
     """Create or update one version; returns "created", "updated" or None (unchanged)."""
+    wanted = {**prices, "deployment_label": label}
     row = DeploymentPrice.objects.filter(deployment_id=deployment_id, effective_from=effective_from).first()
     if row is None:
         DeploymentPrice.objects.create(
-            deployment_id=deployment_id,
-            deployment_label=label,
-            effective_from=effective_from,
-            source=source,
-            **prices,
+            deployment_id=deployment_id, effective_from=effective_from, source=source, **wanted
         )
         return "created"
-    changed = [name for name, value in prices.items() if getattr(row, name) != value]
-    if row.deployment_label != label:
-        changed.append("deployment_label")
-    if not changed:
+    if all(getattr(row, name) == value for name, value in wanted.items()):
         return None
-    for name in changed:
-        setattr(row, name, prices.get(name, label))
-    row.deployment_label = label
+    for name, value in wanted.items():
+        setattr(row, name, value)
     row.save()
     return "updated"

@@ -63,10 +63,8 @@ class PriceTable:
 
     def at(self, deployment_id: int, moment: float) -> PriceVersion | None:
         """The version in force at ``moment`` (the latest that started at or before it)."""
-        versions = self.versions.get(deployment_id)
-        if not versions:
-            return None
-        index = bisect.bisect_right([v.effective_from for v in versions], moment)
+        versions = self.versions.get(deployment_id, ())
+        index = bisect.bisect_right(versions, moment, key=lambda v: v.effective_from)
         return versions[index - 1] if index else None
 
 

@@ -83,6 +83,11 @@ def _to_record(event: UsageEvent) -> UsageRecord:
     return UsageRecord(**fields)
 
 
+def encode_event(event: UsageEvent) -> bytes:
+    """The event's JSON (spool line, outbox entry), read back by ``decode_event``."""
+    return orjson.dumps(dataclasses.asdict(event), default=str)
+
+
 def decode_event(payload: bytes) -> UsageEvent:
     """A usage event from its JSON (spool line, outbox entry); fields unknown to this version (a
     newer gateway's) are dropped. Raises ValueError, TypeError or ArithmeticError if it is none."""
@@ -95,11 +100,17 @@ def decode_event(payload: bytes) -> UsageEvent:
     return UsageEvent(**fields)
 
 
-def last_used(events: list[UsageEvent]) -> dict[int, dt.datetime]:
+def mark_keys_used(events: list[UsageEvent]) -> None:
+    """Keys' ``last_used_at`` from stored events, one UPDATE (best effort: it is informational)."""
     latest: dict[int, float] = {}
     for event in events:
         latest[event.key_id] = max(event.created_at, latest.get(event.key_id, event.created_at))
-    return {key_id: dt.datetime.fromtimestamp(moment, tz=dt.UTC) for key_id, moment in latest.items()}
+    try:
+        keys_mark_used(
+            {key_id: dt.datetime.fromtimestamp(moment, tz=dt.UTC) for key_id, moment in latest.items()}
+        )
+    except DatabaseError as exc:
+        logger.warning("last_used_at of %d key(s) not updated: %s", len(latest), exc)
 
 
 def write_events(events: list[UsageEvent]) -> None:
@@ -110,32 +121,33 @@ def write_events(events: list[UsageEvent]) -> None:
     later batch and stop the ledger. A database that does not answer raises ``DatabaseError``."""
     records = [_to_record(e) for e in events]
     try:
-        with transaction.atomic():
-            UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
+        _insert(records)
         return
     except (IntegrityError, DataError):
         pass
     for event, record in zip(events, records, strict=True):
         if not _insert_one(record):
             logger.error(
-                "usage event refused by the database, not recorded: %s",
-                orjson.dumps(dataclasses.asdict(event), default=str).decode(),
+                "usage event refused by the database, not recorded: %s", encode_event(event).decode()
             )
+
+
+def _insert(records: list[UsageRecord]) -> None:
+    with transaction.atomic():
+        UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
 
 
 def _insert_one(record: UsageRecord) -> bool:
     """False: the row is refused even without its tenant and key links."""
     try:
-        with transaction.atomic():
-            UsageRecord.objects.bulk_create([record], ignore_conflicts=True)
+        _insert([record])
         return True
     except DataError:
         return False
     except IntegrityError:
         record.tenant_id, record.key_id = None, None
     try:
-        with transaction.atomic():
-            UsageRecord.objects.bulk_create([record], ignore_conflicts=True)
+        _insert([record])
         return True
     except (IntegrityError, DataError):
         return False
@@ -241,16 +253,10 @@ class UsageWriter:
                 return
             finally:
                 close_old_connections()
-            self._mark_keys_used(batch)
-
-    def _mark_keys_used(self, batch: list[UsageEvent]) -> None:
-        """Keys' ``last_used_at``, one UPDATE per batch (best effort: it is informational)."""
-        try:
-            keys_mark_used(last_used(batch))
-        except DatabaseError as exc:
-            logger.warning("last_used_at of %d key(s) not updated: %s", len({e.key_id for e in batch}), exc)
-        finally:
-            close_old_connections()
+            try:
+                mark_keys_used(batch)
+            finally:
+                close_old_connections()
 
     def _append_spool(self, batch: list[UsageEvent]) -> None:
         self._spool.parent.mkdir(parents=True, exist_ok=True)
@@ -263,7 +269,7 @@ class UsageWriter:
                 if handle.read(1) != b"\n":
                     handle.write(b"\n")
             for event in batch:
-                handle.write(orjson.dumps(dataclasses.asdict(event), default=str) + b"\n")
+                handle.write(encode_event(event) + b"\n")
 
     def _replay_spool(self) -> None:
         """Write the spooled events; lines that are not usage events (cut short by a crash, or

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
 from accounting.models import UsageRecord, UsageRollup
-from accounting.rollups import unrolled_records, watermark
+from accounting.rollups import RECORD_SUMS, unrolled_records
 
 GroupBy = Literal["model", "key", "provider"]
 Granularity = Literal["day", "hour"]
@@ -59,13 +59,10 @@ class Row:
     cached_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
 
-    def add(self, values: dict[str, object]) -> None:
-        self.requests += int(values["requests"] or 0)  # type: ignore[call-overload]
-        self.errors += int(values["errors"] or 0)  # type: ignore[call-overload]
-        self.prompt_tokens += int(values["prompt_tokens"] or 0)  # type: ignore[call-overload]
-        self.completion_tokens += int(values["completion_tokens"] or 0)  # type: ignore[call-overload]
-        self.cached_tokens += int(values["cached_tokens"] or 0)  # type: ignore[call-overload]
-        self.cost_usd += Decimal(str(values["cost_usd"] or 0))
+    def add(self, values: dict[str, Any]) -> None:
+        for name in METRICS:  # int or Decimal, as declared above, whatever the database returned
+            total = getattr(self, name)
+            setattr(self, name, total + type(total)(values[name] or 0))
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -83,30 +80,24 @@ class Row:
         return out
 
 
+def _owned(rows: QuerySet[Any], scope: Scope) -> QuerySet[Any]:
+    rows = rows if scope.tenant_id is None else rows.filter(tenant_id=scope.tenant_id)
+    return rows if scope.key_id is None else rows.filter(key_id=scope.key_id)
+
+
 def _rollups(scope: Scope, granularity: Granularity) -> QuerySet[UsageRollup]:
     rows = UsageRollup.objects.filter(
         granularity=granularity, bucket_start__gte=scope.since, bucket_start__lt=scope.until
     )
-    rows = rows if scope.tenant_id is None else rows.filter(tenant_id=scope.tenant_id)
-    return rows if scope.key_id is None else rows.filter(key_id=scope.key_id)
+    return _owned(rows, scope)
 
 
 def _unrolled(scope: Scope) -> QuerySet[UsageRecord]:
-    mark = watermark()
-    rows = unrolled_records(mark).filter(created_at__gte=scope.since, created_at__lt=scope.until)
-    rows = rows if scope.tenant_id is None else rows.filter(tenant_id=scope.tenant_id)
-    return rows if scope.key_id is None else rows.filter(key_id=scope.key_id)
+    return _owned(unrolled_records().filter(created_at__gte=scope.since, created_at__lt=scope.until), scope)
 
 
-_RAW_SUMS = {
-    "requests": Count("id"),
-    "errors": Count("id", filter=Q(status__gte=400)),
-    "prompt_tokens": Sum("prompt_tokens"),
-    "completion_tokens": Sum("completion_tokens"),
-    "cached_tokens": Sum("cached_tokens"),
-    "cost_usd": Sum("cost_usd"),
-}
-_ROLLUP_SUMS = {name: Sum(name) for name in _RAW_SUMS}
+_RAW_SUMS = {name: RECORD_SUMS[name] for name in METRICS}
+_ROLLUP_SUMS = {name: Sum(name) for name in METRICS}
 
 
 def usage_report(

@@ -35,7 +35,7 @@ OVERLAP = dt.timedelta(minutes=5)  # re-examine records ingested this long befor
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 _GROUP = ("tenant_id", "tenant_name", "key_id", "key_prefix", "model", "provider")
-_SUMS = {
+RECORD_SUMS = {  # a rollup's columns as aggregates of raw records
     "requests": Count("id"),
     "errors": Count("id", filter=Q(status__gte=400)),
     "cache_hits": Count("id", filter=Q(cache_hit=True)),
@@ -47,7 +47,7 @@ _SUMS = {
     "cost_saved_usd": Sum("cost_saved_usd"),
 }
 _UNIQUE = ["granularity", "bucket_start", "tenant_id", "key_id", "model", "provider"]
-_UPDATED = ["tenant_name", "key_prefix", *_SUMS]
+_UPDATED = ["tenant_name", "key_prefix", *RECORD_SUMS]
 
 
 def database_now() -> dt.datetime:
@@ -78,7 +78,7 @@ def _hour_rows(hour: dt.datetime, mark: dt.datetime) -> list[UsageRollup]:
     rows = (
         UsageRecord.objects.filter(created_at__gte=hour, created_at__lt=hour + HOUR, ingested_at__lte=mark)
         .values(*_GROUP)
-        .annotate(**_SUMS)
+        .annotate(**RECORD_SUMS)
     )
     return [_rollup("hour", hour, row) for row in rows]
 
@@ -90,14 +90,14 @@ def _day_rows(day: dt.datetime) -> list[UsageRollup]:
         .annotate(
             tenant_name=Max("tenant_name"),
             key_prefix=Max("key_prefix"),
-            **{name: Sum(name) for name in _SUMS},
+            **{name: Sum(name) for name in RECORD_SUMS},
         )
     )
     return [_rollup("day", day, row) for row in rows]
 
 
 def _rollup(granularity: str, start: dt.datetime, row: Mapping[str, Any]) -> UsageRollup:
-    values = {name: row[name] or 0 for name in _SUMS}
+    values = {name: row[name] or 0 for name in RECORD_SUMS}
     return UsageRollup(
         granularity=granularity,
         bucket_start=start,

@@ -57,17 +57,21 @@ def forget_idle_outbox_consumers() -> int:
     )
 
 
+def _retention_cutoff() -> dt.datetime:
+    """Raw records created before this are purged (rolled up first); hours before it are final."""
+    return dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.GATEWAY_USAGE_RETENTION_DAYS)
+
+
 @shared_task(name="accounting.tasks.rollup_usage", ignore_result=True)
 def rollup_usage() -> int:
     """Recompute the hour and day rollups touched since the last run; returns the hours."""
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.GATEWAY_USAGE_RETENTION_DAYS)
-    return usage_rollup(retention_cutoff=cutoff).hours
+    return usage_rollup(retention_cutoff=_retention_cutoff()).hours
 
 
 @shared_task(name="accounting.tasks.purge_usage", ignore_result=True)
 def purge_usage() -> int:
     """Delete raw records past the retention (rolled up first); rollups are kept."""
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.GATEWAY_USAGE_RETENTION_DAYS)
+    cutoff = _retention_cutoff()
     usage_rollup(retention_cutoff=cutoff)
     return usage_purge(cutoff=cutoff, batch_size=settings.GATEWAY_USAGE_PURGE_BATCH)
 

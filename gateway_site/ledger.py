@@ -25,9 +25,9 @@ from typing import cast
 import redis
 from django.db import DatabaseError, close_old_connections
 
-from accounting.ledger import consumer_name, drain, encode_event, outbox_stream
+from accounting.ledger import consumer_name, drain, outbox_stream
 from accounting.pricing import PriceTable, PriceVersion
-from accounting.recorder import UsageEvent, UsageWriter
+from accounting.recorder import UsageEvent, UsageWriter, encode_event
 from gateway_site.metrics import observe_redis_error
 from quotas.admission import Admission, Limiter, Outbox
 

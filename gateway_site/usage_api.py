@@ -24,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounting.reports import GROUP_FIELDS, METRICS, Row, Scope, usage_report, usage_summary
+from accounting.reports import GROUP_FIELDS, Row, Scope, usage_report, usage_summary
 from gateway_site.runtime import get_runtime
 from quotas.errors import AuthenticationError
 from quotas.keys import key_from_headers
@@ -122,8 +122,9 @@ class UsageView(APIView):
     permission_classes = [GatewayKeyOrStaff]
     renderer_classes = [JSONRenderer, CsvRenderer]
 
-    def _rows(self, request: Request, rows: list[Row], **meta: object) -> Response:
-        return Response({**meta, "rows": [row.as_dict() for row in rows]})
+    def _rows(self, scope: Scope, rows: list[Row], **meta: object) -> Response:
+        period = {"start": scope.start.isoformat(), "end": scope.end.isoformat()}
+        return Response({**period, **meta, "rows": [row.as_dict() for row in rows]})
 
 
 class SummaryView(UsageView):
@@ -138,7 +139,7 @@ class TotalsView(UsageView):
         scope = scope_from(request)
         group_by = _choice(request, "group_by", tuple(GROUP_FIELDS))
         rows = usage_report(scope, group_by=group_by)  # type: ignore[arg-type]
-        return self._rows(request, rows, start=scope.start.isoformat(), end=scope.end.isoformat())
+        return self._rows(scope, rows)
 
 
 class TimeSeriesView(UsageView):
@@ -147,9 +148,4 @@ class TimeSeriesView(UsageView):
         group_by = _choice(request, "group_by", tuple(GROUP_FIELDS))
         granularity = _choice(request, "granularity", ("day", "hour"), required=True)
         rows = usage_report(scope, group_by=group_by, granularity=granularity)  # type: ignore[arg-type]
-        return self._rows(
-            request, rows, start=scope.start.isoformat(), end=scope.end.isoformat(), granularity=granularity
-        )
-
-
-__all__ = ["METRICS", "SummaryView", "TimeSeriesView", "TotalsView"]
+        return self._rows(scope, rows, granularity=granularity)

@@ -22,10 +22,6 @@ from quotas.errors import LimiterUnavailable
 from quotas.policy import build_plan
 
 
-def _month(now: dt.datetime) -> Scope:
-    return Scope(tenant_id=None, start=now.date().replace(day=1), end=now.date())
-
-
 @api_endpoint
 async def key_usage(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
     require_method(request, "GET")
@@ -50,10 +46,8 @@ async def key_usage(request: HttpRequest, exchange: Exchange) -> HttpResponseBas
             "The gateway cannot read quota counters right now; please retry shortly.",
             headers={"retry-after": "1"},
         ) from None
-    month = _month(now)
-    spent = await sync_to_async(usage_summary)(
-        Scope(tenant_id=key.tenant_id, start=month.start, end=month.end, key_id=key.key_id)
-    )
+    month = Scope(tenant_id=key.tenant_id, key_id=key.key_id, start=now.date().replace(day=1), end=now.date())
+    spent = await sync_to_async(usage_summary)(month)
     quotas = [
         {
             "owner": line.quota.owner,

@@ -15,18 +15,17 @@ from django.conf import settings
 
 from accounting.ledger import (
     GROUP,
-    decode_event,
     drain,
-    encode_event,
     ensure_group,
     forget_idle_consumers,
     outbox_stream,
     pending_count,
 )
 from accounting.models import UsageRecord
-from accounting.recorder import UsageEvent, write_events
+from accounting.recorder import UsageEvent, decode_event, encode_event, write_events
 from quotas.admission import Admission, Limiter, Outbox
 from quotas.budget import Period
+from quotas.models import ApiKey
 from quotas.policy import Plan, QuotaLine, QuotaPolicy
 from quotas.store_redis import RedisStore
 
@@ -169,6 +168,8 @@ def test_drain_stores_each_event_once_and_empties_the_stream(redis_prefix, make_
     assert client.xlen(stream) == 0
     assert pending_count(client, stream) == 0
     assert drain(client, stream=stream, consumer="c1", batch_size=4, claim_idle_ms=60_000) == 0
+    latest = max(e.created_at for e in events)
+    assert ApiKey.objects.get(pk=key.key_id).last_used_at.timestamp() == pytest.approx(latest, abs=1e-3)
 
 
 def test_a_dead_consumers_pending_events_are_claimed_by_another(redis_prefix, make_key, client):

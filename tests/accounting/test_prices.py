@@ -24,6 +24,7 @@ from providers.models import Deployment, Provider
 from providers.types import Usage
 from quotas.admission import Limiter
 from quotas.registry import load_registry
+from quotas.revision import current_revision
 from quotas.store_local import LocalStore
 from routing.router import Attempt
 from tests.conftest import openai_provider_yaml
@@ -72,6 +73,8 @@ def test_prices_section_creates_versions_for_matching_deployments_idempotently(d
     )
     assert changed.updated == ["price gpt-4o-mini -> fake/gpt-4o-mini-upstream from 2025-01-01 00:00"]
     assert DeploymentPrice.objects.count() == 2
+    first = DeploymentPrice.objects.order_by("effective_from").first()
+    assert (first.output_per_million, first.input_per_million) == (Decimal("2.5"), Decimal("1"))
 
 
 def test_the_shipped_default_prices_parse_and_apply_by_provider_kind(configure):
@@ -159,3 +162,29 @@ def test_a_cache_hit_is_recorded_at_zero_cost_with_the_cost_it_saved(deployment,
     assert (hit.cache_hit, hit.cost_usd) == (True, Decimal("0"))
     assert hit.cost_saved_usd == (1000 * Decimal("0.15") + 100 * Decimal("0.60")) / 10**6
     assert (hit.prompt_tokens, hit.completion_tokens) == (1000, 100)
+
+
+def test_adding_and_deleting_a_price_in_the_admin_reloads_every_gateway(admin_client):
+    before = current_revision()
+    response = admin_client.post(
+        "/admin/accounting/deploymentprice/add/",
+        {
+            "deployment_id": "7",
+            "deployment_label": "m -> p/up",
+            "effective_from_0": "2025-01-01",
+            "effective_from_1": "00:00:00",
+            "input_per_million": "1.5",
+            "output_per_million": "2",
+            "cached_input_per_million": "",
+            "cache_write_per_million": "",
+            "source": "admin",
+        },
+    )
+    assert response.status_code == 302, response.content
+    price = DeploymentPrice.objects.get(deployment_id=7)
+    assert price.input_per_million == Decimal("1.5")
+    assert current_revision() == before + 1
+    response = admin_client.post(f"/admin/accounting/deploymentprice/{price.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not DeploymentPrice.objects.exists()
+    assert current_revision() == before + 2

@@ -62,10 +62,26 @@ def test_every_provider_kind_states_its_token_rules():
     assert set(TOKEN_RULES) == set(Provider.Kind.values)
 
 
-@pytest.mark.parametrize("kind", ["anthropic", "bedrock"])
-def test_anthropic_style_cache_writes_are_billed_at_the_cache_write_price(kind):
-    # Anthropic usage 12 input + 100 cache creation + 2048 cache read, 9 output; the adapters
-    # report prompt 2160 (all three), cached 2048, cache writes 100.
+# Anthropic usage 12 input + 100 cache creation + 2048 cache read, 9 output; the adapters report
+# prompt 2160 (all three), cached 2048, cache writes 100.
+WITH_CACHE_WRITES = "0.0011604"  # 12 x 3.00 + 2048 x 0.30 + 100 x 3.75 + 9 x 15.00 = 1160.4
+WRITES_AS_INPUT = "0.0010854"  # 112 x 3.00 + 2048 x 0.30 + 9 x 15.00 = 1085.4
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("anthropic", WITH_CACHE_WRITES),
+        ("bedrock", WITH_CACHE_WRITES),
+        ("openai", WRITES_AS_INPUT),
+        ("azure", WRITES_AS_INPUT),
+        ("gemini", WRITES_AS_INPUT),
+        ("mock", WRITES_AS_INPUT),
+    ],
+)
+def test_cache_writes_cost_the_cache_write_price_where_the_kind_charges_them_else_the_input_price(
+    kind, expected
+):
     cost = request_cost(
         kind=kind,
         prices=SONNET,
@@ -74,22 +90,7 @@ def test_anthropic_style_cache_writes_are_billed_at_the_cache_write_price(kind):
         cached_tokens=2048,
         cache_write_tokens=100,
     )
-    # 12 x 3.00 + 2048 x 0.30 + 100 x 3.75 + 9 x 15.00 = 36 + 614.4 + 375 + 135 = 1160.4
-    assert cost == Decimal("0.0011604")
-
-
-@pytest.mark.parametrize("kind", ["openai", "azure", "gemini", "mock"])
-def test_kinds_without_cache_write_charges_bill_reported_writes_as_input(kind):
-    cost = request_cost(
-        kind=kind,
-        prices=SONNET,
-        prompt_tokens=2160,
-        completion_tokens=9,
-        cached_tokens=2048,
-        cache_write_tokens=100,
-    )
-    # 112 x 3.00 + 2048 x 0.30 + 9 x 15.00 = 336 + 614.4 + 135 = 1085.4
-    assert cost == Decimal("0.0010854")
+    assert cost == Decimal(expected)
 
 
 @pytest.mark.parametrize("kind", sorted(TOKEN_RULES))

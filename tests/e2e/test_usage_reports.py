@@ -76,6 +76,11 @@ def test_a_key_reads_only_its_own_tenant_through_every_report_endpoint(start_pro
     usage = proxy.http.get("/v1/usage")
     assert usage.status_code == 200
     report = usage.json()
+    today = dt.datetime.now(dt.UTC).date()
+    assert (report["month"]["start"], report["month"]["end"]) == (
+        today.replace(day=1).isoformat(),
+        today.isoformat(),
+    )
     assert report["month"]["requests"] == 1
     assert report["month"]["cost_usd"] == str(expected_cost(19, 3).normalize())
     [quota] = report["quotas"]
