@@ -28,7 +28,7 @@ from routing.breaker import BreakerBoard, BreakerPolicy
 from routing.latency import LatencyBoard
 from routing.retry import RetryPolicy, is_retryable, wait_before_retry
 from routing.stats import StatsBoard
-from routing.strategies import DeploymentHealth, Snapshot, order_deployments
+from routing.strategies import DeploymentHealth, Snapshot, by_priority, order_deployments
 from routing.telemetry import attempt_span, record_outcome
 
 T = TypeVar("T")
@@ -76,7 +76,7 @@ class Attempt:
     attempts: int = 0
     upstream_seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter)
-    primary: int = 0  # the first ``primary`` candidates are the model's own; the rest are fallbacks
+    primary: int = 1  # the first ``primary`` candidates are the model's own; the rest are fallbacks
     tries: list[UpstreamTry] = field(default_factory=list)
 
     @property
@@ -187,12 +187,13 @@ class Router:
         for each in routes:
             snapshot = self._snapshot(each, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
             ordered = (
-                sorted(each.deployments, key=lambda d: (d.priority, d.id))
+                by_priority(each.deployments)
                 if unavailable_too
                 else order_deployments(each.strategy, each.deployments, snapshot)
             )
             candidates.extend(d for d in ordered if all(d.id != c.id for c in candidates))
-            primary = primary or len(candidates)
+            if each is route:
+                primary = len(candidates)  # may be 0: every deployment of the model itself is out
         if not candidates:
             raise NoDeploymentAvailable(f"No deployment of the model '{route.name}' is available right now.")
         timeout = route.timeout_seconds or self._default_timeout
@@ -200,7 +201,7 @@ class Router:
             deployment=candidates[0],
             candidates=tuple(candidates),
             deadline=time.perf_counter() + timeout,
-            primary=primary or len(candidates),
+            primary=primary,
         )
 
     def _call(self, attempt: Attempt, body: JsonObject, request_id: str) -> UpstreamCall:
@@ -291,7 +292,7 @@ class Router:
         last: UpstreamError | None = None
         for index, deployment in enumerate(attempt.candidates or (attempt.deployment,)):
             retry = 0
-            fallback = index >= attempt.primary > 0
+            fallback = index >= attempt.primary
             while True:
                 if not self.breakers.allows(deployment.id):
                     break  # opened (or probed by another request) since the plan
