@@ -95,15 +95,6 @@ class Attempt:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    started: float
-    error: UpstreamError | None
-    answered: bool  # False: cancelled, or a bug of ours
-    retry: int
-    fallback: bool
-
-
 class _BufferedStream:
     """An upstream stream whose first events were already read (to see it start well)."""
 
@@ -226,9 +217,9 @@ class Router:
         fallback: bool,
         kind: str = "chat",
     ) -> T:
-        """One upstream call (one span); its outcome feeds the deployment's breaker and latency
-        average and is appended to ``attempt.tries``. A non-retryable error (a 4xx) shows the
-        deployment is up, so it counts as a success."""
+        """One upstream call (one span); its outcome feeds the deployment's breaker, latency
+        average and call counts and is appended to ``attempt.tries``. A non-retryable error (a
+        4xx) shows the deployment is up, so it counts as a success."""
         attempt.attempts += 1
         self.breakers.start(call.deployment.id)
         started = time.perf_counter()
@@ -244,40 +235,34 @@ class Router:
                 error, answered = exc, True
                 raise
             finally:
-                self._account(
-                    attempt,
-                    call,
-                    _Outcome(started=started, error=error, answered=answered, retry=retry, fallback=fallback),
+                status, error_type = _ending(error, answered=answered)
+                done = UpstreamTry(
+                    deployment=call.deployment,
+                    retry=retry,
+                    fallback=fallback,
+                    started=started,
+                    seconds=time.perf_counter() - started,
+                    status=status,
+                    error_type=error_type,
                 )
-                last = attempt.tries[-1]
-                record_outcome(span, status=last.status, error_type=last.error_type, result=answer)
-        return result
+                self._account(attempt, done, error=error, answered=answered)
+                record_outcome(span, status=done.status, error_type=done.error_type, result=answer)
 
-    def _account(self, attempt: Attempt, call: UpstreamCall, outcome: _Outcome) -> None:
+    def _account(
+        self, attempt: Attempt, done: UpstreamTry, *, error: UpstreamError | None, answered: bool
+    ) -> None:
         """Feed one call's outcome to the breaker, the latency average, the call counts and
         ``attempt.tries``. Only retryable failures count against the deployment; a cancelled
         call (or a bug of ours) just releases its half-open probe slot."""
-        deployment_id, error, answered = call.deployment.id, outcome.error, outcome.answered
-        seconds = time.perf_counter() - outcome.started
+        deployment_id, latency_ms = done.deployment.id, done.seconds * 1000
         failed = error is not None and is_retryable(error)
         (self.breakers.failed if failed else self.breakers.succeeded)(deployment_id)
         if answered:
-            self.stats.record(deployment_id, failed=failed, latency_ms=seconds * 1000)
-        if answered and error is None:
-            self.latency.observe(deployment_id, seconds * 1000)
-        attempt.upstream_seconds += seconds
-        status, error_type = (200, "") if error is None else (_upstream_status(error), error.error_type)
-        attempt.tries.append(
-            UpstreamTry(
-                deployment=call.deployment,
-                retry=outcome.retry,
-                fallback=outcome.fallback,
-                started=outcome.started,
-                seconds=seconds,
-                status=status if answered else 0,
-                error_type=error_type if answered else "cancelled",
-            )
-        )
+            self.stats.record(deployment_id, failed=failed, latency_ms=latency_ms)
+            if error is None:
+                self.latency.observe(deployment_id, latency_ms)
+        attempt.upstream_seconds += done.seconds
+        attempt.tries.append(done)
 
     async def _run(
         self,
@@ -338,9 +323,14 @@ class Router:
         return await self._run(attempt, body, request_id, embed, kind="embeddings")
 
 
-def _upstream_status(exc: UpstreamError) -> int:
-    """The status of an upstream's error answer, or 0 when none came back (timeout, unreachable)."""
-    return exc.status if isinstance(exc, UpstreamHTTPError) else 0
+def _ending(error: UpstreamError | None, *, answered: bool) -> tuple[int, str]:
+    """``UpstreamTry.status`` and ``error_type`` of a call: the status of the upstream's error
+    answer (0 when none came back: timeout, unreachable; and when cancelled)."""
+    if not answered:
+        return 0, "cancelled"
+    if error is None:
+        return 200, ""
+    return (error.status if isinstance(error, UpstreamHTTPError) else 0), error.error_type
 
 
 async def _open_started_stream(call: UpstreamCall) -> UpstreamStream:
