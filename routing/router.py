@@ -42,11 +42,6 @@ class NoDeploymentAvailable(UpstreamError):
     code = "no_deployment_available"
 
 
-def select_deployment(route: ModelRoute) -> DeploymentConfig:
-    """Pure: the deployment the ``model`` strategy serves from."""
-    return min(route.deployments, key=lambda d: (d.priority, d.id))
-
-
 @dataclass(frozen=True, slots=True)
 class UpstreamTry:
     """One upstream call of a request, for metrics, traces and logs: which deployment, the

@@ -7,7 +7,7 @@ from providers.http import create_http_client
 from providers.types import Catalog, DeploymentConfig, ModelRoute, ProviderConfig
 from routing.breaker import BreakerBoard, BreakerPolicy
 from routing.retry import RetryPolicy
-from routing.router import Router, select_deployment
+from routing.router import Router
 from tests.fakes.openai_upstream import ErrorReply, FakeOpenAIUpstream
 
 PROVIDER = ProviderConfig(name="p", kind="openai", base_url="http://127.0.0.1:1/v1")
@@ -17,19 +17,28 @@ def deployment(id_: int, priority: int) -> DeploymentConfig:
     return DeploymentConfig(id=id_, provider=PROVIDER, upstream_model=f"m{id_}", priority=priority)
 
 
-def test_model_strategy_picks_the_lowest_priority_then_the_oldest():
+async def planned(route: ModelRoute) -> list[int]:
+    client = create_http_client(max_connections=1, timeout_seconds=5, connect_timeout=1)
+    router = Router(client=client, default_timeout=5)
+    try:
+        return [d.id for d in router.plan(route).candidates]
+    finally:
+        await router.aclose()
+
+
+async def test_model_strategy_plans_only_the_lowest_priority_then_the_oldest():
     route = ModelRoute(
         name="m",
         created=0,
         owned_by="p",
         deployments=(deployment(5, 2), deployment(9, 1), deployment(3, 1), deployment(1, 3)),
     )
-    assert select_deployment(route).id == 3
+    assert await planned(route) == [3]
 
 
-def test_single_deployment():
+async def test_single_deployment():
     route = ModelRoute(name="m", created=0, owned_by="p", deployments=(deployment(4, 7),))
-    assert select_deployment(route).id == 4
+    assert await planned(route) == [4]
 
 
 async def _no_sleep(_seconds: float) -> None:
