@@ -1,9 +1,10 @@
-"""The response cache: which chat requests it may answer (``plan_caching``), the key an answer
-is stored under (``cache_key``), and the two levels it lives in: ``LocalCache``, an in-process
-LRU bounded by entry count and total bytes, and Redis (shared by every instance), both expiring
-an entry at its TTL. ``ResponseCache`` reads L1 then L2 (one Redis round trip) and writes both,
-L2 in the background. Redis trouble never fails a request: a read becomes a miss, a write is
-dropped, and either is logged at most once a minute. No Django; the Redis client is injected."""
+"""The response cache: which chat requests it may answer (``plan_caching``; ``may_read`` for
+the lookup alone), the key an answer is stored under (``cache_key``), and the two levels it
+lives in: ``LocalCache``, an in-process LRU bounded by entry count and total bytes, and Redis
+(shared by every instance), both expiring an entry at its TTL. ``ResponseCache`` reads L1 then
+L2 (one Redis round trip) and writes both, L2 in the background. Redis trouble never fails a
+request: a read becomes a miss, a write is dropped, and either is logged at most once a minute.
+No Django; the Redis client is injected."""
 
 from __future__ import annotations
 
@@ -113,21 +114,40 @@ def plan_caching(
     ``no-store`` or ``n > 1``. A positive ``max-age`` also sets the TTL of what the request
     stores and the oldest entry it accepts. ``no-cache`` (or ``max-age=0``) skips the read but
     stores the fresh answer."""
-    n = body.get("n")
-    if control.no_store or (isinstance(n, int) and n > 1):
-        return None
-    ttl = policy.ttl_seconds if policy is not None else 0
-    if control.max_age and max_request_ttl > 0:
-        ttl = min(control.max_age, max_request_ttl)
+    ttl = _ttl(body, policy=policy, control=control, max_request_ttl=max_request_ttl)
     if ttl <= 0:
         return None
     strategy = policy.key if policy is not None else FULL_REQUEST
     return CachePlan(
         key=cache_key(body, tenant_id=tenant_id, model=model, strategy=strategy),
-        read=not control.no_cache and control.max_age != 0,
+        read=_reads(control),
         ttl_seconds=ttl,
         max_age=control.max_age,
     )
+
+
+def may_read(
+    body: Mapping[str, object], *, policy: CachePolicy | None, control: CacheControl, max_request_ttl: int
+) -> bool:
+    """Whether ``plan_caching`` would look the request up (its ``read``), without the key."""
+    return _reads(control) and _ttl(body, policy=policy, control=control, max_request_ttl=max_request_ttl) > 0
+
+
+def _reads(control: CacheControl) -> bool:
+    return not control.no_cache and control.max_age != 0
+
+
+def _ttl(
+    body: Mapping[str, object], *, policy: CachePolicy | None, control: CacheControl, max_request_ttl: int
+) -> int:
+    """Seconds a fresh answer is stored for; 0 or less: the request bypasses the cache."""
+    n = body.get("n")
+    if control.no_store or (isinstance(n, int) and n > 1):
+        return 0
+    ttl = policy.ttl_seconds if policy is not None else 0
+    if control.max_age and max_request_ttl > 0:
+        ttl = min(control.max_age, max_request_ttl)
+    return ttl
 
 
 def completed_normally(body: bytes) -> bool:

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from providers.adapters.base import JsonObject
 from routing.cache import COMPLETE_FINISH_REASONS
-
-JsonObject = dict[str, object]
 
 
 @dataclass(slots=True)

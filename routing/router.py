@@ -28,7 +28,7 @@ from routing.breaker import BreakerBoard, BreakerPolicy
 from routing.latency import LatencyBoard
 from routing.retry import RetryPolicy, is_retryable, wait_before_retry
 from routing.stats import StatsBoard
-from routing.strategies import DeploymentHealth, Snapshot, order_deployments
+from routing.strategies import DeploymentHealth, Snapshot, by_priority, order_deployments
 from routing.telemetry import attempt_span, record_outcome
 
 T = TypeVar("T")
@@ -40,11 +40,6 @@ class NoDeploymentAvailable(UpstreamError):
     status = 503
     error_type = "upstream_error"
     code = "no_deployment_available"
-
-
-def select_deployment(route: ModelRoute) -> DeploymentConfig:
-    """Pure: the deployment the ``model`` strategy serves from."""
-    return min(route.deployments, key=lambda d: (d.priority, d.id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +71,7 @@ class Attempt:
     attempts: int = 0
     upstream_seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter)
-    primary: int = 0  # the first ``primary`` candidates are the model's own; the rest are fallbacks
+    primary: int = 1  # the first ``primary`` candidates are the model's own; the rest are fallbacks
     tries: list[UpstreamTry] = field(default_factory=list)
 
     @property
@@ -93,15 +88,6 @@ class Attempt:
             "x-gateway-attempts": str(self.attempts),
             "x-gateway-deployment": f"{d.provider.name}/{d.upstream_model}",
         }
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    started: float
-    error: UpstreamError | None
-    answered: bool  # False: cancelled, or a bug of ours
-    retry: int
-    fallback: bool
 
 
 class _BufferedStream:
@@ -187,12 +173,13 @@ class Router:
         for each in routes:
             snapshot = self._snapshot(each, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
             ordered = (
-                sorted(each.deployments, key=lambda d: (d.priority, d.id))
+                by_priority(each.deployments)
                 if unavailable_too
                 else order_deployments(each.strategy, each.deployments, snapshot)
             )
             candidates.extend(d for d in ordered if all(d.id != c.id for c in candidates))
-            primary = primary or len(candidates)
+            if each is route:
+                primary = len(candidates)  # may be 0: every deployment of the model itself is out
         if not candidates:
             raise NoDeploymentAvailable(f"No deployment of the model '{route.name}' is available right now.")
         timeout = route.timeout_seconds or self._default_timeout
@@ -200,7 +187,7 @@ class Router:
             deployment=candidates[0],
             candidates=tuple(candidates),
             deadline=time.perf_counter() + timeout,
-            primary=primary or len(candidates),
+            primary=primary,
         )
 
     def _call(self, attempt: Attempt, body: JsonObject, request_id: str) -> UpstreamCall:
@@ -225,9 +212,9 @@ class Router:
         fallback: bool,
         kind: str = "chat",
     ) -> T:
-        """One upstream call (one span); its outcome feeds the deployment's breaker and latency
-        average and is appended to ``attempt.tries``. A non-retryable error (a 4xx) shows the
-        deployment is up, so it counts as a success."""
+        """One upstream call (one span); its outcome feeds the deployment's breaker, latency
+        average and call counts and is appended to ``attempt.tries``. A non-retryable error (a
+        4xx) shows the deployment is up, so it counts as a success."""
         attempt.attempts += 1
         self.breakers.start(call.deployment.id)
         started = time.perf_counter()
@@ -243,40 +230,34 @@ class Router:
                 error, answered = exc, True
                 raise
             finally:
-                self._account(
-                    attempt,
-                    call,
-                    _Outcome(started=started, error=error, answered=answered, retry=retry, fallback=fallback),
+                status, error_type = _ending(error, answered=answered)
+                done = UpstreamTry(
+                    deployment=call.deployment,
+                    retry=retry,
+                    fallback=fallback,
+                    started=started,
+                    seconds=time.perf_counter() - started,
+                    status=status,
+                    error_type=error_type,
                 )
-                last = attempt.tries[-1]
-                record_outcome(span, status=last.status, error_type=last.error_type, result=answer)
-        return result
+                self._account(attempt, done, error=error, answered=answered)
+                record_outcome(span, status=done.status, error_type=done.error_type, result=answer)
 
-    def _account(self, attempt: Attempt, call: UpstreamCall, outcome: _Outcome) -> None:
+    def _account(
+        self, attempt: Attempt, done: UpstreamTry, *, error: UpstreamError | None, answered: bool
+    ) -> None:
         """Feed one call's outcome to the breaker, the latency average, the call counts and
         ``attempt.tries``. Only retryable failures count against the deployment; a cancelled
         call (or a bug of ours) just releases its half-open probe slot."""
-        deployment_id, error, answered = call.deployment.id, outcome.error, outcome.answered
-        seconds = time.perf_counter() - outcome.started
+        deployment_id, latency_ms = done.deployment.id, done.seconds * 1000
         failed = error is not None and is_retryable(error)
         (self.breakers.failed if failed else self.breakers.succeeded)(deployment_id)
         if answered:
-            self.stats.record(deployment_id, failed=failed, latency_ms=seconds * 1000)
-        if answered and error is None:
-            self.latency.observe(deployment_id, seconds * 1000)
-        attempt.upstream_seconds += seconds
-        status, error_type = (200, "") if error is None else (_upstream_status(error), error.error_type)
-        attempt.tries.append(
-            UpstreamTry(
-                deployment=call.deployment,
-                retry=outcome.retry,
-                fallback=outcome.fallback,
-                started=outcome.started,
-                seconds=seconds,
-                status=status if answered else 0,
-                error_type=error_type if answered else "cancelled",
-            )
-        )
+            self.stats.record(deployment_id, failed=failed, latency_ms=latency_ms)
+            if error is None:
+                self.latency.observe(deployment_id, latency_ms)
+        attempt.upstream_seconds += done.seconds
+        attempt.tries.append(done)
 
     async def _run(
         self,
@@ -291,7 +272,7 @@ class Router:
         last: UpstreamError | None = None
         for index, deployment in enumerate(attempt.candidates or (attempt.deployment,)):
             retry = 0
-            fallback = index >= attempt.primary > 0
+            fallback = index >= attempt.primary
             while True:
                 if not self.breakers.allows(deployment.id):
                     break  # opened (or probed by another request) since the plan
@@ -337,9 +318,14 @@ class Router:
         return await self._run(attempt, body, request_id, embed, kind="embeddings")
 
 
-def _upstream_status(exc: UpstreamError) -> int:
-    """The status of an upstream's error answer, or 0 when none came back (timeout, unreachable)."""
-    return exc.status if isinstance(exc, UpstreamHTTPError) else 0
+def _ending(error: UpstreamError | None, *, answered: bool) -> tuple[int, str]:
+    """``UpstreamTry.status`` and ``error_type`` of a call: the status of the upstream's error
+    answer (0 when none came back: timeout, unreachable; and when cancelled)."""
+    if not answered:
+        return 0, "cancelled"
+    if error is None:
+        return 200, ""
+    return (error.status if isinstance(error, UpstreamHTTPError) else 0), error.error_type
 
 
 async def _open_started_stream(call: UpstreamCall) -> UpstreamStream:

@@ -24,6 +24,7 @@ from routing.cache import (
     CachePlan,
     ResponseCache,
     completed_normally,
+    may_read,
     parse_cache_control,
     plan_caching,
 )
@@ -103,13 +104,15 @@ def _deployment(catalog: Catalog, deployment_id: int) -> DeploymentConfig | None
 
 
 def may_answer_from_cache(cache_control: str | None, *, route: ModelRoute, chat: ChatRequest) -> bool:
-    """Whether a cached answer could serve this request (its model caches or it opts in, and it
-    does not refuse cached answers): then a model whose every deployment is unavailable is
-    still looked up before the request is refused."""
-    control = parse_cache_control(cache_control)
-    if control.no_cache or control.no_store or control.max_age == 0:
-        return False
-    return route.cache is not None or bool(control.max_age and settings.GATEWAY_CACHE_MAX_TTL_SECONDS > 0)
+    """Whether a cached answer could serve this request (``consult_cache`` would look it up):
+    then a model whose every deployment is unavailable is still looked up before the request is
+    refused."""
+    return may_read(
+        chat.raw,
+        policy=route.cache,
+        control=parse_cache_control(cache_control),
+        max_request_ttl=settings.GATEWAY_CACHE_MAX_TTL_SECONDS,
+    )
 
 
 def observe_lookup(hit: CacheHit | None, *, shared: bool) -> None:

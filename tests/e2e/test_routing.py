@@ -16,52 +16,46 @@ from django.conf import settings
 from accounting.models import UsageRecord
 from tests.conftest import GatewayProcess, IssuedKey, wait_for
 from tests.fakes.openai_upstream import ErrorReply, FakeOpenAIUpstream, Reply
+from tests.gateway_site.test_applyconfig_routing import ISSUE_EXAMPLE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# The issue's example, as written, plus the two providers and the fallback model it names.
-ISSUE_YAML = """
-providers:
-  - {{name: upstream-a, kind: openai, base_url: "{a}"}}
-  - {{name: upstream-b, kind: openai, base_url: "{b}"}}
-models:
+# The issue's example as written (``test_applyconfig_routing``); its two providers' stand-in
+# URLs are pointed at the fake upstreams by ``with_upstreams``.
+A_URL, B_URL = "http://127.0.0.1:9001/v1", "http://127.0.0.1:9002/v1"
+PROVIDERS = ISSUE_EXAMPLE[: ISSUE_EXAMPLE.index("models:")]
+FALLBACK_YAML = (
+    PROVIDERS
+    + """models:
   - name: chat-backup
     deployments:
-      - {{provider: upstream-b, model: backup-model}}
-  - name: chat-ha
-    strategy: {strategy}
-    fallbacks: [chat-backup]
-    timeout_seconds: 60
-    cache: {{ttl_seconds: 300, key: full_request}}
-    deployments:
-      - provider: upstream-a
-        model: gpt-4o-mini
-        weight: 3
-        priority: 1
-        input_per_million: "0.15"
-        output_per_million: "0.60"
-      - provider: upstream-b
-        model: gpt-4o-mini
-        weight: 1
-        priority: 2
-        input_per_million: "0.10"
-        output_per_million: "0.40"
-"""
-
-FALLBACK_YAML = """
-providers:
-  - {{name: upstream-a, kind: openai, base_url: "{a}"}}
-  - {{name: upstream-b, kind: openai, base_url: "{b}"}}
-models:
-  - name: chat-backup
-    deployments:
-      - {{provider: upstream-b, model: backup-model}}
+      - {provider: upstream-b, model: backup-model}
   - name: chat-ha
     strategy: model
     fallbacks: [chat-backup]
     deployments:
-      - {{provider: upstream-a, model: primary-model}}
+      - {provider: upstream-a, model: primary-model}
 """
+)
+
+
+def two_deployments(strategy: str) -> str:
+    """``chat-ha`` on upstream-a (priority 1) and upstream-b (priority 2)."""
+    return (
+        PROVIDERS
+        + f"""models:
+  - name: chat-ha
+    strategy: {strategy}
+    deployments:
+      - {{provider: upstream-a, model: primary-model, priority: 1}}
+      - {{provider: upstream-b, model: secondary-model, priority: 2}}
+"""
+    )
+
+
+def with_upstreams(yaml_text: str, upstreams: tuple[FakeOpenAIUpstream, FakeOpenAIUpstream]) -> str:
+    a, b = upstreams
+    return yaml_text.replace(A_URL, a.base_url).replace(B_URL, b.base_url)
 
 
 @pytest.fixture
@@ -74,8 +68,7 @@ def routed(
     clients: list[httpx.Client] = []
 
     def _start(yaml_text: str) -> httpx.Client:
-        a, b = upstreams
-        configure(yaml_text.format(a=a.base_url, b=b.base_url, strategy="weighted"))
+        configure(with_upstreams(yaml_text, upstreams))
         key = make_key("acme")
         gateway = gateway_factory(GATEWAY_RETRIES="3", GATEWAY_RETRY_INITIAL_SECONDS="0.01")
         client = httpx.Client(
@@ -98,7 +91,7 @@ def chat(client: httpx.Client, model: str = "chat-ha", **fields: object) -> http
 
 def test_issue_example_applies_and_weighted_splits_three_to_one(routed, upstreams):
     a, b = upstreams
-    client = routed(ISSUE_YAML)
+    client = routed(ISSUE_EXAMPLE)
     served = Counter()
     for _ in range(80):
         response = chat(client)
@@ -114,7 +107,7 @@ def test_issue_example_applies_and_weighted_splits_three_to_one(routed, upstream
 
 def test_round_robin_alternates_exactly(routed, upstreams, configure):
     a, b = upstreams
-    client = routed(ISSUE_YAML.replace("strategy: {strategy}", "strategy: round_robin"))
+    client = routed(ISSUE_EXAMPLE.replace("strategy: weighted", "strategy: round_robin"))
     for _ in range(10):
         assert chat(client).status_code == 200
     assert (len(a.requests), len(b.requests)) == (5, 5)
@@ -215,24 +208,11 @@ def test_streaming_retries_only_before_the_first_content_byte(routed, upstreams)
     assert record.provider == "upstream-a" and record.status >= 500
 
 
-BREAKER_YAML = """
-providers:
-  - {{name: upstream-a, kind: openai, base_url: "{a}"}}
-  - {{name: upstream-b, kind: openai, base_url: "{b}"}}
-models:
-  - name: chat-ha
-    strategy: fallback
-    deployments:
-      - {{provider: upstream-a, model: primary-model, priority: 1}}
-      - {{provider: upstream-b, model: secondary-model, priority: 2}}
-"""
-
-
 def test_open_breaker_is_skipped_on_every_instance(
     upstreams, gateway_factory, configure, make_key, redis_prefix
 ):
     a, b = upstreams
-    configure(BREAKER_YAML.format(a=a.base_url, b=b.base_url))
+    configure(with_upstreams(two_deployments("fallback"), upstreams))
     key = make_key("acme")
     env = {
         "GATEWAY_RETRIES": "0",

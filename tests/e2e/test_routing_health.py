@@ -17,22 +17,12 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from tests.conftest import GatewayProcess, wait_for
+from tests.e2e.test_routing import two_deployments, with_upstreams
 from tests.fakes.openai_upstream import ErrorReply, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PRIMARY, SECONDARY = "upstream-a/primary-model", "upstream-b/secondary-model"
-TWO_DEPLOYMENTS = """
-providers:
-  - {{name: upstream-a, kind: openai, base_url: "{a}"}}
-  - {{name: upstream-b, kind: openai, base_url: "{b}"}}
-models:
-  - name: chat-ha
-    strategy: {strategy}
-    deployments:
-      - {{provider: upstream-a, model: primary-model, priority: 1}}
-      - {{provider: upstream-b, model: secondary-model, priority: 2}}
-"""
 DOWN = ErrorReply(503, "down", type="server_error")
 
 
@@ -54,8 +44,8 @@ def served_by(response: httpx.Response) -> str:
 def test_a_half_open_breaker_lets_one_probe_through_at_a_time(
     upstreams, gateway_factory, configure, make_key
 ):
-    a, b = upstreams
-    configure(TWO_DEPLOYMENTS.format(a=a.base_url, b=b.base_url, strategy="fallback"))
+    a, _ = upstreams
+    configure(with_upstreams(two_deployments("fallback"), upstreams))
     key = make_key("acme")
     gateway = gateway_factory(
         GATEWAY_BREAKER_FAILURES="2", GATEWAY_BREAKER_SUCCESSES="1", GATEWAY_BREAKER_OPEN_SECONDS="1"
@@ -91,7 +81,7 @@ def test_least_latency_moves_off_a_slow_deployment_and_back_after_it_recovers(
     upstreams, gateway_factory, configure, make_key
 ):
     a, b = upstreams
-    configure(TWO_DEPLOYMENTS.format(a=a.base_url, b=b.base_url, strategy="least_latency"))
+    configure(with_upstreams(two_deployments("least_latency"), upstreams))
     key = make_key("acme")
     # A random pick 30% of the time (each deployment 15%), so recovery is seen within a few requests.
     gateway = gateway_factory(GATEWAY_ROUTING_EXPLORATION="0.3")
@@ -120,8 +110,8 @@ def stats_by_deployment(payload: dict) -> dict[str, dict]:
 def test_routing_overview_adds_up_every_instance_through_redis(
     upstreams, gateway_factory, configure, make_key, redis_prefix, settings
 ):
-    a, b = upstreams
-    configure(TWO_DEPLOYMENTS.format(a=a.base_url, b=b.base_url, strategy="fallback"))
+    a, _ = upstreams
+    configure(with_upstreams(two_deployments("fallback"), upstreams))
     key = make_key("acme")
     env = {"GATEWAY_BREAKER_FAILURES": "2", "GATEWAY_ROUTING_SYNC_SECONDS": "0.1"}
     first, second = gateway_factory(**env), gateway_factory(**env)
@@ -159,8 +149,8 @@ def test_routing_overview_adds_up_every_instance_through_redis(
 def test_routing_overview_without_redis_shows_the_process_own_view(
     upstreams, gateway_factory, configure, make_key
 ):
-    a, b = upstreams
-    configure(TWO_DEPLOYMENTS.format(a=a.base_url, b=b.base_url, strategy="fallback"))
+    a, _ = upstreams
+    configure(with_upstreams(two_deployments("fallback"), upstreams))
     key = make_key("acme")
     gateway = gateway_factory(REDIS_URL="")
     with client_for(gateway, key.raw) as client:

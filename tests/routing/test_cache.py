@@ -22,6 +22,7 @@ from routing.cache import (
     ResponseCache,
     cache_key,
     completed_normally,
+    may_read,
     parse_cache_control,
     plan_caching,
 )
@@ -144,6 +145,34 @@ def test_without_a_policy_only_a_max_age_opts_in_capped():
 def test_several_choices_are_not_cached():
     assert plan({**BODY, "n": 2}) is None
     assert plan({**BODY, "n": 1}) is not None
+
+
+def test_may_read_is_exactly_whether_the_plan_reads():
+    headers = (
+        None,
+        "no-cache",
+        "no-store",
+        "max-age=0",
+        "max-age=60",
+        "max-age=99999",
+        "no-cache, max-age=60",
+    )
+    bodies = (BODY, {**BODY, "n": 2}, {**BODY, "n": 1})
+    cases = [
+        (body, policy, header, cap)
+        for body in bodies
+        for policy in (POLICY, None)
+        for header in headers
+        for cap in (3600, 0)
+    ]
+    reads = []
+    for body, policy, header, cap in cases:
+        p = plan(body, policy=policy, header=header, cap=cap)
+        expected = p is not None and p.read
+        control = parse_cache_control(header)
+        assert may_read(body, policy=policy, control=control, max_request_ttl=cap) is expected, (body, header)
+        reads.append(expected)
+    assert (reads.count(True), len(reads)) == (16, 84)  # both outcomes are covered
 
 
 def test_only_single_choice_answers_that_finished_normally_are_complete():

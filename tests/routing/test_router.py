@@ -5,8 +5,9 @@ import pytest
 from providers.errors import UpstreamHTTPError
 from providers.http import create_http_client
 from providers.types import Catalog, DeploymentConfig, ModelRoute, ProviderConfig
+from routing.breaker import BreakerBoard, BreakerPolicy
 from routing.retry import RetryPolicy
-from routing.router import Router, select_deployment
+from routing.router import Router
 from tests.fakes.openai_upstream import ErrorReply, FakeOpenAIUpstream
 
 PROVIDER = ProviderConfig(name="p", kind="openai", base_url="http://127.0.0.1:1/v1")
@@ -16,19 +17,28 @@ def deployment(id_: int, priority: int) -> DeploymentConfig:
     return DeploymentConfig(id=id_, provider=PROVIDER, upstream_model=f"m{id_}", priority=priority)
 
 
-def test_model_strategy_picks_the_lowest_priority_then_the_oldest():
+async def planned(route: ModelRoute) -> list[int]:
+    client = create_http_client(max_connections=1, timeout_seconds=5, connect_timeout=1)
+    router = Router(client=client, default_timeout=5)
+    try:
+        return [d.id for d in router.plan(route).candidates]
+    finally:
+        await router.aclose()
+
+
+async def test_model_strategy_plans_only_the_lowest_priority_then_the_oldest():
     route = ModelRoute(
         name="m",
         created=0,
         owned_by="p",
         deployments=(deployment(5, 2), deployment(9, 1), deployment(3, 1), deployment(1, 3)),
     )
-    assert select_deployment(route).id == 3
+    assert await planned(route) == [3]
 
 
-def test_single_deployment():
+async def test_single_deployment():
     route = ModelRoute(name="m", created=0, owned_by="p", deployments=(deployment(4, 7),))
-    assert select_deployment(route).id == 4
+    assert await planned(route) == [4]
 
 
 async def _no_sleep(_seconds: float) -> None:
@@ -71,5 +81,37 @@ async def test_every_upstream_call_is_recorded_with_its_retry_number_and_fallbac
         assert attempt.attempts == 3
         assert all(t.seconds >= 0 for t in attempt.tries)
         assert attempt.upstream_seconds == pytest.approx(sum(t.seconds for t in attempt.tries))
+    finally:
+        upstream.stop()
+
+
+async def test_a_fallback_model_stays_a_fallback_when_the_model_itself_is_unavailable():
+    upstream = FakeOpenAIUpstream().start()
+    try:
+        a = ProviderConfig(name="a", kind="openai", base_url=upstream.base_url, api_key="k")
+        primary = DeploymentConfig(id=1, provider=a, upstream_model="primary")
+        spare = DeploymentConfig(id=2, provider=a, upstream_model="spare")
+        catalog = Catalog(
+            models={
+                "m": ModelRoute(name="m", created=0, owned_by="a", deployments=(primary,), fallbacks=("b",)),
+                "b": ModelRoute(name="b", created=0, owned_by="a", deployments=(spare,)),
+            }
+        )
+        router = Router(
+            client=create_http_client(max_connections=4, timeout_seconds=5, connect_timeout=1),
+            default_timeout=5,
+            breakers=BreakerBoard(BreakerPolicy(failure_threshold=1)),
+        )
+        router.breakers.failed(primary.id)  # open: the model's own deployment takes no traffic
+        attempt = router.plan(catalog.models["m"], catalog=catalog)
+        assert [d.id for d in attempt.candidates] == [2]
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        await router.complete(attempt, body, request_id="req_1")
+        await router.aclose()
+        assert [(t.deployment.id, t.retry, t.fallback, t.status) for t in attempt.tries] == [
+            (2, 0, True, 200)
+        ]
+        assert attempt.fell_back is True
+        assert len(upstream.requests) == 1
     finally:
         upstream.stop()
