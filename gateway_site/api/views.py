@@ -34,12 +34,13 @@ def require_method(request: HttpRequest, method: str) -> None:
         raise MethodNotAllowed(f"Method {request.method} is not allowed here; use {method}.")
 
 
-def authenticate(request: HttpRequest, snapshot: Snapshot, exchange: Exchange | None = None) -> KeyContext:
+def authenticate(request: HttpRequest, snapshot: Snapshot, exchange: Exchange) -> KeyContext:
+    """The presented key's context, also noted on ``exchange`` for the access log line of a
+    request refused later."""
     with span("auth"):
         presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
         key = snapshot.keys.authenticate(presented)
-    if exchange is not None:
-        exchange.key = key  # for the access log line of a request refused later
+    exchange.key = key
     return key
 
 
