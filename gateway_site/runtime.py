@@ -14,9 +14,9 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis
 from django.conf import settings
@@ -44,6 +44,8 @@ from routing.router import Router
 from routing.sync import RedisRoutingSync
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,37 @@ class SnapshotWatcher:
             return None
 
 
+class PerLoop(Generic[T]):
+    """One object per event loop (an async client belongs to the loop that made it), built by
+    ``build`` on first use in a loop; those of loops closed since are dropped then."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._items: dict[asyncio.AbstractEventLoop, T] = {}
+
+    def get(self) -> T:
+        loop = asyncio.get_running_loop()
+        item = self._items.get(loop)
+        if item is None:
+            for stale in [other for other in self._items if other.is_closed()]:
+                del self._items[stale]
+            item = self._items[loop] = self._build()
+        return item
+
+    def items(self) -> list[T]:
+        return list(self._items.values())
+
+    def live(self) -> list[T]:
+        return [item for loop, item in list(self._items.items()) if not loop.is_closed()]
+
+    def close(self, aclose: Callable[[T], Coroutine[Any, Any, None]]) -> None:
+        for loop, item in list(self._items.items()):
+            # At interpreter exit the server's loop has stopped but is still open.
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(aclose(item))
+        self._items.clear()
+
+
 class Runtime:
     def __init__(self) -> None:
         self.watcher = SnapshotWatcher(
@@ -174,11 +207,11 @@ class Runtime:
             if settings.CELERY_BROKER_URL
             else InProcessBeat(settings.CELERY_BEAT_SCHEDULE, skip=frozenset({"drain-usage-outbox"}))
         )
-        self._routers: dict[asyncio.AbstractEventLoop, Router] = {}
+        self._routers = PerLoop(self._build_router)
         self._background: set[asyncio.Task[None]] = set()
         self.alerts = AlertDispatcher()
-        self._limiters: dict[asyncio.AbstractEventLoop, Limiter] = {}
-        self._caches: dict[asyncio.AbstractEventLoop, ResponseCache] = {}
+        self._limiters = PerLoop(self._build_limiter)
+        self._caches = PerLoop(self._build_cache)
         self._cache_local = LocalCache(
             max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES, max_bytes=settings.GATEWAY_CACHE_MAX_BYTES
         )
@@ -190,7 +223,7 @@ class Runtime:
 
     def admitted_unchecked(self) -> int:
         """Requests admitted without limits because Redis was unreachable (fail open)."""
-        return sum(limiter.unenforced_total for limiter in list(self._limiters.values()))
+        return sum(limiter.unenforced_total for limiter in self._limiters.items())
 
     def _recorded_spend(self, quota_id: int, period_key: str) -> int:
         return self.watcher.current().recorded_spend.get((quota_id, period_key), 0)
@@ -198,74 +231,61 @@ class Runtime:
     def limiter(self) -> Limiter:
         """The limiter of the running event loop: on Redis when ``REDIS_URL`` is set (one client
         per loop, like the router), else the process's in-process one."""
-        if not settings.REDIS_URL:
-            return self._local_limiter
-        loop = asyncio.get_running_loop()
-        limiter = self._limiters.get(loop)
-        if limiter is None:
-            for stale in [other for other in self._limiters if other.is_closed()]:
-                del self._limiters[stale]
-            client = create_client(settings.REDIS_URL, timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS)
-            limiter = Limiter(
-                RedisStore(client, on_error=redis_error_hook("limiter")),
-                fail_open=settings.GATEWAY_ON_REDIS_ERROR == "open",
-                on_alert=self.alerts.notify,
-            )
-            self._limiters[loop] = limiter
-        return limiter
+        return self._limiters.get() if settings.REDIS_URL else self._local_limiter
+
+    def _build_limiter(self) -> Limiter:
+        client = create_client(settings.REDIS_URL, timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS)
+        return Limiter(
+            RedisStore(client, on_error=redis_error_hook("limiter")),
+            fail_open=settings.GATEWAY_ON_REDIS_ERROR == "open",
+            on_alert=self.alerts.notify,
+        )
 
     def cache(self) -> ResponseCache:
         """The response cache of the running event loop: the process's L1 over Redis (a client
         of this loop, bounded by ``GATEWAY_REDIS_TIMEOUT_SECONDS``, no retries) when configured."""
-        loop = asyncio.get_running_loop()
-        cache = self._caches.get(loop)
-        if cache is None:
-            for stale in [other for other in self._caches if other.is_closed()]:
-                del self._caches[stale]
-            timeout = settings.GATEWAY_REDIS_TIMEOUT_SECONDS
-            client = create_client(settings.REDIS_URL, timeout=timeout) if settings.REDIS_URL else None
-            cache = ResponseCache(
-                self._cache_local, client=client, prefix=settings.GATEWAY_REDIS_PREFIX, timeout=timeout
-            )
-            self._caches[loop] = cache
-        return cache
+        return self._caches.get()
+
+    def _build_cache(self) -> ResponseCache:
+        timeout = settings.GATEWAY_REDIS_TIMEOUT_SECONDS
+        client = create_client(settings.REDIS_URL, timeout=timeout) if settings.REDIS_URL else None
+        return ResponseCache(
+            self._cache_local, client=client, prefix=settings.GATEWAY_REDIS_PREFIX, timeout=timeout
+        )
 
     def router(self) -> Router:
         """The router (and its HTTP client) of the running event loop; a process normally has
         exactly one loop, tests have one per test."""
-        loop = asyncio.get_running_loop()
-        router = self._routers.get(loop)
-        if router is None:
-            for stale in [other for other in self._routers if other.is_closed()]:
-                del self._routers[stale]
-            client = create_http_client(
-                max_connections=settings.GATEWAY_UPSTREAM_MAX_CONNECTIONS,
-                timeout_seconds=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS,
-                connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS,
-                traced=settings.GATEWAY_TRACING,
-            )
-            router = Router(
-                client=client,
-                default_timeout=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS,
-                exploration=min(1.0, settings.GATEWAY_ROUTING_EXPLORATION),
-                retry=RetryPolicy(
-                    retries=settings.GATEWAY_RETRIES,
-                    initial=settings.GATEWAY_RETRY_INITIAL_SECONDS,
-                    maximum=settings.GATEWAY_RETRY_MAX_SECONDS,
-                    multiplier=settings.GATEWAY_RETRY_MULTIPLIER,
-                    jitter=settings.GATEWAY_RETRY_JITTER,
-                ),
-                breakers=BreakerBoard(
-                    BreakerPolicy(
-                        failure_threshold=settings.GATEWAY_BREAKER_FAILURES,
-                        success_threshold=settings.GATEWAY_BREAKER_SUCCESSES,
-                        open_seconds=settings.GATEWAY_BREAKER_OPEN_SECONDS,
-                    )
-                ),
-            )
-            if settings.REDIS_URL:
-                self._start_routing_sync(router)
-            self._routers[loop] = router
+        return self._routers.get()
+
+    def _build_router(self) -> Router:
+        client = create_http_client(
+            max_connections=settings.GATEWAY_UPSTREAM_MAX_CONNECTIONS,
+            timeout_seconds=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS,
+            connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+            traced=settings.GATEWAY_TRACING,
+        )
+        router = Router(
+            client=client,
+            default_timeout=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS,
+            exploration=min(1.0, settings.GATEWAY_ROUTING_EXPLORATION),
+            retry=RetryPolicy(
+                retries=settings.GATEWAY_RETRIES,
+                initial=settings.GATEWAY_RETRY_INITIAL_SECONDS,
+                maximum=settings.GATEWAY_RETRY_MAX_SECONDS,
+                multiplier=settings.GATEWAY_RETRY_MULTIPLIER,
+                jitter=settings.GATEWAY_RETRY_JITTER,
+            ),
+            breakers=BreakerBoard(
+                BreakerPolicy(
+                    failure_threshold=settings.GATEWAY_BREAKER_FAILURES,
+                    success_threshold=settings.GATEWAY_BREAKER_SUCCESSES,
+                    open_seconds=settings.GATEWAY_BREAKER_OPEN_SECONDS,
+                )
+            ),
+        )
+        if settings.REDIS_URL:
+            self._start_routing_sync(router)
         return router
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -276,7 +296,7 @@ class Runtime:
 
     def routers(self) -> list[Router]:
         """This process's routers (one per event loop), for the admin's routing overview."""
-        return [router for loop, router in list(self._routers.items()) if not loop.is_closed()]
+        return self._routers.live()
 
     def _start_routing_sync(self, router: Router) -> None:
         """Share latency averages and breaker openings with the other instances, in the background."""
@@ -289,25 +309,13 @@ class Runtime:
             stats=router.stats,
             on_error=redis_error_hook("routing_sync"),
         )
-        task = asyncio.get_running_loop().create_task(sync.run(settings.GATEWAY_ROUTING_SYNC_SECONDS))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.spawn(sync.run(settings.GATEWAY_ROUTING_SYNC_SECONDS))
 
     def close(self) -> None:
         self.watcher.stop()
-        for loop, router in list(self._routers.items()):
-            # At interpreter exit the server's loop has stopped but is still open.
-            if not loop.is_closed() and not loop.is_running():
-                loop.run_until_complete(router.aclose())
-        self._routers.clear()
-        for loop, limiter in list(self._limiters.items()):
-            if not loop.is_closed() and not loop.is_running():
-                loop.run_until_complete(limiter.aclose())
-        self._limiters.clear()
-        for loop, cache in list(self._caches.items()):
-            if not loop.is_closed() and not loop.is_running():
-                loop.run_until_complete(cache.aclose())  # pending L2 writes complete first
-        self._caches.clear()
+        self._routers.close(Router.aclose)
+        self._limiters.close(Limiter.aclose)
+        self._caches.close(ResponseCache.aclose)  # pending L2 writes complete first
         self.alerts.close()
         self.usage.close()
         if self.drainer is not None:

@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -121,6 +120,23 @@ models:
 """
 
 
+def mock_echo_yaml(*, input_per_million: str = "0", output_per_million: str = "0") -> str:
+    """The embedded mock provider serving the model "mock-echo" (it echoes the prompt at once)."""
+    return f"""
+providers:
+  - name: mock
+    kind: mock
+    options: {{chunk_delay_ms: 0}}
+models:
+  - name: mock-echo
+    deployments:
+      - provider: mock
+        model: mock-echo
+        input_per_million: "{input_per_million}"
+        output_per_million: "{output_per_million}"
+"""
+
+
 def database_url_for_subprocess() -> str:
     """The URL of the database this test runs against (pytest-django's test database)."""
     db = connection.settings_dict
@@ -141,6 +157,20 @@ class GatewayProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a management command in a separate process against the gateway's database and
+        settings; it must succeed."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result
 
     def stop(self, timeout: float = 20.0) -> int:
         if self.process.poll() is None:
@@ -236,10 +266,6 @@ def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05):
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout}s")
         time.sleep(interval)
-
-
-PRICE_IN = Decimal("0.15")
-PRICE_OUT = Decimal("0.60")
 
 
 @pytest.fixture(scope="session")

@@ -183,11 +183,12 @@ class UsageTracker:
         self.writer.emit(
             event, admission=self.admission, tokens=usage.total_tokens, cost_micro=to_micro(cost)
         )
-        metrics.observe_finish(event, overhead_ms=self.exchange.overhead_ms(), tries=self.attempt.tries)
+        overhead_ms = self.exchange.overhead_ms()
+        metrics.observe_finish(event, overhead_ms=overhead_ms, tries=self.attempt.tries)
         log_admitted(
             event,
             attempt=self.attempt,
-            overhead_ms=self.exchange.overhead_ms(),
+            overhead_ms=overhead_ms,
             content=self._content if self.key.log_content else None,
         )
 

@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
-from gateway_site.api.admission import admit_chat, estimate_chat
+from gateway_site.api.admission import Estimate, admit, estimate_chat
 from gateway_site.api.caching import ChatCache, consult_cache, may_answer_from_cache
 from gateway_site.api.endpoint import api_endpoint, tracking
 from gateway_site.api.errors import MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
 from gateway_site.api.exchange import Exchange, UsageTracker
-from gateway_site.api.parsing import ChatRequest, JsonObject, parse_chat_request
+from gateway_site.api.parsing import ChatRequest, parse_chat_request
 from gateway_site.api.responses import json_response
 from gateway_site.api.streaming import streaming_response
 from gateway_site.runtime import Snapshot, get_runtime
@@ -34,12 +34,13 @@ def require_method(request: HttpRequest, method: str) -> None:
         raise MethodNotAllowed(f"Method {request.method} is not allowed here; use {method}.")
 
 
-def authenticate(request: HttpRequest, snapshot: Snapshot, exchange: Exchange | None = None) -> KeyContext:
+def authenticate(request: HttpRequest, snapshot: Snapshot, exchange: Exchange) -> KeyContext:
+    """The presented key's context, also noted on ``exchange`` for the access log line of a
+    request refused later."""
     with span("auth"):
         presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
         key = snapshot.keys.authenticate(presented)
-    if exchange is not None:
-        exchange.key = key  # for the access log line of a request refused later
+    exchange.key = key
     return key
 
 
@@ -59,22 +60,31 @@ def resolve_route(snapshot: Snapshot, key: KeyContext, model: str) -> ModelRoute
     return route
 
 
-def _plan(router: Router, route: ModelRoute, snapshot: Snapshot, raw: JsonObject, *, cached: bool) -> Attempt:
+_UNCOUNTED = Estimate(prompt_tokens=0, prompt_bound=0, completion_tokens=0)
+
+
+def _estimate(chat: ChatRequest, *, key: KeyContext, route: ModelRoute) -> Estimate:
+    """The request's estimate, counted once and only when read: by the key's limits, or by a
+    ``cost_optimized`` route ranking its deployments."""
+    if key.limits.empty and route.strategy != COST_OPTIMIZED:
+        return _UNCOUNTED
+    return estimate_chat(chat.raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
+
+
+def _plan(
+    router: Router, route: ModelRoute, snapshot: Snapshot, *, estimate: Estimate, cached: bool
+) -> Attempt:
     """The deployments to try; ``cost_optimized`` ranks them by the request's estimated cost.
     When none is available (breakers open) but ``cached`` (a cached answer may serve the
     request), every deployment is planned anyway: the cache is looked up, and a miss finds
     them all unavailable and is refused as it would have been."""
-    estimate = (
-        estimate_chat(raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
-        if route.strategy == COST_OPTIMIZED
-        else None
-    )
+    ranked = route.strategy == COST_OPTIMIZED
     try:
         return router.plan(
             route,
             catalog=snapshot.catalog,
-            prompt_tokens=estimate.prompt_tokens if estimate else 0,
-            completion_tokens=estimate.completion_tokens if estimate else 0,
+            prompt_tokens=estimate.prompt_tokens if ranked else 0,
+            completion_tokens=estimate.completion_tokens if ranked else 0,
         )
     except NoDeploymentAvailable:
         if not cached:
@@ -102,16 +112,22 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
     route = resolve_route(snapshot, key, chat.model)
     router = runtime.router()
     cache_control = request.headers.get("cache-control")
+    estimate = _estimate(chat, key=key, route=route)
     attempt = _plan(
         router,
         route,
         snapshot,
-        chat.raw,
+        estimate=estimate,
         cached=may_answer_from_cache(cache_control, route=route, chat=chat),
     )
     with span("limits"):
-        admission = await admit_chat(
-            runtime.limiter(), key=key, chat=chat, deployments=attempt.candidates, exchange=exchange
+        admission = await admit(
+            runtime.limiter(),
+            key=key,
+            model=chat.model,
+            estimate=estimate,
+            deployments=attempt.candidates,
+            exchange=exchange,
         )
     tracker = UsageTracker(
         writer=runtime.usage,

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 
 from quotas.models import ApiKey, Tenant
 from quotas.revision import current_revision
-from tests.conftest import wait_for
+from tests.conftest import mock_echo_yaml, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,17 +35,7 @@ CHROMIUM_ARGS = [
 SCREENSHOT = Path("/tmp/admin-key.png")
 PASSWORD = "correct-horse-battery-staple-42"
 
-MOCK = """
-providers:
-  - name: mock
-    kind: mock
-    options: {chunk_delay_ms: 0}
-models:
-  - name: mock-echo
-    deployments:
-      - provider: mock
-        model: mock-echo
-"""
+MOCK = mock_echo_yaml()
 
 
 @pytest.fixture

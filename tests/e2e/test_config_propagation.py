@@ -4,29 +4,17 @@ through Redis pub/sub when REDIS_URL is set, and by polling the revision counter
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from quotas.models import ApiKey
-from tests.conftest import ROOT, GatewayProcess, wait_for
+from tests.conftest import GatewayProcess, mock_echo_yaml, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-MOCK = """
-providers:
-  - name: mock
-    kind: mock
-    options: {chunk_delay_ms: 0}
-models:
-  - name: mock-echo
-    deployments:
-      - provider: mock
-        model: mock-echo
-"""
+MOCK = mock_echo_yaml()
 
 NEW_MODEL = """
 models:
@@ -54,20 +42,6 @@ def gateway(request, gateway_factory) -> GatewayProcess:
     return gateway
 
 
-def manage(gateway: GatewayProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a management command in a separate process against the gateway's database."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        env=gateway.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
-
-
 def chat(gateway: GatewayProcess, raw_key: str, model: str = "mock-echo") -> httpx.Response:
     return httpx.post(
         f"{gateway.base_url}/v1/chat/completions",
@@ -92,7 +66,7 @@ def test_revocation_by_another_process_takes_effect_within_a_second(setup, gatew
     assert chat(gateway, key.raw).status_code == 200
     prefix = key.raw[:12]
 
-    result = manage(gateway, "revokekey", prefix)
+    result = gateway.manage("revokekey", prefix)
 
     assert result.stdout == f"revoked key {prefix}… (ci, tenant acme)\n"
     refused = wait_for(lambda: (r := chat(gateway, key.raw)).status_code == 401 and r, timeout=1.0)
@@ -108,7 +82,7 @@ def test_revocation_by_another_process_takes_effect_within_a_second(setup, gatew
 
 
 def test_key_issued_by_another_process_works_within_a_second(setup, gateway):
-    result = manage(gateway, "issuekey", "--tenant", "acme", "--name", "late")
+    result = gateway.manage("issuekey", "--tenant", "acme", "--name", "late")
     raw = result.stdout.splitlines()[-1]
 
     response = wait_for(lambda: (r := chat(gateway, raw)).status_code == 200 and r, timeout=1.0)
@@ -126,7 +100,7 @@ def test_model_added_by_applyconfig_in_another_process_is_callable_within_a_seco
     config = tmp_path / "new-model.yaml"
     config.write_text(NEW_MODEL)
 
-    result = manage(gateway, "applyconfig", str(config))
+    result = gateway.manage("applyconfig", str(config))
 
     assert result.stdout == "created model mock-new\ncreated deployment mock-new -> mock/mock-echo\n"
     response = wait_for(

@@ -6,23 +6,11 @@ import openai
 import pytest
 
 from accounting.models import UsageRecord
-from tests.conftest import wait_for
+from tests.conftest import mock_echo_yaml, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-MOCK = """
-providers:
-  - name: mock
-    kind: mock
-    options: {chunk_delay_ms: 0}
-models:
-  - name: mock-echo
-    deployments:
-      - provider: mock
-        model: mock-echo
-        input_per_million: "1"
-        output_per_million: "2"
-"""
+MOCK = mock_echo_yaml(input_per_million="1", output_per_million="2")
 
 
 def test_mock_echo_chat_and_usage_record(gateway_factory, configure, make_key):

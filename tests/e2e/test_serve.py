@@ -12,22 +12,12 @@ import httpx
 import pytest
 
 from accounting.models import UsageRecord
-from tests.conftest import ROOT, database_url_for_subprocess, wait_for
+from tests.conftest import ROOT, database_url_for_subprocess, mock_echo_yaml, wait_for
 from tests.e2e.scrape import parse, total, value
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-MOCK = """
-providers:
-  - name: mock
-    kind: mock
-    options: {chunk_delay_ms: 0}
-models:
-  - name: mock-echo
-    deployments:
-      - provider: mock
-        model: mock-echo
-"""
+MOCK = mock_echo_yaml()
 
 
 @pytest.fixture

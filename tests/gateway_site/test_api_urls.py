@@ -8,7 +8,8 @@ import sys
 
 from django.urls import resolve
 
-from gateway_site.api import embeddings, views
+from gateway_site import exposition, probes
+from gateway_site.api import embeddings, self_usage, views
 from tests.conftest import ROOT
 
 PROBE = """
@@ -37,8 +38,21 @@ def test_the_api_urlconf_does_not_import_the_reports_api(tmp_path):
     assert result.stdout.splitlines()[-1] == "gateway_site.api.views []", result.stdout
 
 
-def test_both_urlconfs_route_the_api_to_the_same_views():
+ROUTES = {
+    "/v1/chat/completions": views.chat_completions,
+    "/v1/embeddings": embeddings.embeddings,
+    "/v1/models": views.list_models,
+    "/v1/models/org/some-model": views.retrieve_model,
+    "/v1/usage": self_usage.key_usage,
+    "/v1/nothing/here": views.not_found,
+    "/live": probes.live,
+    "/ready": probes.ready,
+    "/health": probes.health,
+    "/metrics": exposition.metrics,
+}
+
+
+def test_both_urlconfs_route_the_api_and_the_probes_to_the_same_views():
     for urlconf in ("gateway_site.api_urls", "gateway_site.urls"):
-        assert resolve("/v1/chat/completions", urlconf=urlconf).func is views.chat_completions
-        assert resolve("/v1/embeddings", urlconf=urlconf).func is embeddings.embeddings
-        assert resolve("/v1/nothing/here", urlconf=urlconf).func is views.not_found
+        assert {path: resolve(path, urlconf=urlconf).func for path in ROUTES} == ROUTES
+        assert resolve("/v1/models/org/some-model", urlconf=urlconf).kwargs == {"model_id": "org/some-model"}
