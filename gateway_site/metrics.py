@@ -164,9 +164,8 @@ def get_metrics() -> GatewayMetrics:
     return GatewayMetrics(CollectorRegistry(auto_describe=True))
 
 
-def request_started(exchange: Exchange) -> None:
-    """A request was admitted: it is in flight, and its usage event will count it."""
-    exchange.tracked = True
+def request_started() -> None:
+    """A request was admitted: it is in flight (its usage event will count it)."""
     get_metrics().active.inc()
 
 

@@ -71,12 +71,6 @@ def span(name: str) -> AbstractContextManager[Span | None]:
     return _tracer.start_as_current_span(name) if settings.GATEWAY_TRACING else _NULL
 
 
-def cache_span() -> AbstractContextManager[Span | None]:
-    """The response cache lookup's span: ``with cache_span() as s: ...`` then
-    ``mark_cache(s, level=...)``."""
-    return span("cache")
-
-
 def mark_cache(current: Span | None, *, level: str | None) -> None:
     """``level``: the cache level that answered (``l1``, ``l2``), None on a miss."""
     if current is not None:

@@ -1,8 +1,7 @@
 """The response cache's part in a chat completion (``routing.cache`` holds the mechanism): after
 admission, look the request up; a hit is answered from the cache (JSON, or replayed as SSE) and
 recorded as a usage event at zero cost with the cost it saved; a miss that completes normally
-is stored, streamed or not. Sets ``x-gateway-cache`` (and ``age`` on a hit) and
-``UsageTracker.cache_outcome``."""
+is stored, streamed or not. Sets ``x-gateway-cache`` (and ``age`` on a hit)."""
 
 from __future__ import annotations
 
@@ -17,15 +16,15 @@ from gateway_site.api.parsing import ChatRequest
 from gateway_site.api.responses import json_response
 from gateway_site.api.streaming import replay_response
 from gateway_site.metrics import observe_cache
-from gateway_site.tracing import cache_span, mark_cache
+from gateway_site.tracing import mark_cache, span
 from providers.types import Catalog, DeploymentConfig, ModelRoute
 from routing.cache import (
+    CacheControl,
     CacheHit,
     CachePlan,
     ResponseCache,
     completed_normally,
     may_read,
-    parse_cache_control,
     plan_caching,
 )
 from routing.cache_stream import StreamAssembler, replay_chunks
@@ -103,14 +102,14 @@ def _deployment(catalog: Catalog, deployment_id: int) -> DeploymentConfig | None
     return None
 
 
-def may_answer_from_cache(cache_control: str | None, *, route: ModelRoute, chat: ChatRequest) -> bool:
+def may_answer_from_cache(control: CacheControl, *, route: ModelRoute, chat: ChatRequest) -> bool:
     """Whether a cached answer could serve this request (``consult_cache`` would look it up):
     then a model whose every deployment is unavailable is still looked up before the request is
     refused."""
     return may_read(
         chat.raw,
         policy=route.cache,
-        control=parse_cache_control(cache_control),
+        control=control,
         max_request_ttl=settings.GATEWAY_CACHE_MAX_TTL_SECONDS,
     )
 
@@ -126,7 +125,7 @@ def observe_lookup(hit: CacheHit | None, *, shared: bool) -> None:
 async def consult_cache(
     cache: ResponseCache,
     *,
-    cache_control: str | None,
+    control: CacheControl,
     route: ModelRoute,
     chat: ChatRequest,
     tracker: UsageTracker,
@@ -136,23 +135,21 @@ async def consult_cache(
     plan = plan_caching(
         chat.raw,
         policy=route.cache,
-        control=parse_cache_control(cache_control),
+        control=control,
         tenant_id=tracker.key.tenant_id,
         model=chat.model,
         max_request_ttl=settings.GATEWAY_CACHE_MAX_TTL_SECONDS,
     )
     result = ChatCache(cache=cache, plan=plan, tracker=tracker)
     if plan is not None and plan.read:
-        with cache_span() as current:
+        with span("cache") as current:
             result.hit = await cache.get(plan.key, max_age=plan.max_age)
             mark_cache(current, level=result.hit.level if result.hit is not None else None)
         observe_lookup(result.hit, shared=cache.shared)
     headers = tracker.exchange.headers
     if result.hit is not None:
-        tracker.cache_outcome = f"{result.hit.level}_hit"
         headers["x-gateway-cache"] = "hit"
         headers["age"] = str(max(0, int(cache.now() - result.hit.answer.stored_at)))
     else:
-        tracker.cache_outcome = "miss" if plan is not None and plan.read else "bypass"
-        headers["x-gateway-cache"] = tracker.cache_outcome
+        headers["x-gateway-cache"] = "miss" if plan is not None and plan.read else "bypass"
     return result

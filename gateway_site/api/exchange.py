@@ -87,14 +87,12 @@ class UsageTracker:
     first_token_at: float | None = None
     client_disconnected: bool = False
     cache_hit: bool = False  # set by the response cache: recorded at zero cost, with the cost saved
-    # The response cache's outcome for metrics: "l1_hit", "l2_hit", "miss", "bypass" (chat
-    # completions the cache did not read for), "" (not a chat completion).
-    cache_outcome: str = ""
     response_body: bytes = b""  # a non-streamed answer, for content logging
     finished: bool = False
 
     def __post_init__(self) -> None:
-        metrics.request_started(self.exchange)
+        self.exchange.tracked = True
+        metrics.request_started()
 
     def on_text(self, text: str) -> None:
         if self.first_token_at is None:

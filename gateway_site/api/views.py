@@ -25,6 +25,7 @@ from quotas.access import model_allowed
 from quotas.errors import ModelAccessDenied
 from quotas.keys import key_from_headers
 from quotas.registry import KeyContext
+from routing.cache import parse_cache_control
 from routing.router import Attempt, NoDeploymentAvailable, Router
 from routing.strategies import COST_OPTIMIZED
 
@@ -111,7 +112,7 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
     chat = parse_chat_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
     route = resolve_route(snapshot, key, chat.model)
     router = runtime.router()
-    cache_control = request.headers.get("cache-control")
+    cache_control = parse_cache_control(request.headers.get("cache-control"))
     estimate = _estimate(chat, key=key, route=route)
     attempt = _plan(
         router,
@@ -141,7 +142,7 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
     )
     cached = await consult_cache(
         runtime.cache(),
-        cache_control=cache_control,
+        control=cache_control,
         route=route,
         chat=chat,
         tracker=tracker,

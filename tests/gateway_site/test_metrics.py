@@ -64,9 +64,7 @@ def test_observe_finish_counts_the_event_and_each_upstream_try():
         ("llm_gateway_active_requests", {}),
     ]
     before = [sample(name, **labels) for name, labels in names]
-    exchange = Exchange(request_id="req_1", client_request_id="")
-    metrics.request_started(exchange)
-    assert exchange.tracked is True
+    metrics.request_started()
     metrics.observe_finish(event, overhead_ms=1.5, tries=tries)
     deltas = [round(sample(name, **labels) - b, 9) for (name, labels), b in zip(names, before, strict=True)]
     assert deltas == [1, 11, 3, 2, 0.0015, 0.25, 1, 2, 1, 1, 0, 1, 1, 0]

@@ -65,6 +65,7 @@ async def _serve(setup, *, request_id: str, read: bool) -> tuple[UsageTracker, i
         body=BODY,
         streamed=True,
     )
+    assert tracker.exchange.tracked  # admitted: the access line and the request metric come from the tracker
     stream = await router.open_stream(attempt, BODY, request_id=request_id)
     closing: list[asyncio.Task[None]] = []
     response = streaming_response(
