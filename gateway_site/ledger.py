@@ -26,7 +26,7 @@ import redis
 from django.db import DatabaseError, close_old_connections
 
 from accounting.ledger import consumer_name, drain, outbox_stream
-from accounting.pricing import PriceTable, PriceVersion
+from accounting.pricing import PriceTable
 from accounting.recorder import UsageEvent, UsageWriter, encode_event
 from gateway_site.metrics import observe_redis_error
 from quotas.admission import Admission, Limiter, Outbox
@@ -50,9 +50,9 @@ class UsageSink:
         self._stream = outbox_stream(redis_prefix)
         self._outbox = outbox
 
-    def price_at(self, deployment_id: int, moment: float) -> PriceVersion | None:
-        """The deployment's price version in force at ``moment`` (None: it has none)."""
-        return self._prices().at(deployment_id, moment)
+    def price_table(self) -> PriceTable:
+        """The price versions of the current configuration snapshot."""
+        return self._prices()
 
     def emit(self, event: UsageEvent, *, admission: Admission | None, tokens: int, cost_micro: int) -> None:
         """Hot path, once per admitted request: never blocks, never raises."""

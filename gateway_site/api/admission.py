@@ -23,8 +23,8 @@ import orjson
 from django.conf import settings
 
 from accounting.pricing import PriceTable, PriceVersion, cost_usd
-from gateway_site.api.exchange import Exchange, message_texts
-from gateway_site.api.parsing import ChatRequest, JsonObject
+from gateway_site.api.exchange import Exchange, message_texts, price_in_force
+from gateway_site.api.parsing import JsonObject
 from gateway_site.metrics import observe_refusal, observe_unchecked
 from gateway_site.runtime import get_runtime
 from providers.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, count_message_tokens, count_tokens
@@ -107,18 +107,18 @@ def max_cost(
     now = time.time()
     costs = []
     for d in deployments:
-        version = prices.at(d.id, now) if prices is not None else None
+        version = price_in_force(prices, d, now)
         costs.append(
             cost_usd(
                 prompt_tokens=estimate.prompt_bound,
                 completion_tokens=estimate.completion_tokens,
                 cached_tokens=0,
-                input_per_million=version.input_per_million if version else d.prices.input_per_million,
-                output_per_million=version.output_per_million if version else d.prices.output_per_million,
+                input_per_million=version.input_per_million,
+                output_per_million=version.output_per_million,
                 cached_input_per_million=None,
                 # cache writes may cost more than input: bound the prompt at the dearer price
-                cache_write_tokens=estimate.prompt_bound if version and _writes_dearer(version) else 0,
-                cache_write_per_million=version.cache_write_per_million if version else None,
+                cache_write_tokens=estimate.prompt_bound if _writes_dearer(version) else 0,
+                cache_write_per_million=version.cache_write_per_million,
             )
         )
     return max(costs)
@@ -133,6 +133,10 @@ def _lease_ms(deployments: Sequence[DeploymentConfig]) -> int:
     default = settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS
     longest = max((d.provider.timeout_seconds or default) for d in deployments)
     return int((longest + LEASE_MARGIN_SECONDS) * 1000)
+
+
+# What a request whose key has no limits reserves: nothing is counted for it.
+NO_ESTIMATE = Estimate(prompt_tokens=0, prompt_bound=0, completion_tokens=0)
 
 
 def estimate_embeddings(raw: JsonObject) -> Estimate:
@@ -152,23 +156,6 @@ def estimate_embeddings(raw: JsonObject) -> Estimate:
             prompt += 1
             bound += 1
     return Estimate(prompt_tokens=prompt, prompt_bound=bound, completion_tokens=0)
-
-
-async def admit_chat(
-    limiter: Limiter,
-    *,
-    key: KeyContext,
-    chat: ChatRequest,
-    deployments: Sequence[DeploymentConfig],
-    exchange: Exchange,
-) -> Admission:
-    """Admits a chat completion: ``admit`` with the request's estimate."""
-    if key.limits.empty:
-        return Admission(plan=None, admitted_ms=0)
-    estimate = estimate_chat(chat.raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
-    return await admit(
-        limiter, key=key, model=chat.model, estimate=estimate, deployments=deployments, exchange=exchange
-    )
 
 
 async def admit(
@@ -198,7 +185,6 @@ async def admit(
         now=dt.datetime.now(dt.UTC),
         tz=settings.GATEWAY_QUOTA_TIMEZONE,
     )
-    exchange.model = model
     try:
         admission = await limiter.admit(plan)
     except (RateLimited, QuotaExceeded) as refusal:

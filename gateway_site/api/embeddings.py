@@ -11,7 +11,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway_site.api.admission import admit, estimate_embeddings
+from gateway_site.api.admission import NO_ESTIMATE, admit, estimate_embeddings
 from gateway_site.api.endpoint import api_endpoint, tracking
 from gateway_site.api.errors import RequestError
 from gateway_site.api.exchange import Exchange, UsageTracker
@@ -68,7 +68,7 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
     key = authenticate(request, snapshot, exchange)
     check_declared_size(request)
     model, raw = parse_embeddings_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
-    route = resolve_route(snapshot, key, model)
+    route = resolve_route(snapshot, key, model, exchange)
     router = runtime.router()
     attempt = router.plan(route, catalog=snapshot.catalog)
     with span("limits"):
@@ -76,7 +76,7 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
             runtime.limiter(),
             key=key,
             model=model,
-            estimate=estimate_embeddings(raw),
+            estimate=NO_ESTIMATE if key.limits.empty else estimate_embeddings(raw),
             deployments=attempt.candidates,
             exchange=exchange,
         )

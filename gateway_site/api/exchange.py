@@ -9,13 +9,13 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from accounting.pricing import PriceVersion, request_cost
+from accounting.pricing import PriceTable, PriceVersion, request_cost
 from accounting.recorder import UsageEvent
 from gateway_site import metrics
 from gateway_site.access_log import log_admitted, response_text
 from gateway_site.ledger import UsageSink
 from providers.tokens import count_message_tokens, count_tokens
-from providers.types import Usage
+from providers.types import DeploymentConfig, Usage
 from quotas.admission import Admission
 from quotas.budget import to_micro
 from quotas.registry import KeyContext
@@ -63,6 +63,17 @@ def message_texts(raw: dict[str, object]) -> list[str]:
         elif isinstance(content, list):
             texts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p)
     return texts
+
+
+def price_in_force(table: PriceTable | None, deployment: DeploymentConfig, moment: float) -> PriceVersion:
+    """The deployment's price version in force at ``moment``, else its own prices (``id`` None)."""
+    version = table.at(deployment.id, moment) if table is not None else None
+    return version or PriceVersion(
+        id=None,
+        input_per_million=deployment.prices.input_per_million,
+        output_per_million=deployment.prices.output_per_million,
+        cached_input_per_million=deployment.prices.cached_input_per_million,
+    )
 
 
 @dataclass(slots=True)
@@ -124,12 +135,7 @@ class UsageTracker:
         self.finished = True
         usage, estimated = self._final_usage()
         deployment = self.attempt.deployment
-        prices = self.writer.price_at(deployment.id, self.exchange.started_wall) or PriceVersion(
-            id=None,
-            input_per_million=deployment.prices.input_per_million,
-            output_per_million=deployment.prices.output_per_million,
-            cached_input_per_million=deployment.prices.cached_input_per_million,
-        )
+        prices = price_in_force(self.writer.price_table(), deployment, self.exchange.started_wall)
         upstream_cost = request_cost(
             kind=deployment.provider.kind,
             prices=prices,

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
-from gateway_site.api.admission import Estimate, admit, estimate_chat
+from gateway_site.api.admission import NO_ESTIMATE, Estimate, admit, estimate_chat
 from gateway_site.api.caching import ChatCache, consult_cache, may_answer_from_cache
 from gateway_site.api.endpoint import api_endpoint, tracking
 from gateway_site.api.errors import MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
@@ -52,23 +52,23 @@ def check_declared_size(request: HttpRequest) -> None:
         raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes.")
 
 
-def resolve_route(snapshot: Snapshot, key: KeyContext, model: str) -> ModelRoute:
+def resolve_route(snapshot: Snapshot, key: KeyContext, model: str, exchange: Exchange) -> ModelRoute:
+    """The public model's route; from here on the request is labelled with the model (an
+    existing one only, so metric labels stay bounded)."""
     route = snapshot.catalog.models.get(model)
     if route is None:
         raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
+    exchange.model = model
     if not model_allowed(key.policy, model):
         raise ModelAccessDenied(f"This API key is not allowed to use the model '{model}'.")
     return route
-
-
-_UNCOUNTED = Estimate(prompt_tokens=0, prompt_bound=0, completion_tokens=0)
 
 
 def _estimate(chat: ChatRequest, *, key: KeyContext, route: ModelRoute) -> Estimate:
     """The request's estimate, counted once and only when read: by the key's limits, or by a
     ``cost_optimized`` route ranking its deployments."""
     if key.limits.empty and route.strategy != COST_OPTIMIZED:
-        return _UNCOUNTED
+        return NO_ESTIMATE
     return estimate_chat(chat.raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
 
 
@@ -110,7 +110,7 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
     key = authenticate(request, snapshot, exchange)
     check_declared_size(request)
     chat = parse_chat_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
-    route = resolve_route(snapshot, key, chat.model)
+    route = resolve_route(snapshot, key, chat.model, exchange)
     router = runtime.router()
     cache_control = parse_cache_control(request.headers.get("cache-control"))
     estimate = _estimate(chat, key=key, route=route)

@@ -26,8 +26,9 @@ ALLOWED_LABELS = {
 }
 
 
-def test_counters_after_three_successes_one_upstream_error_and_two_refusals(start_proxy):
+def test_counters_after_three_successes_one_upstream_error_and_three_refusals(start_proxy, make_key):
     proxy = start_proxy()
+    narrow = make_key("acme", name="narrow", models=["some-other-model"])
     proxy.upstream.enqueue(
         *[Reply(usage=FakeUsage(10, 5, cached_tokens=2)) for _ in range(3)],
         ErrorReply(400, "Bad request.", param="messages"),
@@ -38,13 +39,21 @@ def test_counters_after_three_successes_one_upstream_error_and_two_refusals(star
     assert unauthenticated.status_code == 401
     unknown = proxy.http.post("/v1/chat/completions", json={**proxy.chat_body(), "model": "no-such-model"})
     assert unknown.status_code == 404
+    denied = httpx.post(
+        f"{proxy.gateway.base_url}/v1/chat/completions",
+        json=proxy.chat_body(),
+        headers={"Authorization": f"Bearer {narrow.raw}"},
+    )
+    assert denied.status_code == 403
 
     s = scrape(proxy.gateway.base_url)
     assert value(s, "llm_gateway_requests_total", provider=PROVIDER, model=MODEL, status="200") == 3
     assert value(s, "llm_gateway_requests_total", provider=PROVIDER, model=MODEL, status="400") == 1
     assert value(s, "llm_gateway_requests_total", provider="none", model="", status="401") == 1
     assert value(s, "llm_gateway_requests_total", provider="none", model="", status="404") == 1
-    assert total(s, "llm_gateway_requests_total") == 6  # nothing counted twice
+    # an existing model a key may not use is named (the label stays bounded by the catalog)
+    assert value(s, "llm_gateway_requests_total", provider="none", model=MODEL, status="403") == 1
+    assert total(s, "llm_gateway_requests_total") == 7  # nothing counted twice
     tokens = {
         kind: value(s, "llm_gateway_tokens_total", provider=PROVIDER, model=MODEL, type=kind)
         for kind in ("prompt", "completion", "cached", "reasoning")
