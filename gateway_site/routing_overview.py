@@ -18,9 +18,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from redis.exceptions import RedisError
 
-from gateway_site.runtime import get_runtime
+from gateway_site.runtime import breaker_policy, get_runtime
 from providers.models import Deployment
-from routing.breaker import Breaker, BreakerPolicy, current
+from routing.breaker import Breaker, current
 from routing.stats import CallCounts, merge_totals, minute_of, parse_shared, shared_key
 
 DEFAULT_MINUTES = 15
@@ -54,14 +54,6 @@ class DeploymentStats:
     mean_latency_ms: float | None
 
 
-def _policy() -> BreakerPolicy:
-    return BreakerPolicy(
-        failure_threshold=settings.GATEWAY_BREAKER_FAILURES,
-        success_threshold=settings.GATEWAY_BREAKER_SUCCESSES,
-        open_seconds=settings.GATEWAY_BREAKER_OPEN_SECONDS,
-    )
-
-
 def shared_view(minutes: int) -> RoutingView:
     """Every instance's view, from Redis: one pipelined round trip."""
     prefix = settings.GATEWAY_REDIS_PREFIX
@@ -77,7 +69,7 @@ def shared_view(minutes: int) -> RoutingView:
             breakers_raw, latency_raw, *per_minute = pipe.execute()
     finally:
         client.close()
-    policy = _policy()
+    policy = breaker_policy()
     breakers = {
         int(k): current(policy, Breaker(state="open", opened_at=float(v)), now)
         for k, v in breakers_raw.items()

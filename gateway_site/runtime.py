@@ -276,13 +276,7 @@ class Runtime:
                 multiplier=settings.GATEWAY_RETRY_MULTIPLIER,
                 jitter=settings.GATEWAY_RETRY_JITTER,
             ),
-            breakers=BreakerBoard(
-                BreakerPolicy(
-                    failure_threshold=settings.GATEWAY_BREAKER_FAILURES,
-                    success_threshold=settings.GATEWAY_BREAKER_SUCCESSES,
-                    open_seconds=settings.GATEWAY_BREAKER_OPEN_SECONDS,
-                )
-            ),
+            breakers=BreakerBoard(breaker_policy()),
         )
         if settings.REDIS_URL:
             self._start_routing_sync(router)
@@ -322,6 +316,15 @@ class Runtime:
             self.drainer.stop()
         if self.beat is not None:
             self.beat.stop()
+
+
+def breaker_policy() -> BreakerPolicy:
+    """The circuit breakers' policy from the ``GATEWAY_BREAKER_*`` settings."""
+    return BreakerPolicy(
+        failure_threshold=settings.GATEWAY_BREAKER_FAILURES,
+        success_threshold=settings.GATEWAY_BREAKER_SUCCESSES,
+        open_seconds=settings.GATEWAY_BREAKER_OPEN_SECONDS,
+    )
 
 
 @functools.cache

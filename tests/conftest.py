@@ -58,6 +58,16 @@ def telemetry_outputs() -> Iterator[TelemetryOutputs]:
         pytest.fail(f"the canary secret appeared in {len(leaks)} output(s): {sorted(set(leaks))}")
 
 
+def redis_url() -> str:
+    """The Redis of the test run; a missing one fails under CI and skips elsewhere."""
+    url = settings.REDIS_URL or os.environ.get("REDIS_URL", "")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("REDIS_URL is not set")
+        pytest.skip("REDIS_URL is not set")
+    return url
+
+
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A Redis key prefix of this test's own; its keys are deleted afterwards."""

@@ -4,8 +4,6 @@ the same limits hold in process (and every chat response, streamed or failed, ca
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ import pytest
 
 from accounting.models import UsageRecord
 from quotas.models import ApiKey, QuotaAlert
-from tests.conftest import ROOT, GatewayProcess, wait_for
+from tests.conftest import wait_for
 from tests.e2e.conftest import MODEL, PROVIDER, Proxy
 from tests.fakes.openai_upstream import ErrorReply, FakeUsage, Reply
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -140,19 +138,6 @@ tenants:
     assert 1 <= int(refused.headers["retry-after"]) <= 60
 
 
-def manage(gateway: GatewayProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        env=gateway.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
-
-
 def status(proxy: Proxy, raw_key: str) -> int:
     return proxy.http.post(
         "/v1/chat/completions", json=proxy.chat_body(), headers={"Authorization": f"Bearer {raw_key}"}
@@ -164,14 +149,14 @@ def test_rotation_with_grace_then_without_and_last_used_at(start_proxy):
     first = proxy.key.raw
     assert status(proxy, first) == 200
 
-    second = manage(proxy.gateway, "rotatekey", first[:12], "--grace-hours", "1").stdout.splitlines()[-1]
+    second = proxy.gateway.manage("rotatekey", first[:12], "--grace-hours", "1").stdout.splitlines()[-1]
 
     wait_for(lambda: status(proxy, second) == 200, timeout=1.0)
     assert status(proxy, first) == 200  # in its grace period
     key = ApiKey.objects.get(pk=proxy.key.key_id)
     assert (key.prefix, key.previous_prefix) == (second[:12], first[:12])
 
-    third = manage(proxy.gateway, "rotatekey", second).stdout.splitlines()[-1]
+    third = proxy.gateway.manage("rotatekey", second).stdout.splitlines()[-1]
 
     wait_for(lambda: status(proxy, first) == 401 and status(proxy, second) == 401, timeout=1.0)
     assert status(proxy, third) == 200

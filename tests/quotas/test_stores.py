@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 from decimal import Decimal
 
 import pytest
 import redis.asyncio as aioredis
-from django.conf import settings
 
 from quotas.admission import Limiter, QuotaAlertNotice, QuotaState, StoreUnavailable, Verdict
 from quotas.budget import current_period
@@ -21,20 +19,12 @@ from quotas.limiter import ALGORITHMS, MINUTE_MS
 from quotas.policy import LimitPolicy, Limits, Plan, QuotaPolicy, TierPolicy, build_plan
 from quotas.store_local import LocalStore
 from quotas.store_redis import RedisStore, create_client
+from tests.conftest import redis_url
 from tests.e2e.conftest import closed_port
 
 UTC = dt.UTC
 T0_MS = 1_800_000_000_000 - (1_800_000_000_000 % MINUTE_MS)  # a minute boundary (Jan 15 2027)
 LEASE_MS = 5_000
-
-
-def redis_url() -> str:
-    url = settings.REDIS_URL or os.environ.get("REDIS_URL", "")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("REDIS_URL is not set")
-        pytest.skip("REDIS_URL is not set")
-    return url
 
 
 @pytest.fixture

@@ -4,13 +4,10 @@ its two levels against the real Redis under this test's prefix, including a Redi
 from __future__ import annotations
 
 import logging
-import os
 import socket
 
 import orjson
-import pytest
 import redis.asyncio as aioredis
-from django.conf import settings
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -26,6 +23,7 @@ from routing.cache import (
     parse_cache_control,
     plan_caching,
 )
+from tests.conftest import redis_url
 
 BODY = {
     "model": "gpt-4o-mini",
@@ -232,15 +230,6 @@ def test_an_entry_expires_at_its_ttl():
 
 
 # --- L1 over L2 (real Redis) ------------------------------------------------------------------------
-
-
-def redis_url() -> str:
-    url = settings.REDIS_URL or os.environ.get("REDIS_URL", "")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("REDIS_URL is not set")
-        pytest.skip("REDIS_URL is not set")
-    return url
 
 
 def new_cache(url: str, prefix: str, clock: Clock) -> ResponseCache:
