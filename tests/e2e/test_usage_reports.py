@@ -12,9 +12,9 @@ import pytest
 
 from accounting.models import UsageRecord
 from accounting.recorder import write_events
+from tests.accounting.events import usage_event
 from tests.conftest import wait_for
 from tests.e2e.conftest import Proxy, expected_cost
-from tests.gateway_site.test_usage_api import usage_event
 
 pytestmark = pytest.mark.e2e
 

@@ -4,36 +4,17 @@ CSV for any tenant, and refusals for everyone else. (Gateway keys: tests/e2e/tes
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
-from accounting.recorder import UsageEvent, write_events
+from accounting.recorder import write_events
 from accounting.rollups import usage_rollup
+from tests.accounting.events import usage_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DAY = dt.datetime(2026, 3, 10, 14, 20, tzinfo=dt.UTC)
-
-
-def usage_event(key, n: int, *, at: dt.datetime, model: str, cost: str, status: int = 200) -> UsageEvent:
-    return UsageEvent(
-        request_id=f"req_{key.key_id}_{n}",
-        client_request_id="",
-        created_at=at.timestamp(),
-        tenant_id=key.tenant.pk,
-        tenant_name=key.tenant.name,
-        key_id=key.key_id,
-        key_prefix=f"gw-{key.key_id}",
-        model=model,
-        provider="prov",
-        status=status,
-        latency_ms=1.0,
-        prompt_tokens=100 * n,
-        completion_tokens=10 * n,
-        cost_usd=Decimal(cost),
-    )
 
 
 @pytest.fixture
