@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import datetime as dt
 import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 
 from accounting.prices import load_price_table
 from accounting.pricing import PriceTable
@@ -78,9 +81,26 @@ def load_snapshot() -> Snapshot:
     )
 
 
+@dataclass(slots=True)
+class _CheckTurns:
+    """An event loop's revision checks made for requests: one at a time, counted at launch."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    launched: int = 0
+
+
 class SnapshotWatcher:
     """Reloads the snapshot when the revision counter moves: polled every
-    ``GATEWAY_CONFIG_POLL_SECONDS``, and at once on a Redis pub/sub message when configured."""
+    ``GATEWAY_CONFIG_POLL_SECONDS``, and at once on a Redis pub/sub message when configured.
+
+    ``catch_up`` gives read-your-writes to a request the snapshot cannot serve (an unknown key
+    or model): it waits for a revision check that began after it was called, so a key works the
+    moment ``issuekey`` returns. Checks are coalesced: one at a time, in a thread of their own,
+    and one serves every caller that asked before it was launched, so a burst of misses costs
+    two checks and a flood of bad keys at most one ``SELECT`` in flight per event loop; none is
+    made within a second of a failed one."""
+
+    FAILED_CHECK_PAUSE_SECONDS = 1.0
 
     def __init__(self, *, poll_seconds: float, redis_url: str) -> None:
         self._poll = poll_seconds
@@ -88,6 +108,11 @@ class SnapshotWatcher:
         self._stop = threading.Event()
         self._loaded = threading.Event()
         self._snapshot: Snapshot | None = None
+        self._check_lock = threading.Lock()
+        self._checks_begun = 0
+        self._failed_at = -math.inf
+        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="config-check")
+        self._turns = PerLoop(_CheckTurns)
         self._thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
         self._thread.start()
 
@@ -100,17 +125,46 @@ class SnapshotWatcher:
                 raise RuntimeError("the gateway configuration could not be loaded")
         return snapshot
 
-    def stop(self) -> None:
+    async def catch_up(self, seen: Snapshot) -> Snapshot:
+        """The snapshot after a revision check launched after this call (``seen`` is the one
+        the caller could not use); a newer one at once if the watcher already has it."""
+        if self._snapshot is not seen:
+            return self.current()
+        turn = self._turns.get()
+        asked = turn.launched
+        async with turn.lock:
+            paused = time.monotonic() - self._failed_at < self.FAILED_CHECK_PAUSE_SECONDS
+            if turn.launched == asked and not paused:
+                turn.launched += 1
+                await asyncio.get_running_loop().run_in_executor(self._checker, self._refresh)
+        return self.current()
+
+    @property
+    def revision_checks(self) -> int:
+        """How many revision checks this watcher has begun (by its thread and for requests)."""
+        return self._checks_begun
+
+    def stop(self, *, join_seconds: float = 0.0) -> None:
+        """Stop the watcher; the checker thread closes its database connection. The watcher
+        thread ends at its next wake-up (waited for up to ``join_seconds``). Never raises: it
+        runs at interpreter exit before the usage is flushed."""
         self._stop.set()
+        with contextlib.suppress(RuntimeError):  # at exit, executors take no new work
+            self._checker.submit(connections.close_all)
+        self._checker.shutdown(wait=False)
+        self._thread.join(join_seconds)
 
     def _refresh(self) -> None:
-        close_old_connections()
-        try:
-            if self._snapshot is None or current_revision() != self._snapshot.revision:
-                self._snapshot = load_snapshot()
-                self._loaded.set()
-        except DatabaseError as exc:
-            logger.warning("configuration refresh failed, keeping the last snapshot: %s", exc)
+        with self._check_lock:
+            self._checks_begun += 1
+            close_old_connections()
+            try:
+                if self._snapshot is None or current_revision() != self._snapshot.revision:
+                    self._snapshot = load_snapshot()
+                    self._loaded.set()
+            except DatabaseError as exc:
+                self._failed_at = time.monotonic()
+                logger.warning("configuration refresh failed, keeping the last snapshot: %s", exc)
 
     def _run(self) -> None:
         subscriber = None
@@ -130,6 +184,7 @@ class SnapshotWatcher:
                 logger.warning("configuration pub/sub lost, polling only: %s", exc)
                 subscriber = None
                 self._stop.wait(self._poll)
+        connections.close_all()  # this thread's connection
 
     def _subscribe(self) -> redis.client.PubSub | None:
         try:
@@ -306,16 +361,22 @@ class Runtime:
         self.spawn(sync.run(settings.GATEWAY_ROUTING_SYNC_SECONDS))
 
     def close(self) -> None:
-        self.watcher.stop()
-        self._routers.close(Router.aclose)
-        self._limiters.close(Limiter.aclose)
-        self._caches.close(ResponseCache.aclose)  # pending L2 writes complete first
-        self.alerts.close()
-        self.usage.close()
-        if self.drainer is not None:
-            self.drainer.stop()
-        if self.beat is not None:
-            self.beat.stop()
+        """Close everything in order; a step that fails is logged and the others still run, so
+        the queued usage is flushed whatever went wrong before it."""
+        steps: list[Callable[[], None]] = [
+            self.watcher.stop,
+            functools.partial(self._routers.close, Router.aclose),
+            functools.partial(self._limiters.close, Limiter.aclose),
+            functools.partial(self._caches.close, ResponseCache.aclose),  # pending L2 writes complete first
+            self.alerts.close,
+            self.usage.close,
+        ]
+        steps += [part.stop for part in (self.drainer, self.beat) if part is not None]
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                logger.exception("shutdown step failed; continuing")
 
 
 def breaker_policy() -> BreakerPolicy:

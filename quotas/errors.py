@@ -22,6 +22,10 @@ class AuthenticationError(AdmissionError):
     code = "invalid_api_key"
 
 
+class UnknownKey(AuthenticationError):
+    """The presented key is not in the registry (maybe issued after the snapshot was taken)."""
+
+
 class ModelAccessDenied(AdmissionError):
     status = 403
     error_type = "permission_error"

@@ -16,7 +16,7 @@ from typing import cast
 
 from quotas.access import AccessPolicy, compile_patterns
 from quotas.budget import PeriodName
-from quotas.errors import AuthenticationError
+from quotas.errors import AuthenticationError, UnknownKey
 from quotas.keys import hash_key
 from quotas.limiter import Algorithm
 from quotas.models import ApiKey, CostQuota, ModelAccessRule, RateTier, TierModelLimit
@@ -51,7 +51,7 @@ class KeyRegistry:
             )
         context = self.by_hash.get(hash_key(raw_key))
         if context is None:
-            raise AuthenticationError("Incorrect API key provided.")
+            raise UnknownKey("Incorrect API key provided.")
         if context.revoked:
             raise AuthenticationError("This API key has been revoked.")
         if context.expires_at is not None and (time.time() if now is None else now) >= context.expires_at:

@@ -64,11 +64,10 @@ def parse_embeddings_request(body: bytes, *, limit: int) -> tuple[str, dict[str,
 async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
     require_method(request, "POST")
     runtime = get_runtime()
-    snapshot = runtime.watcher.current()
-    key = authenticate(request, snapshot, exchange)
+    snapshot, key = await authenticate(request, exchange)
     check_declared_size(request)
     model, raw = parse_embeddings_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
-    route = resolve_route(snapshot, key, model, exchange)
+    snapshot, key, route = await resolve_route(request, snapshot, key, model, exchange)
     router = runtime.router()
     attempt = router.plan(route, catalog=snapshot.catalog)
     with span("limits"):

@@ -26,7 +26,7 @@ from quotas.policy import build_plan
 async def key_usage(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
     require_method(request, "GET")
     runtime = get_runtime()
-    key = authenticate(request, runtime.watcher.current(), exchange)
+    _, key = await authenticate(request, exchange)
     now = dt.datetime.now(dt.UTC)
     plan = build_plan(
         key.limits,

@@ -22,7 +22,7 @@ from gateway_site.runtime import Snapshot, get_runtime
 from gateway_site.tracing import span
 from providers.types import ModelRoute
 from quotas.access import model_allowed
-from quotas.errors import ModelAccessDenied
+from quotas.errors import ModelAccessDenied, UnknownKey
 from quotas.keys import key_from_headers
 from quotas.registry import KeyContext
 from routing.cache import parse_cache_control
@@ -35,14 +35,21 @@ def require_method(request: HttpRequest, method: str) -> None:
         raise MethodNotAllowed(f"Method {request.method} is not allowed here; use {method}.")
 
 
-def authenticate(request: HttpRequest, snapshot: Snapshot, exchange: Exchange) -> KeyContext:
-    """The presented key's context, also noted on ``exchange`` for the access log line of a
-    request refused later."""
+async def authenticate(request: HttpRequest, exchange: Exchange) -> tuple[Snapshot, KeyContext]:
+    """The current snapshot and the presented key's context in it, the key also noted on
+    ``exchange`` for the access log line of a request refused later. A key the snapshot does not
+    know is looked up again after a revision check, so a key works the moment it is issued."""
+    watcher = get_runtime().watcher
+    snapshot = watcher.current()
     with span("auth"):
         presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
-        key = snapshot.keys.authenticate(presented)
+        try:
+            key = snapshot.keys.authenticate(presented)
+        except UnknownKey:
+            snapshot = await watcher.catch_up(snapshot)
+            key = snapshot.keys.authenticate(presented)
     exchange.key = key
-    return key
+    return snapshot, key
 
 
 def check_declared_size(request: HttpRequest) -> None:
@@ -52,9 +59,7 @@ def check_declared_size(request: HttpRequest) -> None:
         raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes.")
 
 
-def resolve_route(snapshot: Snapshot, key: KeyContext, model: str, exchange: Exchange) -> ModelRoute:
-    """The public model's route; from here on the request is labelled with the model (an
-    existing one only, so metric labels stay bounded)."""
+def _route_in(snapshot: Snapshot, key: KeyContext, model: str, exchange: Exchange) -> ModelRoute:
     route = snapshot.catalog.models.get(model)
     if route is None:
         raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
@@ -62,6 +67,22 @@ def resolve_route(snapshot: Snapshot, key: KeyContext, model: str, exchange: Exc
     if not model_allowed(key.policy, model):
         raise ModelAccessDenied(f"This API key is not allowed to use the model '{model}'.")
     return route
+
+
+async def resolve_route(
+    request: HttpRequest, snapshot: Snapshot, key: KeyContext, model: str, exchange: Exchange
+) -> tuple[Snapshot, KeyContext, ModelRoute]:
+    """The public model's route; from here on the request is labelled with the model (an
+    existing one only, so metric labels stay bounded). A model the snapshot does not have, or
+    does not let the key use, is looked up again after a revision check (with the key's context
+    in the newer snapshot), so a model or access rule works the moment it is saved."""
+    try:
+        return snapshot, key, _route_in(snapshot, key, model, exchange)
+    except (ModelNotFound, ModelAccessDenied):
+        if await get_runtime().watcher.catch_up(snapshot) is snapshot:
+            raise
+    snapshot, key = await authenticate(request, exchange)
+    return snapshot, key, _route_in(snapshot, key, model, exchange)
 
 
 def _estimate(chat: ChatRequest, *, key: KeyContext, route: ModelRoute) -> Estimate:
@@ -106,11 +127,10 @@ def attempt_headers(exchange: Exchange, attempt: Attempt) -> Iterator[None]:
 async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
     require_method(request, "POST")
     runtime = get_runtime()
-    snapshot = runtime.watcher.current()
-    key = authenticate(request, snapshot, exchange)
+    snapshot, key = await authenticate(request, exchange)
     check_declared_size(request)
     chat = parse_chat_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
-    route = resolve_route(snapshot, key, chat.model, exchange)
+    snapshot, key, route = await resolve_route(request, snapshot, key, chat.model, exchange)
     router = runtime.router()
     cache_control = parse_cache_control(request.headers.get("cache-control"))
     estimate = _estimate(chat, key=key, route=route)
@@ -175,8 +195,7 @@ def _model_object(route: ModelRoute) -> dict[str, object]:
 @api_endpoint
 async def list_models(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
     require_method(request, "GET")
-    snapshot = get_runtime().watcher.current()
-    key = authenticate(request, snapshot, exchange)
+    snapshot, key = await authenticate(request, exchange)
     data = [
         _model_object(route)
         for name, route in sorted(snapshot.catalog.models.items())
@@ -185,13 +204,20 @@ async def list_models(request: HttpRequest, exchange: Exchange) -> HttpResponseB
     return json_response({"object": "list", "data": data})
 
 
+def _visible_model(snapshot: Snapshot, key: KeyContext, model_id: str) -> ModelRoute | None:
+    route = snapshot.catalog.models.get(model_id)
+    return route if route is not None and model_allowed(key.policy, model_id) else None
+
+
 @api_endpoint
 async def retrieve_model(request: HttpRequest, exchange: Exchange, model_id: str = "") -> HttpResponseBase:
     require_method(request, "GET")
-    snapshot = get_runtime().watcher.current()
-    key = authenticate(request, snapshot, exchange)
-    route = snapshot.catalog.models.get(model_id)
-    if route is None or not model_allowed(key.policy, model_id):
+    snapshot, key = await authenticate(request, exchange)
+    route = _visible_model(snapshot, key, model_id)
+    if route is None and await get_runtime().watcher.catch_up(snapshot) is not snapshot:
+        snapshot, key = await authenticate(request, exchange)
+        route = _visible_model(snapshot, key, model_id)
+    if route is None:
         raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
     return json_response(_model_object(route))
 

@@ -1,5 +1,7 @@
 """Control-plane changes made by another process reach a running gateway within one second:
-through Redis pub/sub when REDIS_URL is set, and by polling the revision counter without it."""
+through Redis pub/sub when REDIS_URL is set, and by polling the revision counter without it.
+What a request needs and the snapshot lacks (a new key, model or access rule) is read at once:
+the gateway checks the revision before refusing it."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import httpx
 import pytest
 
 from quotas.models import ApiKey
+from quotas.revision import bump_revision
 from tests.conftest import GatewayProcess, mock_echo_yaml, redis_url, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -78,12 +81,13 @@ def test_revocation_by_another_process_takes_effect_within_a_second(setup, gatew
     assert ApiKey.objects.get(pk=key.key_id).revoked_at is not None
 
 
-def test_key_issued_by_another_process_works_within_a_second(setup, gateway):
+def test_key_issued_by_another_process_works_on_its_first_request(setup, gateway):
     result = gateway.manage("issuekey", "--tenant", "acme", "--name", "late")
     raw = result.stdout.splitlines()[-1]
 
-    response = wait_for(lambda: (r := chat(gateway, raw)).status_code == 200 and r, timeout=1.0)
+    response = chat(gateway, raw)
 
+    assert response.status_code == 200
     assert reply(response) == "This is mock-echo. You said: ping"
 
 
@@ -108,3 +112,45 @@ def test_model_added_by_applyconfig_in_another_process_is_callable_within_a_seco
         f"{gateway.base_url}/v1/models", headers={"Authorization": f"Bearer {key.raw}"}, timeout=10
     ).json()
     assert sorted(m["id"] for m in listed["data"]) == ["mock-echo", "mock-new"]
+
+
+@pytest.fixture
+def deaf_gateway(gateway_factory) -> GatewayProcess:
+    """Neither pub/sub nor a poll within the test: only the check made for a request can help."""
+    gateway: GatewayProcess = gateway_factory(REDIS_URL="", GATEWAY_CONFIG_POLL_SECONDS="30")
+    return gateway
+
+
+def test_new_key_model_and_access_rule_are_served_at_once_without_any_push_or_poll(
+    setup, deaf_gateway, make_key, configure
+):
+    gateway = deaf_gateway
+    narrow = make_key("acme", name="narrow", models=["mock-echo"])
+    assert reply(chat(gateway, narrow.raw)) == "This is mock-echo. You said: ping"  # a new key
+    configure(NEW_MODEL)
+    assert reply(chat(gateway, setup.raw, model="mock-new")) == "This is mock-echo. You said: ping"
+    retrieved = httpx.get(
+        f"{gateway.base_url}/v1/models/mock-new", headers={"Authorization": f"Bearer {setup.raw}"}, timeout=10
+    )
+    assert retrieved.json()["id"] == "mock-new"
+    denied = chat(gateway, narrow.raw, model="mock-new")
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "model_not_allowed"
+    ApiKey.objects.filter(pk=narrow.key_id).update(allowed_models=["mock-echo", "mock-new"])
+    bump_revision()
+
+    widened = chat(gateway, narrow.raw, model="mock-new")
+
+    assert widened.status_code == 200
+    assert reply(widened) == "This is mock-echo. You said: ping"
+
+
+def test_unknown_key_and_model_are_still_refused_after_the_check(setup, deaf_gateway):
+    unknown_key = chat(deaf_gateway, "sk-gw-" + "x" * 40)
+    unknown_model = chat(deaf_gateway, setup.raw, model="mock-never")
+
+    assert (unknown_key.status_code, unknown_key.json()["error"]["message"]) == (
+        401,
+        "Incorrect API key provided.",
+    )
+    assert (unknown_model.status_code, unknown_model.json()["error"]["code"]) == (404, "model_not_found")

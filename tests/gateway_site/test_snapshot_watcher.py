@@ -1,0 +1,45 @@
+"""The snapshot watcher's read-your-writes check: concurrent requests the snapshot cannot serve
+share revision checks (the first caller's, then one for all who asked while it ran), and a check
+that finds nothing new keeps the snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway_site.runtime import Snapshot, SnapshotWatcher
+from quotas.errors import UnknownKey
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+async def _catch_up_together(watcher: SnapshotWatcher, seen: Snapshot, callers: int) -> list[Snapshot]:
+    return list(await asyncio.gather(*(watcher.catch_up(seen) for _ in range(callers))))
+
+
+def test_fifty_concurrent_catch_ups_share_two_checks_that_find_a_new_key(make_key):
+    make_key("acme", name="first")
+    watcher = SnapshotWatcher(poll_seconds=30, redis_url="")  # its thread checks once, at start
+    try:
+        before = watcher.current()
+        assert watcher.revision_checks == 1
+        late = make_key("acme", name="late")
+        with pytest.raises(UnknownKey):
+            before.keys.authenticate(late.raw)
+
+        seen = asyncio.run(_catch_up_together(watcher, before, 50))
+
+        assert watcher.revision_checks == 3  # the first caller's; one for the 49 who asked during it
+        assert {id(snapshot) for snapshot in seen} == {id(seen[0])}
+        assert seen[0].revision == before.revision + 1
+        assert seen[0].keys.authenticate(late.raw).key_id == late.key_id
+
+        unchanged = asyncio.run(watcher.catch_up(seen[0]))
+        assert unchanged is seen[0]  # nothing new: the same snapshot, so the refusal stands
+        assert watcher.revision_checks == 4
+
+        assert asyncio.run(watcher.catch_up(before)) is seen[0]  # already newer: no check
+        assert watcher.revision_checks == 4
+    finally:
+        watcher.stop(join_seconds=5)
