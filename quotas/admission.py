@@ -107,8 +107,11 @@ class LimitStore(Protocol):
         append ``outbox`` in the same round trip. Raises ``StoreUnavailable`` (the caller then
         calls ``outbox.on_failure``)."""
 
-    async def quota_states(self, lines: tuple[QuotaLine, ...]) -> tuple[QuotaState, ...]:
-        """Each quota line's current spend and reservations (read only)."""
+    async def quota_states(
+        self, lines: tuple[QuotaLine, ...], *, now_ms: int | None = None
+    ) -> tuple[QuotaState, ...]:
+        """Each quota line's current spend and live reservations (those whose lease ended are
+        released first, as admission would)."""
 
     async def aclose(self) -> None: ...
 

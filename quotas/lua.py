@@ -34,6 +34,20 @@ local function clock(given)
 end
 local function fmt(x) return string.format('%.17g', x) end
 local function floor0(x) if x < 0 then return 0 end return math.floor(x) end
+-- A cost quota's spent and reserved, after releasing the reservations whose lease ended (those
+-- of a process that crashed expire with their lease).
+local function quota_state(key, leases, now)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
+    local held = redis.call('HGET', key, 'r:' .. member)
+    if held then
+      redis.call('HINCRBY', key, 'reserved', -tonumber(held))
+      redis.call('HDEL', key, 'r:' .. member)
+    end
+    redis.call('ZREM', leases, member)
+  end
+  local totals = redis.call('HMGET', key, 'spent', 'reserved')
+  return tonumber(totals[1] or '0'), tonumber(totals[2] or '0')
+end
 """
 
 ADMIT = (
@@ -181,17 +195,7 @@ for n = 1, nq do
   local limit, hard, amount = tonumber(ARGV[i + 2]), ARGV[i + 3] == '1', tonumber(ARGV[i + 4])
   local expire_at = tonumber(ARGV[i + 5])
   i = i + 6
-  -- reservations of a process that crashed expire with their lease
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
-    local held = redis.call('HGET', key, 'r:' .. member)
-    if held then
-      redis.call('HINCRBY', key, 'reserved', -tonumber(held))
-      redis.call('HDEL', key, 'r:' .. member)
-    end
-    redis.call('ZREM', leases, member)
-  end
-  local totals = redis.call('HMGET', key, 'spent', 'reserved')
-  local spent, reserved = tonumber(totals[1] or '0'), tonumber(totals[2] or '0')
+  local spent, reserved = quota_state(key, leases, now)
   if hard and spent + reserved + amount > limit then
     if qkind == 0 then qkind, qat = 4, n end
   elseif amount > 0 then
@@ -285,6 +289,23 @@ for n = 1, nq do
 end
 if ARGV[i] then
   redis.call('XADD', ARGV[i], '*', 'e', ARGV[i + 1])
+end
+return out
+"""
+)
+
+# A quota line's current spend and live reservations (``/v1/usage``), releasing the expired
+# ones as admission would. ARGV: now_ms|'', then key, leases_key per quota line. Returns spent
+# and reserved per line.
+QUOTA_STATES = (
+    _COMMON
+    + r"""
+local now = clock(ARGV[1])
+local out = {}
+for i = 2, #ARGV, 2 do
+  local spent, reserved = quota_state(ARGV[i], ARGV[i + 1], now)
+  table.insert(out, spent)
+  table.insert(out, reserved)
 end
 return out
 """

@@ -231,8 +231,10 @@ class LocalStore:
                 plan, admitted_ms=admitted_ms, tokens=tokens, cost_micro=cost_micro, now_ms=self._now(now_ms)
             )
 
-    async def quota_states(self, lines: tuple[QuotaLine, ...]) -> tuple[QuotaState, ...]:
-        now_ms = self._now(None)
+    async def quota_states(
+        self, lines: tuple[QuotaLine, ...], *, now_ms: int | None = None
+    ) -> tuple[QuotaState, ...]:
+        now_ms = self._now(now_ms)
         with self._lock:
             return tuple(self._counter(line).reap(now_ms) for line in lines)
 

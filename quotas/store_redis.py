@@ -29,7 +29,7 @@ from quotas.admission import (
     StoreUnavailable,
     Verdict,
 )
-from quotas.lua import ADMIT, SETTLE
+from quotas.lua import ADMIT, QUOTA_STATES, SETTLE
 from quotas.policy import Plan, QuotaLine
 
 _KINDS: dict[int, RefusalKind] = {1: "rate", 2: "too_large", 3: "parallel", 4: "quota"}
@@ -115,6 +115,7 @@ class RedisStore:
         self._on_error = on_error  # counts failed Redis calls (metrics)
         self._admit: AsyncScript = client.register_script(ADMIT)
         self._settle: AsyncScript = client.register_script(SETTLE)
+        self._quota_states: AsyncScript = client.register_script(QUOTA_STATES)
         self._retry_seconds = retry_seconds
         self._monotonic = monotonic
         self._down_until = 0.0
@@ -159,14 +160,16 @@ class RedisStore:
         values = [int(v) for v in await self._run(self._settle, args)]
         return tuple(Settled(spent=values[i], alert=values[i + 1] == 1) for i in range(0, len(values), 2))
 
-    async def quota_states(self, lines: tuple[QuotaLine, ...]) -> tuple[QuotaState, ...]:
+    async def quota_states(
+        self, lines: tuple[QuotaLine, ...], *, now_ms: int | None = None
+    ) -> tuple[QuotaState, ...]:
         if not lines:
             return ()
-        pipe = self._client.pipeline(transaction=False)
+        args: list[Arg] = ["" if now_ms is None else now_ms]
         for line in lines:
-            pipe.hmget(line.key, "spent", "reserved")
-        replies = await self._call(pipe.execute)
-        return tuple(QuotaState(int(spent or 0), int(reserved or 0)) for spent, reserved in replies)
+            args += [line.key, line.leases_key]
+        values = [int(v) for v in await self._run(self._quota_states, args)]
+        return tuple(QuotaState(values[i], values[i + 1]) for i in range(0, len(values), 2))
 
     async def aclose(self) -> None:
         await self._client.aclose()

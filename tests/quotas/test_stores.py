@@ -267,14 +267,25 @@ async def test_admission_headers_and_rate_limit_refusal(redis_prefix):
     )
 
 
-async def test_local_quota_states_release_expired_reservations():
-    clock = [T0_MS / 1000]
-    store = LocalStore(clock=lambda: clock[0])
-    the_plan = plan(quota_policy(), "gwtest:local:", "a", at_ms=T0_MS, cost=300)
-    assert (await store.evaluate(the_plan)).refusal is None
-    assert await store.quota_states(the_plan.quotas) == (QuotaState(0, 300),)
-    clock[0] += LEASE_MS / 1000
-    assert await store.quota_states(the_plan.quotas) == (QuotaState(0, 0),)
+async def test_quota_states_show_live_reservations_and_release_expired_ones(stores, redis_prefix):
+    policy = quota_policy()
+    crashed = plan(policy, redis_prefix, "crashed", at_ms=T0_MS, cost=300)
+    live = plan(policy, redis_prefix, "live", at_ms=T0_MS, cost=200)
+    assert (await both(stores, lambda: crashed, at_ms=T0_MS)).refusal is None
+    assert (await both(stores, lambda: live, at_ms=T0_MS + 1_000)).refusal is None
+    await settle_both(stores, live, admitted_ms=T0_MS + 1_000, tokens=1, cost=150, at_ms=T0_MS + 2_000)
+    again = plan(policy, redis_prefix, "again", at_ms=T0_MS, cost=100)
+    assert (await both(stores, lambda: again, at_ms=T0_MS + 3_000)).refusal is None
+    for store in stores.values():
+        assert await store.quota_states(crashed.quotas, now_ms=T0_MS + LEASE_MS - 1) == (
+            QuotaState(150, 400),
+        )
+        # the crashed reservation's lease has ended: it is released by the read, not only shown less
+        assert await store.quota_states(crashed.quotas, now_ms=T0_MS + LEASE_MS) == (QuotaState(150, 100),)
+        assert await store.quota_states(crashed.quotas, now_ms=T0_MS + 3_000 + LEASE_MS) == (
+            QuotaState(150, 0),
+        )
+        assert await store.quota_states((), now_ms=T0_MS) == ()
 
 
 async def test_quota_refusal_is_insufficient_quota_until_the_period_ends(redis_prefix):
