@@ -11,7 +11,6 @@ byte reached the client."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -132,18 +131,25 @@ class Router:
         self.stats = stats or StatsBoard()
         self._rng = rng or random.Random()
         self._sleep = sleep
-        self._turns: dict[str, itertools.count[int]] = {}
+        self._turns: dict[str, int] = {}  # each model's next round-robin turn
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _snapshot(self, route: ModelRoute, *, prompt_tokens: int, completion_tokens: int) -> Snapshot:
+    def _snapshot(
+        self, route: ModelRoute, *, prompt_tokens: int, completion_tokens: int, take_turn: bool = True
+    ) -> Snapshot:
+        """The strategy's input; ``take_turn`` advances the model's round-robin turn (a
+        fallback planned only in case peeks at it, so it does not skew the model's own
+        rotation)."""
         averages = self.latency.averages()
         health = {
             d.id: DeploymentHealth(latency_ms=averages.get(d.id), available=self.breakers.allows(d.id))
             for d in route.deployments
         }
-        turn = next(self._turns.setdefault(route.name, itertools.count()))
+        turn = self._turns.get(route.name, 0)
+        if take_turn:
+            self._turns[route.name] = turn + 1
         return Snapshot(
             health=health,
             turn=turn,
@@ -166,12 +172,21 @@ class Router:
         """The deployments to try, in order: the model's by its strategy, then each fallback
         model's by its own. Raises ``NoDeploymentAvailable`` when there is none, unless
         ``unavailable_too``: then every deployment is planned in priority order, breakers
-        ignored (the calls still check them, so an open one gets no traffic)."""
+        ignored (the calls still check them, so an open one gets no traffic).
+
+        A fallback model takes a round-robin turn only when the model itself has no available
+        deployment (the fallback will serve); otherwise it is ordered by its current turn
+        without moving it."""
         routes = [route, *(catalog.models[n] for n in route.fallbacks if catalog and n in catalog.models)]
         candidates: list[DeploymentConfig] = []
         primary = 0
         for each in routes:
-            snapshot = self._snapshot(each, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            snapshot = self._snapshot(
+                each,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                take_turn=each is route or primary == 0,
+            )
             ordered = (
                 by_priority(each.deployments)
                 if unavailable_too

@@ -115,3 +115,47 @@ async def test_a_fallback_model_stays_a_fallback_when_the_model_itself_is_unavai
         assert len(upstream.requests) == 1
     finally:
         upstream.stop()
+
+
+def _rotating_pair(name: str, first: int, fallbacks: tuple[str, ...] = ()) -> ModelRoute:
+    return ModelRoute(
+        name=name,
+        created=0,
+        owned_by="p",
+        strategy="round_robin",
+        deployments=(deployment(first, 1), deployment(first + 1, 1)),
+        fallbacks=fallbacks,
+    )
+
+
+async def test_a_fallback_planned_just_in_case_does_not_move_its_models_rotation():
+    catalog = Catalog(models={"m": _rotating_pair("m", 1, fallbacks=("b",)), "b": _rotating_pair("b", 3)})
+    router = Router(
+        client=create_http_client(max_connections=1, timeout_seconds=5, connect_timeout=1),
+        default_timeout=5,
+        breakers=BreakerBoard(BreakerPolicy(failure_threshold=1)),
+    )
+    try:
+
+        def plan(name: str) -> list[int]:
+            return [d.id for d in router.plan(catalog.models[name], catalog=catalog).candidates]
+
+        plans = []
+        for _ in range(4):  # requests for "m" and for "b" alternate
+            plans += [plan("m"), plan("b")]
+        # "b" rotates on its own requests only; as m's fallback it is planned from its current turn
+        assert plans == [
+            [1, 2, 3, 4],
+            [3, 4],
+            [2, 1, 4, 3],
+            [4, 3],
+            [1, 2, 3, 4],
+            [3, 4],
+            [2, 1, 4, 3],
+            [4, 3],
+        ]
+        router.breakers.failed(1)
+        router.breakers.failed(2)  # "m" has nothing available: its fallback serves and takes turns
+        assert [plan("m"), plan("m"), plan("m")] == [[3, 4], [4, 3], [3, 4]]
+    finally:
+        await router.aclose()
