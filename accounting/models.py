@@ -131,6 +131,10 @@ class UsageRollup(models.Model):
     reasoning_tokens = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
     cost_saved_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    cost_micro = models.PositiveBigIntegerField(
+        default=0,
+        help_text="The cost in micro-dollars, each record rounded up (the cost quota counters' rule).",
+    )
 
     class Meta:
         constraints = [

@@ -20,11 +20,12 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q, QuerySet, Sum
-from django.db.models.functions import TruncHour
+from django.db.models import Count, F, Max, Q, QuerySet, Sum, Value
+from django.db.models.functions import Ceil, TruncHour
 
 from accounting.models import RollupState, UsageRecord, UsageRollup
 
@@ -35,7 +36,11 @@ OVERLAP = dt.timedelta(minutes=5)  # re-examine records ingested this long befor
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 _GROUP = ("tenant_id", "tenant_name", "key_id", "key_prefix", "model", "provider")
+# A record's cost in micro-dollars rounded up: what the cost quota counters add per request.
+MICRO_COST = Ceil(F("cost_usd") * Value(Decimal(1_000_000)))
 RECORD_SUMS = {  # a rollup's columns as aggregates of raw records
+    # First: once "cost_usd" names the summed annotation, F("cost_usd") would mean the sum.
+    "cost_micro": Sum(MICRO_COST),
     "requests": Count("id"),
     "errors": Count("id", filter=Q(status__gte=400)),
     "cache_hits": Count("id", filter=Q(cache_hit=True)),

@@ -1,6 +1,7 @@
 """Quota spend as the usage records tell it: the current period's spend of every cost quota,
-rebuilt from ``UsageRecord`` (each record's cost rounded up to the micro-dollar, the rule of the
-live counters), and written into the shared counters by ``reconcilequotas``.
+rebuilt from the hourly rollups and the records not in them (each record's cost rounded up to
+the micro-dollar, the rule of the live counters), and written into the shared counters by
+``reconcilequotas``.
 
 Reconciling raises a counter to the records' total and never lowers it unless asked
 (``exact``): a counter ahead of the records is normal for the records still queued in a gateway's
@@ -11,15 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import cast
 from zoneinfo import ZoneInfo
 
 import redis
-from django.db.models import F, Sum, Value
-from django.db.models.functions import Ceil
+from django.db.models import Q, Sum
 
-from accounting.models import UsageRecord
+from accounting.models import UsageRecord, UsageRollup
+from accounting.rollups import HOUR, MICRO_COST, watermark
 from quotas.budget import Period, PeriodName, current_period
 from quotas.lua import RECONCILE
 from quotas.models import CostQuota
@@ -34,15 +34,42 @@ class RecordedSpend:
     micro: int
 
 
+def _hour_floor(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_ceil(moment: dt.datetime) -> dt.datetime:
+    floor = _hour_floor(moment)
+    return floor if floor == moment else floor + HOUR
+
+
 def recorded_spend_micro(quota: CostQuota, period: Period) -> int:
-    records = UsageRecord.objects.all()
-    records = (
-        records.filter(tenant_id=quota.tenant_id) if quota.tenant_id else records.filter(key_id=quota.key_id)
-    )
+    """The quota's spend in ``period`` (micro-dollars, each record rounded up), read like the
+    reports: the hourly rollups of the whole hours in the period, plus the records of its
+    partial hours (a time zone off the hour) and those not rolled up yet. So the spend survives
+    the purge of raw records (a lifetime quota) and never scans a period's raw records."""
+    owner = {"tenant_id": quota.tenant_id} if quota.tenant_id else {"key_id": quota.key_id}
+    records = UsageRecord.objects.filter(**owner).order_by()
+    hours = UsageRollup.objects.filter(granularity="hour", **owner)
+    mark = watermark()
+    if mark is None:
+        rolled, unrolled = records.none(), records
+    else:
+        rolled, unrolled = records.filter(ingested_at__lte=mark), records.filter(ingested_at__gt=mark)
     if period.start is not None and period.end is not None:
-        records = records.filter(created_at__gte=period.start, created_at__lt=period.end)
-    total = records.aggregate(total=Sum(Ceil(F("cost_usd") * Value(Decimal(1_000_000)))))["total"]
-    return int(total or 0)
+        whole_from, whole_to = _hour_ceil(period.start), _hour_floor(period.end)
+        hours = hours.filter(bucket_start__gte=whole_from, bucket_start__lt=whole_to)
+        edges = Q(created_at__gte=period.start, created_at__lt=whole_from) | Q(
+            created_at__gte=whole_to, created_at__lt=period.end
+        )
+        rolled = rolled.filter(edges)
+        unrolled = unrolled.filter(created_at__gte=period.start, created_at__lt=period.end)
+    else:
+        rolled = rolled.none()  # lifetime: every rolled-up record is in an hour
+    total = hours.aggregate(total=Sum("cost_micro"))["total"] or 0
+    for part in (rolled, unrolled):
+        total += part.aggregate(total=Sum(MICRO_COST))["total"] or 0
+    return int(total)
 
 
 def recorded_spend(*, now: dt.datetime, tz: ZoneInfo) -> list[RecordedSpend]:
