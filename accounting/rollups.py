@@ -12,7 +12,8 @@ is counted. So at any moment: rollups = records ingested up to ``W``, and the re
 after ``W`` are "unrolled" (the summary adds them).
 
 Retention deletes raw records older than the cutoff and already rolled up, in batches; rollups
-are kept. Hours before the cutoff are never recomputed (their raw records may be gone)."""
+are kept. Hours before the cutoff are never recomputed (their raw records may be gone): a record
+of such an hour arriving late is added to its rollups and deleted in one step (``_fold_late``)."""
 
 from __future__ import annotations
 
@@ -134,6 +135,49 @@ class RollupResult:
     hours: int
     days: int
     rolled_through: dt.datetime
+    folded: int = 0  # records later than the retention, added to their rollups and deleted
+
+
+def _add_to_bucket(granularity: str, start: dt.datetime, sums: Mapping[str, Any]) -> None:
+    row = _rollup(granularity, start, sums)
+    bucket = UsageRollup.objects.filter(
+        granularity=granularity,
+        bucket_start=start,
+        tenant_id=row.tenant_id,
+        key_id=row.key_id,
+        model=row.model,
+        provider=row.provider,
+    )
+    if not bucket.update(**{name: F(name) + getattr(row, name) for name in RECORD_SUMS}):
+        row.save(force_insert=True)
+
+
+def _fold_late(cutoff: dt.datetime, previous: dt.datetime | None, mark: dt.datetime) -> int:
+    """Records of hours before the retention cutoff that arrived since the previous run (a spool
+    replayed, a gateway clock far behind): their hours are not recomputed (the raw records may be
+    purged), so their sums are added to the hour's and the day's rollups and the records deleted,
+    in the run's transaction: each is counted exactly once, and none is lost to the purge."""
+    whole_hours = cutoff.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    before = whole_hours if whole_hours == cutoff else whole_hours + HOUR  # hours that start before it
+    late = UsageRecord.objects.filter(created_at__lt=before, ingested_at__lte=mark)
+    if previous is not None:
+        late = late.filter(ingested_at__gt=previous)
+    ids = list(late.order_by().values_list("id", flat=True))
+    if not ids:
+        return 0
+    groups = (
+        UsageRecord.objects.filter(id__in=ids)
+        .order_by()
+        .annotate(hour=TruncHour("created_at"))
+        .values("hour", *_GROUP)
+        .annotate(**RECORD_SUMS)
+    )
+    for group in groups:
+        _add_to_bucket("hour", group["hour"], group)
+        _add_to_bucket("day", group["hour"].replace(hour=0), group)
+    UsageRecord.objects.filter(id__in=ids).delete()
+    logger.warning("folded %d usage records older than the retention into their rollups", len(ids))
+    return len(ids)
 
 
 def usage_rollup(*, retention_cutoff: dt.datetime | None = None, lag: dt.timedelta = LAG) -> RollupResult:
@@ -149,8 +193,10 @@ def usage_rollup(*, retention_cutoff: dt.datetime | None = None, lag: dt.timedel
         hours = sorted(
             set(fresh.order_by().annotate(h=TruncHour("created_at")).values_list("h", flat=True).distinct())
         )
+        folded = 0
         if retention_cutoff is not None:
             hours = [h for h in hours if h >= retention_cutoff]
+            folded = _fold_late(retention_cutoff, previous, mark)
         for hour in hours:
             _replace_bucket("hour", hour, _hour_rows(hour, mark))
         days = sorted({h.replace(hour=0) for h in hours})
@@ -158,7 +204,7 @@ def usage_rollup(*, retention_cutoff: dt.datetime | None = None, lag: dt.timedel
             _replace_bucket("day", day, _day_rows(day))
         state.rolled_through = mark
         state.save(update_fields=["rolled_through"])
-    return RollupResult(hours=len(hours), days=len(days), rolled_through=mark)
+    return RollupResult(hours=len(hours), days=len(days), rolled_through=mark, folded=folded)
 
 
 def usage_purge(*, cutoff: dt.datetime, batch_size: int = 5000) -> int:

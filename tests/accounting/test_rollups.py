@@ -143,9 +143,58 @@ def test_retention_deletes_old_raw_records_in_batches_and_keeps_rollups(keys):
     assert deleted == 5
     assert sorted(UsageRecord.objects.values_list("prompt_tokens", flat=True)) == [70, 90]
     assert snapshot() == kept_rollups
-    # Hours before the cutoff are not recomputed from the now partial raw records.
-    usage_rollup(lag=NO_LAG, retention_cutoff=NOW - dt.timedelta(days=90))
-    assert snapshot() == kept_rollups
+    # Hours before the cutoff are not recomputed from the now partial raw records; the one
+    # record of such an hour not rolled up yet is added to its rollups (and deleted).
+    result = usage_rollup(lag=NO_LAG, retention_cutoff=NOW - dt.timedelta(days=90))
+    assert (result.hours, result.folded) == (1, 1)  # NOW's hour is recomputed (the overlap), unchanged
+    assert sorted(UsageRecord.objects.values_list("prompt_tokens", flat=True)) == [90]
+    late_hour = (old - dt.timedelta(hours=1)).replace(minute=0)
+    added = sorted(set(snapshot()) - set(kept_rollups))
+    # its day: the day of the five rolled-up records (now six), or the day before (now one)
+    day = ("day", late_hour.replace(hour=0), *((6, 220) if late_hour.day == old.day else (1, 70)))
+    assert [(row[0], row[1], row[6], row[8]) for row in added] == [day, ("hour", late_hour, 1, 70)]
+
+
+def test_a_record_later_than_the_retention_is_folded_into_its_rollups_exactly_once(keys):
+    a, b = keys
+    old = NOW - dt.timedelta(days=100)
+    cutoff = NOW - dt.timedelta(days=90)
+    write_events([ev(a, 1, at=old), ev(a, 2, at=old, cost="0.0000015")])
+    usage_rollup(lag=NO_LAG)  # rolled up while recent
+    assert usage_purge(cutoff=cutoff) == 2
+    before = snapshot()
+    late = [ev(a, 3, at=old + dt.timedelta(minutes=1)), ev(b, 4, at=old - dt.timedelta(days=1))]
+    write_events(late)  # a spool replayed a hundred days late
+
+    result = usage_rollup(lag=NO_LAG, retention_cutoff=cutoff)
+
+    assert (result.hours, result.folded) == (0, 2)
+    assert UsageRecord.objects.count() == 0
+    hour = old.replace(minute=0)
+    rows = {
+        (g, start, key_id): (requests, prompt, completion, cost, micro)
+        for g, start, key_id, requests, prompt, completion, cost, micro in UsageRollup.objects.values_list(
+            "granularity",
+            "bucket_start",
+            "key_id",
+            "requests",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "cost_micro",
+        )
+    }
+    cost = Decimal("0.001") * 2 + Decimal("0.0000015")
+    assert rows == {
+        ("hour", hour, a.key_id): (3, 60, 6, cost, 2_002),
+        ("day", hour.replace(hour=0), a.key_id): (3, 60, 6, cost, 2_002),
+        ("hour", hour - dt.timedelta(days=1), b.key_id): (1, 40, 4, Decimal("0.001"), 1_000),
+        ("day", hour.replace(hour=0) - dt.timedelta(days=1), b.key_id): (1, 40, 4, Decimal("0.001"), 1_000),
+    }
+    assert len(before) == 2
+    again = usage_rollup(lag=NO_LAG, retention_cutoff=cutoff)
+    assert (again.hours, again.folded) == (0, 0)
+    assert UsageRollup.objects.count() == 4
 
 
 def test_the_periodic_tasks_run_eagerly_without_a_broker_and_are_scheduled(keys, settings):
@@ -153,11 +202,14 @@ def test_the_periodic_tasks_run_eagerly_without_a_broker_and_are_scheduled(keys,
 
     a, _ = keys
     write_events([ev(a, 1, at=NOW - dt.timedelta(days=200))])
+    UsageRecord.objects.update(ingested_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10))  # past LAG
     assert settings.CELERY_TASK_ALWAYS_EAGER
     rollup_usage.delay()
-    assert UsageRollup.objects.count() == 0  # its hour is past the retention: never recomputed
+    # its hour is past the retention: the record is added to its hour and day, and deleted
+    assert sorted(UsageRollup.objects.values_list("granularity", "requests")) == [("day", 1), ("hour", 1)]
+    assert UsageRecord.objects.count() == 0
     purge_usage.delay()
-    assert UsageRollup.objects.count() == 0
+    assert UsageRollup.objects.count() == 2
     reconcile_quotas.delay()
     assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == {
         "accounting.tasks.drain_usage_outbox",
