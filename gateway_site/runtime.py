@@ -87,6 +87,7 @@ class _CheckTurns:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     launched: int = 0
+    last_launch: float = -math.inf
 
 
 class SnapshotWatcher:
@@ -96,11 +97,13 @@ class SnapshotWatcher:
     ``catch_up`` gives read-your-writes to a request the snapshot cannot serve (an unknown key
     or model): it waits for a revision check that began after it was called, so a key works the
     moment ``issuekey`` returns. Checks are coalesced: one at a time, in a thread of their own,
-    and one serves every caller that asked before it was launched, so a burst of misses costs
-    two checks and a flood of bad keys at most one ``SELECT`` in flight per event loop; none is
-    made within a second of a failed one."""
+    at least ``CHECK_SPACING_SECONDS`` apart, and one serves every caller that asked before it
+    was launched; so a burst of misses costs two checks, and a flood of bad keys or unknown
+    models at most 40 small ``SELECT`` a second per event loop. None is made within a second of
+    a failed one."""
 
     FAILED_CHECK_PAUSE_SECONDS = 1.0
+    CHECK_SPACING_SECONDS = 0.025  # at most 40 checks a second per event loop
 
     def __init__(self, *, poll_seconds: float, redis_url: str) -> None:
         self._poll = poll_seconds
@@ -135,7 +138,11 @@ class SnapshotWatcher:
         async with turn.lock:
             paused = time.monotonic() - self._failed_at < self.FAILED_CHECK_PAUSE_SECONDS
             if turn.launched == asked and not paused:
+                wait = turn.last_launch + self.CHECK_SPACING_SECONDS - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # the callers asking meanwhile share this check
                 turn.launched += 1
+                turn.last_launch = time.monotonic()
                 await asyncio.get_running_loop().run_in_executor(self._checker, self._refresh)
         return self.current()
 

@@ -5,6 +5,7 @@ that finds nothing new keeps the snapshot."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -41,5 +42,25 @@ def test_fifty_concurrent_catch_ups_share_two_checks_that_find_a_new_key(make_ke
 
         assert asyncio.run(watcher.catch_up(before)) is seen[0]  # already newer: no check
         assert watcher.revision_checks == 4
+    finally:
+        watcher.stop(join_seconds=5)
+
+
+def test_checks_one_after_another_are_spaced_so_a_flood_is_bounded(make_key):
+    make_key("acme")
+    watcher = SnapshotWatcher(poll_seconds=30, redis_url="")
+    try:
+        snapshot = watcher.current()
+
+        async def one_after_another(times: int) -> float:
+            started = time.monotonic()
+            for _ in range(times):
+                assert await watcher.catch_up(snapshot) is snapshot  # nothing changed
+            return time.monotonic() - started
+
+        elapsed = asyncio.run(one_after_another(20))
+
+        assert watcher.revision_checks == 1 + 20  # each caller asked after the previous check
+        assert elapsed >= 19 * SnapshotWatcher.CHECK_SPACING_SECONDS
     finally:
         watcher.stop(join_seconds=5)
