@@ -104,6 +104,7 @@ class SnapshotWatcher:
 
     FAILED_CHECK_PAUSE_SECONDS = 1.0
     CHECK_SPACING_SECONDS = 0.025  # at most 40 checks a second per event loop
+    CHECK_WAIT_SECONDS = 1.0  # how long a request waits for a check before it is refused
 
     def __init__(self, *, poll_seconds: float, redis_url: str) -> None:
         self._poll = poll_seconds
@@ -143,7 +144,10 @@ class SnapshotWatcher:
                     await asyncio.sleep(wait)  # the callers asking meanwhile share this check
                 turn.launched += 1
                 turn.last_launch = time.monotonic()
-                await asyncio.get_running_loop().run_in_executor(self._checker, self._refresh)
+                check = asyncio.get_running_loop().run_in_executor(self._checker, self._refresh)
+                # A database that does not answer holds the check, not the request for long.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(check), self.CHECK_WAIT_SECONDS)
         return self.current()
 
     @property
