@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
@@ -17,7 +18,7 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import set_script_prefix, set_urlconf
+from django.urls import get_resolver, set_script_prefix, set_urlconf
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 django.setup(set_prefix=False)
@@ -99,6 +100,11 @@ def build_application() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     standard = ASGIHandler()
     lean = LeanASGIHandler()
     get_runtime().watcher.current()  # load the snapshot before the first request
+    get_resolver(LEAN_URLCONF).resolve("/v1/models")  # import the API views and what they use
+    # What is loaded by now lives as long as the process: out of the collector's reach, a full
+    # collection under load scans only what requests made since (a pause of ~100 ms otherwise).
+    gc.collect()
+    gc.freeze()
 
     async def application(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(LEAN_PREFIXES):
