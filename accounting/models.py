@@ -145,6 +145,7 @@ class UsageRollup(models.Model):
         ]
         indexes = [
             models.Index(fields=["tenant_id", "granularity", "bucket_start"], name="rollup_tenant_time"),
+            models.Index(fields=["key_id", "granularity", "bucket_start"], name="rollup_key_time"),
         ]
 
     def __str__(self) -> str:

@@ -1,7 +1,8 @@
 """Rollups keep the cost in micro-dollars with each record rounded up, so that quota spend is
 rebuilt from them (raw records are purged). Existing rows are filled in: an hour whose raw
 records are still there gets their exact sum; a row without them (purged) gets its summed cost
-rounded up, which may be lower by under one micro-dollar per record; days are summed from hours."""
+rounded up, which may be lower by under one micro-dollar per record; days are summed from hours.
+A key's quota reads its hours by key: an index like the tenant's."""
 
 import datetime as dt
 from decimal import Decimal
@@ -65,4 +66,8 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(fill_cost_micro, migrations.RunPython.noop),
+        migrations.AddIndex(
+            model_name="usagerollup",
+            index=models.Index(fields=["key_id", "granularity", "bucket_start"], name="rollup_key_time"),
+        ),
     ]
