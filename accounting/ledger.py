@@ -65,10 +65,9 @@ def _decode_entries(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[li
 
 
 def next_batch(
-    client: redis.Redis, *, stream: str, consumer: str, batch_size: int, claim_idle_ms: int, block_ms: int
+    client: redis.Redis, *, stream: str, consumer: str, batch_size: int, claim_idle_ms: int
 ) -> Batch:
-    """Entries idle too long in a dead consumer first, else new ones (waiting up to ``block_ms``
-    for them; 0: no wait)."""
+    """Entries idle too long in a dead consumer first, else new ones (no waiting for them)."""
     reply: Any = client.xautoclaim(
         stream, GROUP, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=batch_size
     )
@@ -76,7 +75,7 @@ def next_batch(
     if claimed:
         ids, events = _decode_entries(claimed)
         return Batch(ids=ids, events=events, claimed=len(ids))
-    read: Any = client.xreadgroup(GROUP, consumer, {stream: ">"}, count=batch_size, block=block_ms or None)
+    read: Any = client.xreadgroup(GROUP, consumer, {stream: ">"}, count=batch_size)
     entries = read[0][1] if read else []  # RESP2: [[stream, [(id, fields), ...]]]
     ids, events = _decode_entries(entries)
     return Batch(ids=ids, events=events, claimed=0)
@@ -104,7 +103,6 @@ def drain(
     batch_size: int,
     claim_idle_ms: int,
     max_batches: int = 1_000_000,
-    block_ms: int = 0,
 ) -> int:
     """Drain batches until the stream has nothing left for this consumer (or ``max_batches``);
     returns how many entries were stored."""
@@ -117,7 +115,6 @@ def drain(
             consumer=consumer,
             batch_size=batch_size,
             claim_idle_ms=claim_idle_ms,
-            block_ms=block_ms if stored == 0 else 0,
         )
         if not batch.ids:
             break
