@@ -8,7 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.redis_space import DEFAULT_URL
+
 SCENARIOS = ("fixed", "delay", "stream")
+DEFAULT_SCENARIOS = SCENARIOS
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -25,11 +28,18 @@ class Options:
     baseline: bool
     keep: bool
     results_dir: Path
+    redis_url: str
 
     @property
     def mode(self) -> str:
         full = self.duration >= 15 and self.warmup >= 5 and self.repeats >= 3
         return "full" if full else "quick"
+
+    @property
+    def label(self) -> str:
+        """The results file's suffix: the mode, and the scenarios when not the default ones."""
+        chosen = "" if self.scenarios == DEFAULT_SCENARIOS else "-" + "-".join(self.scenarios)
+        return self.mode + chosen
 
 
 def _levels(text: str) -> tuple[int, ...]:
@@ -75,7 +85,13 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--stream-concurrency", type=_levels, default=(1, 16, 64), help="Streaming TTFT client (1,16,64)."
     )
     parser.add_argument(
-        "--only", action="append", choices=SCENARIOS, help="Run only these scenarios (repeatable)."
+        "--only",
+        action="append",
+        choices=SCENARIOS,
+        help="Run only these scenarios (repeatable).",
+    )
+    parser.add_argument(
+        "--redis-url", default=DEFAULT_URL, help=f"Redis for the limits and the outbox ({DEFAULT_URL})."
     )
     parser.add_argument("--no-nginx", action="store_true", help="Use the Python fixed-response upstream.")
     parser.add_argument(
@@ -97,9 +113,10 @@ def parse_options(argv: list[str] | None = None) -> Options:
         concurrency=args.concurrency,
         delay_concurrency=args.delay_concurrency,
         stream_concurrency=args.stream_concurrency,
-        scenarios=tuple(s for s in SCENARIOS if not args.only or s in args.only),
+        scenarios=tuple(s for s in SCENARIOS if s in (args.only or DEFAULT_SCENARIOS)),
         use_nginx=not args.no_nginx,
         baseline=not args.no_baseline,
         keep=args.keep,
         results_dir=args.results_dir,
+        redis_url=args.redis_url,
     )

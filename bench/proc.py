@@ -96,6 +96,22 @@ def cpu_spent(pid: int, before: CpuSnapshot, after: CpuSnapshot) -> CpuSpent:
     return CpuSpent(total=after.total - before.total, main=main, background=background)
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live children of a process, from ``/proc/<pid>/task/*/children`` (each thread lists
+    the children it started)."""
+    children: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return sorted(set(children))
+
+
 @dataclass(frozen=True)
 class Memory:
     rss_mb: float
