@@ -1,6 +1,6 @@
 """``python -m bench``: start the upstreams and the gateways, run the scenarios, print the table
 and write the JSON. Exit status: 0; 1 if any run saw errors, a gateway's usage records do not
-match what its clients completed; 2 if it could not run at all."""
+match what its clients completed, or the soak failed; 2 if it could not run at all."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from bench.profiles import LADDER
 from bench.records import RecordCheck
 from bench.redis_space import RedisSpace
 from bench.report import Row, error_summary, render_table, write_json
+from bench.scaling import ScalingSummary, scaling_scenario
 from bench.scenarios import Bench
+from bench.soak import SoakSummary, soak_scenario
 from bench.upstreams import ROOT, Upstreams, nginx_binary, start_upstreams
 from bench.wrk import INSTALL_HINT, wrk_binary
 
@@ -73,7 +75,9 @@ def _meta(
         "cpus": os.cpu_count(),
         "pinning": pinning.describe(),
         "upstreams": {u.name: u.implementation for u in upstreams.all()},
-        "server": ("daphne, 1 process per gateway, gateway_site.asgi:application"),
+        "server": (
+            "daphne, 1 process, gateway_site.asgi:application; scaling: manage.py serve --workers 1 and 2"
+        ),
         "database": "SQLite in a temporary GATEWAY_DATA_DIR per gateway",
         "profiles": {profile.name: profile.describe() for profile in LADDER},
         "redis": f"{space.url}, key prefix {space.prefix} (deleted at the end)",
@@ -86,6 +90,8 @@ def _meta(
 @dataclass
 class Outcome:
     rows: list[Row] = field(default_factory=list)
+    scaling: ScalingSummary | None = None
+    soak: SoakSummary | None = None
 
 
 def _measure(options: Options, *, pinning: Pinning, fleet: Fleet, workdir: Path) -> Outcome:
@@ -96,7 +102,14 @@ def _measure(options: Options, *, pinning: Pinning, fleet: Fleet, workdir: Path)
         f"{options.duration}s runs, {options.repeats} repeat(s)",
         flush=True,
     )
-    return Outcome(rows=bench.run())
+    outcome = Outcome(rows=bench.run())
+    if "scaling" in options.scenarios:
+        rows, outcome.scaling = scaling_scenario(bench)
+        outcome.rows += rows
+    if "soak" in options.scenarios:
+        rows, outcome.soak = soak_scenario(bench, seconds=options.soak_seconds)
+        outcome.rows += rows
+    return outcome
 
 
 def run(options: Options) -> int:
@@ -141,12 +154,14 @@ def run(options: Options) -> int:
     checks = fleet.record_checks
     extra: dict[str, object] = {
         "usage_records": [check.as_dict() for check in checks],
+        "scaling": outcome.scaling.as_dict() if outcome.scaling else None,
+        "soak": outcome.soak.as_dict() if outcome.soak else None,
     }
     path = write_json(outcome.rows, meta, directory=options.results_dir, mode=options.label, extra=extra)
     _print_report(outcome, checks, meta)
     print(f"results: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     failed = any(row.failed for row in outcome.rows) or not all(check.ok for check in checks)
-    return 1 if failed else 0
+    return 1 if failed or (outcome.soak is not None and outcome.soak.failed) else 0
 
 
 def _clean_up(space: RedisSpace, workdir: Path, *, keep: bool) -> None:
@@ -166,6 +181,9 @@ def _print_report(outcome: Outcome, checks: list[RecordCheck], meta: dict[str, o
     print(error_summary(outcome.rows))
     for check in checks:
         print(f"usage records {check.describe()}")
+    for summary in (outcome.scaling, outcome.soak):
+        if summary is not None:
+            print(summary.describe())
     print(
         f"load average {meta['loadavg_start']} -> {meta['loadavg_end']}: the machine is shared, so absolute "
         "numbers drift between runs; compare the ratios measured in the same run."

@@ -1,5 +1,6 @@
 """Command-line options. The defaults are a quick run (a few minutes); ``--full`` is
-BENCHMARK.md's method (warm-up 5 s, 15 s runs, three repeats, median reported)."""
+BENCHMARK.md's method (warm-up 5 s, 15 s runs, three repeats, median reported). The soak runs
+only when asked for (``--only soak``): it lasts ``--soak-seconds`` (600) on its own."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 
 from bench.redis_space import DEFAULT_URL
 
-SCENARIOS = ("fixed", "delay", "stream")
-DEFAULT_SCENARIOS = SCENARIOS
+SCENARIOS = ("fixed", "delay", "stream", "scaling", "soak")
+DEFAULT_SCENARIOS = ("fixed", "delay", "stream", "scaling")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -28,6 +29,7 @@ class Options:
     baseline: bool
     keep: bool
     results_dir: Path
+    soak_seconds: int
     redis_url: str
 
     @property
@@ -88,7 +90,13 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--only",
         action="append",
         choices=SCENARIOS,
-        help="Run only these scenarios (repeatable).",
+        help="Run only these scenarios (repeatable). Default: all but soak.",
+    )
+    parser.add_argument(
+        "--soak-seconds",
+        type=_bounded(180, 3600),
+        default=600,
+        help="Length of the soak (600; 180..3600), in slices of 60 s. Runs only with --only soak.",
     )
     parser.add_argument(
         "--redis-url", default=DEFAULT_URL, help=f"Redis for the limits and the outbox ({DEFAULT_URL})."
@@ -118,5 +126,6 @@ def parse_options(argv: list[str] | None = None) -> Options:
         baseline=not args.no_baseline,
         keep=args.keep,
         results_dir=args.results_dir,
+        soak_seconds=args.soak_seconds,
         redis_url=args.redis_url,
     )

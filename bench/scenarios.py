@@ -6,7 +6,8 @@ bare Django, gateway, direct, ...) so that all of them see the same machine:
   ``gateway-full``, so each added cost is visible on its own;
 - ``delay50``: the 50 ms upstream, up to c=256 (no collapse with concurrency);
 - ``stream-ttft``: streaming through the gateway versus direct: time to first content chunk, and
-  whether chunks are relayed as they arrive (the asyncio client in ``bench.ttft``).
+  whether chunks are relayed as they arrive (the asyncio client in ``bench.ttft``);
+- ``scaling`` and ``soak``: ``bench.scaling`` and ``bench.soak``.
 
 Targets: ``direct`` (the upstream itself), ``django-bare`` (``bench.baseline_app``, the
 reference of BENCHMARK.md's throughput target) and the gateways; in ``delay50`` and
