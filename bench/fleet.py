@@ -55,15 +55,16 @@ class Fleet:
         return self._gateways[name]
 
     def serve(self, profile: Profile, *, workers: int, name: str) -> Gateway:
-        """``manage.py serve --workers N`` with ``profile``, unpinned."""
+        """``manage.py serve --workers N`` with ``profile``, on every CPU."""
         if name in self._gateways:
             raise RuntimeError(f"{name} is already running")
         installation = self._install(name, profile)
-        gateway = start_serve(installation, workers=workers, workdir=self.workdir)
+        gateway = start_serve(installation, workers=workers, cpus=self.pinning.all_cpus, workdir=self.workdir)
         self._gateways[name] = gateway
         print(
             f"{name}: manage.py serve --workers {workers}, pid {gateway.service.pid} "
-            f"(workers {', '.join(map(str, gateway.pids()))}) at {gateway.base_url}, not pinned"
+            f"(workers {', '.join(map(str, gateway.pids()))}) at {gateway.base_url}, "
+            f"on CPUs {self.pinning.all_cpus or 'all'}"
         )
         return gateway
 

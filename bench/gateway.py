@@ -207,9 +207,9 @@ def _serve_port(service: Service) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def start_serve(installation: Installation, *, workers: int, workdir: Path) -> Gateway:
-    """``manage.py serve --workers N`` on a free port, unpinned; ready when it answers and all
-    N workers are running."""
+def start_serve(installation: Installation, *, workers: int, cpus: str | None, workdir: Path) -> Gateway:
+    """``manage.py serve --workers N`` on a free port, on ``cpus`` (a taskset list); ready when
+    it answers and all N workers are running."""
     i = installation
     argv = [
         sys.executable,
@@ -222,7 +222,7 @@ def start_serve(installation: Installation, *, workers: int, workdir: Path) -> G
         "--workers",
         str(workers),
     ]
-    service = start_service(i.name, argv, log_dir=workdir, cwd=ROOT, env=i.env)
+    service = start_service(i.name, pinned(cpus, argv), log_dir=workdir, cwd=ROOT, env=i.env)
     try:
         wait_until(lambda: _serve_port(service) is not None, service=service, timeout=60)
         base_url = f"http://127.0.0.1:{_serve_port(service)}"

@@ -231,7 +231,7 @@ class Bench:
     # --- wrk scenarios ------------------------------------------------------------------------
 
     def wrk_levels(
-        self, scenario: str, targets: list[Target], levels: tuple[int, ...], *, load_cpu: int | None
+        self, scenario: str, targets: list[Target], levels: tuple[int, ...], *, load_cpu: int | str | None
     ) -> list[Row]:
         """wrk against every target at each level (wrk pinned to ``load_cpu``)."""
         scripts: dict[str, Path] = {}
