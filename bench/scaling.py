@@ -6,8 +6,8 @@ running, measured alternately with the direct upstream: wrk at c=64 on the fixed
 Nothing of the gateway is pinned here (two workers need both cores), and wrk is not pinned
 either: both are started on every CPU (``Pinning.all_cpus``; they would otherwise inherit the
 harness's own pinning to the load CPU). The fixed upstream stays on the load CPU. The load
-generator and the upstream therefore take CPU time the workers could use: the ratio is a lower
-bound of what two cores give."""
+generator, the upstream and redis-server therefore take CPU time the workers could use: the
+ratio is a lower bound of what two cores give."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ class ScalingSummary:
         return (
             f"scaling: serve --workers 2 / --workers 1 at c={self.concurrency} = "
             f"{self.workers2_requests_per_s:,.0f} / {self.workers1_requests_per_s:,.0f} req/s = "
-            f"{self.ratio:.2f}x ({verdict} the target of {TARGET_RATIO}x; a lower bound: wrk and the "
-            "upstream share the two cores with the workers)"
+            f"{self.ratio:.2f}x ({verdict} the target of {TARGET_RATIO}x; a lower bound: wrk, the "
+            "upstream and Redis share the two cores with the workers)"
         )
 
     def as_dict(self) -> dict[str, object]:
