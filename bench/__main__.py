@@ -1,5 +1,6 @@
-"""``python -m bench``: start the upstreams and the gateway, run the scenarios, print the table
-and write the JSON. Exit status: 0, 1 if any run saw errors, 2 if it could not run at all."""
+"""``python -m bench``: start the upstreams and the gateways, run the scenarios, print the table
+and write the JSON. Exit status: 0; 1 if any run saw errors, a gateway's usage records do not
+match what its clients completed, or the soak failed; 2 if it could not run at all."""
 
 from __future__ import annotations
 
@@ -11,13 +12,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.gateway import DaphneServer, gateway_env, prepare_database, start_baseline, start_gateway
+from bench.fleet import Fleet
 from bench.options import Options, parse_options
 from bench.proc import Pinning
+from bench.profiles import LADDER
+from bench.records import RecordCheck
+from bench.redis_space import RedisSpace
 from bench.report import Row, error_summary, render_table, write_json
+from bench.scaling import ScalingSummary, scaling_scenario
 from bench.scenarios import Bench
+from bench.soak import SoakSummary, soak_scenario
 from bench.upstreams import ROOT, Upstreams, nginx_binary, start_upstreams
 from bench.wrk import INSTALL_HINT, wrk_binary
 
@@ -53,9 +60,11 @@ def _meta(
     source: dict[str, object],
     started: float,
     loadavg_start: list[float],
+    space: RedisSpace,
 ) -> dict[str, object]:
     return {
         "mode": options.mode,
+        "scenarios": list(options.scenarios),
         "duration_s": options.duration,
         "warmup_s": options.warmup,
         "repeats": options.repeats,
@@ -66,12 +75,41 @@ def _meta(
         "cpus": os.cpu_count(),
         "pinning": pinning.describe(),
         "upstreams": {u.name: u.implementation for u in upstreams.all()},
-        "server": "daphne, 1 process, gateway_site.asgi:application",
-        "database": "SQLite in a temporary GATEWAY_DATA_DIR, no Redis (embedded defaults)",
+        "server": (
+            "daphne, 1 process, gateway_site.asgi:application; scaling: manage.py serve --workers 1 and 2"
+        ),
+        "database": "SQLite in a temporary GATEWAY_DATA_DIR per gateway",
+        "profiles": {profile.name: profile.describe() for profile in LADDER},
+        "redis": f"{space.url}, key prefix {space.prefix} (deleted at the end)",
         "loadavg_start": loadavg_start,
         "loadavg_end": list(os.getloadavg()),
         "wall_s": round(time.monotonic() - started, 1),
     }
+
+
+@dataclass
+class Outcome:
+    rows: list[Row] = field(default_factory=list)
+    scaling: ScalingSummary | None = None
+    soak: SoakSummary | None = None
+
+
+def _measure(options: Options, *, pinning: Pinning, fleet: Fleet, workdir: Path) -> Outcome:
+    bench = Bench(options=options, pinning=pinning, fleet=fleet, workdir=workdir)
+    bench.check()
+    print(
+        f"running ({options.mode}: {', '.join(options.scenarios)}): warm-up {options.warmup}s, "
+        f"{options.duration}s runs, {options.repeats} repeat(s)",
+        flush=True,
+    )
+    outcome = Outcome(rows=bench.run())
+    if "scaling" in options.scenarios:
+        rows, outcome.scaling = scaling_scenario(bench)
+        outcome.rows += rows
+    if "soak" in options.scenarios:
+        rows, outcome.soak = soak_scenario(bench, seconds=options.soak_seconds)
+        outcome.rows += rows
+    return outcome
 
 
 def run(options: Options) -> int:
@@ -81,66 +119,75 @@ def run(options: Options) -> int:
     started = time.monotonic()
     source = _source_state()  # before the run: the tree may change while it runs
     loadavg_start = list(os.getloadavg())
+    space = RedisSpace.for_run(options.redis_url)
+    space.check()
     pinning = Pinning.detect()
     if pinning.load_cpu is not None:
         os.sched_setaffinity(0, {pinning.load_cpu})  # the TTFT client runs in this process
     print(f"pinning: {pinning.describe()}")
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in loadavg_start)}")
+    print(f"redis: {space.url}, key prefix {space.prefix}")
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
-    upstreams: Upstreams | None = None
-    gateway = None
-    baselines: dict[str, DaphneServer] = {}
-    rows: list[Row] = []
+    fleet: Fleet | None = None
+    outcome = Outcome()
+    measured = False
     try:
         upstreams = start_upstreams(cpu=pinning.load_cpu, workdir=workdir, use_nginx=options.use_nginx)
+        fleet = Fleet(upstreams=upstreams, pinning=pinning, workdir=workdir, space=space)
         for upstream in upstreams.all():
             print(f"upstream {upstream.name}: {upstream.implementation} at {upstream.base_url}")
         if options.use_nginx and nginx_binary() is None:
             print("nginx not found (apt-get install -y nginx-light): the fixed upstream is Python")
-        env = gateway_env(workdir / "data")
-        key = prepare_database(env=env, upstreams=upstreams, workdir=workdir)
-        gateway = start_gateway(env=env, key=key, cpu=pinning.gateway_cpu, workdir=workdir)
-        print(f"gateway: daphne pid {gateway.service.pid} at {gateway.base_url} (data in {workdir / 'data'})")
         if options.baseline:
-            for upstream in (upstreams.fixed, upstreams.delay):
-                baselines[upstream.name] = start_baseline(upstream, cpu=pinning.gateway_cpu, workdir=workdir)
             print("reference: bare Django async view on Daphne, same HTTP client (bench/baseline_app.py)")
-        bench = Bench(
-            options=options,
-            pinning=pinning,
-            gateway=gateway,
-            upstreams=upstreams,
-            baselines=baselines,
-            workdir=workdir,
-        )
-        bench.check()
-        print(
-            f"running ({options.mode}): warm-up {options.warmup}s, {options.duration}s runs, "
-            f"{options.repeats} repeat(s)",
-            flush=True,
-        )
-        rows = bench.run()
-        meta = _meta(options, pinning, upstreams, source=source, started=started, loadavg_start=loadavg_start)
+        outcome = _measure(options, pinning=pinning, fleet=fleet, workdir=workdir)
+        measured = True
     finally:
-        for server in [*baselines.values(), *([gateway] if gateway else [])]:
-            server.service.stop()
-        if upstreams is not None:
-            upstreams.stop()
-        if options.keep:
+        try:
+            if fleet is not None:
+                fleet.stop(check=measured)  # checks the usage records of the gateways still running
+        finally:
+            _clean_up(space, workdir, keep=options.keep)
+    meta = _meta(
+        options, pinning, upstreams, source=source, started=started, loadavg_start=loadavg_start, space=space
+    )
+    checks = fleet.record_checks
+    extra: dict[str, object] = {
+        "usage_records": [check.as_dict() for check in checks],
+        "scaling": outcome.scaling.as_dict() if outcome.scaling else None,
+        "soak": outcome.soak.as_dict() if outcome.soak else None,
+    }
+    path = write_json(outcome.rows, meta, directory=options.results_dir, mode=options.label, extra=extra)
+    _print_report(outcome, checks, meta)
+    print(f"results: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    failed = any(row.failed for row in outcome.rows) or not all(check.ok for check in checks)
+    return 1 if failed or (outcome.soak is not None and outcome.soak.failed) else 0
+
+
+def _clean_up(space: RedisSpace, workdir: Path, *, keep: bool) -> None:
+    try:
+        print(f"redis: deleted {space.delete_all()} key(s) under {space.prefix}")
+    finally:
+        if keep:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    path = write_json(rows, meta, directory=options.results_dir, mode=options.mode)
+
+
+def _print_report(outcome: Outcome, checks: list[RecordCheck], meta: dict[str, object]) -> None:
     print()
-    print(render_table(rows))
+    print(render_table(outcome.rows))
     print()
-    print(error_summary(rows))
+    print(error_summary(outcome.rows))
+    for check in checks:
+        print(f"usage records {check.describe()}")
+    for summary in (outcome.scaling, outcome.soak):
+        if summary is not None:
+            print(summary.describe())
     print(
         f"load average {meta['loadavg_start']} -> {meta['loadavg_end']}: the machine is shared, so absolute "
         "numbers drift between runs; compare the ratios measured in the same run."
     )
-    print(f"results: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
-    return 1 if any(row.failed for row in rows) else 0
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """Command-line options. The defaults are a quick run (a few minutes); ``--full`` is
-BENCHMARK.md's method (warm-up 5 s, 15 s runs, three repeats, median reported)."""
+BENCHMARK.md's method (warm-up 5 s, 15 s runs, three repeats, median reported). The soak runs
+only when asked for (``--only soak``): it lasts ``--soak-seconds`` (600) on its own."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = ("fixed", "delay", "stream")
+from bench.redis_space import DEFAULT_URL
+
+SCENARIOS = ("fixed", "delay", "stream", "scaling", "soak")
+DEFAULT_SCENARIOS = ("fixed", "delay", "stream", "scaling")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -25,11 +29,19 @@ class Options:
     baseline: bool
     keep: bool
     results_dir: Path
+    soak_seconds: int
+    redis_url: str
 
     @property
     def mode(self) -> str:
         full = self.duration >= 15 and self.warmup >= 5 and self.repeats >= 3
         return "full" if full else "quick"
+
+    @property
+    def label(self) -> str:
+        """The results file's suffix: the mode, and the scenarios when not the default ones."""
+        chosen = "" if self.scenarios == DEFAULT_SCENARIOS else "-" + "-".join(self.scenarios)
+        return self.mode + chosen
 
 
 def _levels(text: str) -> tuple[int, ...]:
@@ -75,7 +87,19 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--stream-concurrency", type=_levels, default=(1, 16, 64), help="Streaming TTFT client (1,16,64)."
     )
     parser.add_argument(
-        "--only", action="append", choices=SCENARIOS, help="Run only these scenarios (repeatable)."
+        "--only",
+        action="append",
+        choices=SCENARIOS,
+        help="Run only these scenarios (repeatable). Default: all but soak.",
+    )
+    parser.add_argument(
+        "--soak-seconds",
+        type=_bounded(180, 3600),
+        default=600,
+        help="Length of the soak (600; 180..3600), in slices of 60 s. Runs only with --only soak.",
+    )
+    parser.add_argument(
+        "--redis-url", default=DEFAULT_URL, help=f"Redis for the limits and the outbox ({DEFAULT_URL})."
     )
     parser.add_argument("--no-nginx", action="store_true", help="Use the Python fixed-response upstream.")
     parser.add_argument(
@@ -97,9 +121,11 @@ def parse_options(argv: list[str] | None = None) -> Options:
         concurrency=args.concurrency,
         delay_concurrency=args.delay_concurrency,
         stream_concurrency=args.stream_concurrency,
-        scenarios=tuple(s for s in SCENARIOS if not args.only or s in args.only),
+        scenarios=tuple(s for s in SCENARIOS if s in (args.only or DEFAULT_SCENARIOS)),
         use_nginx=not args.no_nginx,
         baseline=not args.no_baseline,
         keep=args.keep,
         results_dir=args.results_dir,
+        soak_seconds=args.soak_seconds,
+        redis_url=args.redis_url,
     )

@@ -17,17 +17,20 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True)
 class Pinning:
-    """The gateway's CPU and the load side's (wrk, upstreams, this harness); None: unpinned."""
+    """The gateway's CPU and the load side's (wrk, upstreams, this harness); None: unpinned.
+    ``all_cpus`` (a taskset list) is for the processes meant to use every CPU: this harness
+    pins itself to the load CPU and its children would otherwise inherit that."""
 
     gateway_cpu: int | None
     load_cpu: int | None
+    all_cpus: str | None = None
 
     @classmethod
     def detect(cls) -> Pinning:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2 or shutil.which("taskset") is None:
             return cls(gateway_cpu=None, load_cpu=None)
-        return cls(gateway_cpu=cpus[0], load_cpu=cpus[1])
+        return cls(gateway_cpu=cpus[0], load_cpu=cpus[1], all_cpus=",".join(map(str, cpus)))
 
     @property
     def enabled(self) -> bool:
@@ -39,7 +42,8 @@ class Pinning:
         return f"gateway on CPU {self.gateway_cpu}; wrk, upstreams and this harness on CPU {self.load_cpu}"
 
 
-def pinned(cpu: int | None, argv: Sequence[str]) -> list[str]:
+def pinned(cpu: int | str | None, argv: Sequence[str]) -> list[str]:
+    """``argv`` under ``taskset -c cpu`` (a CPU number or a taskset list); None: as it is."""
     return ["taskset", "-c", str(cpu), *argv] if cpu is not None else list(argv)
 
 
@@ -94,6 +98,22 @@ def cpu_spent(pid: int, before: CpuSnapshot, after: CpuSnapshot) -> CpuSpent:
         if tid != pid
     )
     return CpuSpent(total=after.total - before.total, main=main, background=background)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of a process, from ``/proc/<pid>/task/*/children`` (each thread lists
+    the children it started)."""
+    children: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return sorted(set(children))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 @dataclass
 class Row:
-    scenario: str  # "fixed", "delay50", "stream-ttft"
-    target: str  # "direct", "django-bare" or "gateway"
+    scenario: str  # "fixed", "delay50", "stream-ttft", "scaling", "soak"
+    target: str  # "direct", "django-bare", "gateway", a gateway profile, "workers-N"
     concurrency: int
     requests_per_s: float
     p50_ms: float
@@ -21,9 +21,9 @@ class Row:
     socket_errors: int = 0
     added_p50_ms: float | None = None
     ratio: float | None = None  # req/s over the direct upstream's req/s
-    vs_bare: float | None = None  # the gateway's req/s over the bare Django view's
+    vs_bare: float | None = None  # a gateway's req/s over the bare Django view's
     cpu_ms_per_request: float | None = None
-    rss_mb: float | None = None  # peak resident set of the gateway process so far (VmHWM)
+    rss_mb: float | None = None  # peak resident set of the server process (largest worker) so far (VmHWM)
     note: str = ""
     runs: list[dict[str, object]] = field(default_factory=list)
 
@@ -42,7 +42,7 @@ def _ratio(value: float, reference: float) -> float | None:
 
 def compare(level: list[Row]) -> None:
     """Fill in, for the rows of one scenario and concurrency, what each server adds over the
-    direct upstream, and the gateway's throughput relative to the bare Django view."""
+    direct upstream, and each gateway's throughput relative to the bare Django view."""
     by_target = {row.target: row for row in level}
     direct = by_target.get("direct")
     bare = by_target.get("django-bare")
@@ -50,7 +50,7 @@ def compare(level: list[Row]) -> None:
         if direct is not None and row is not direct:
             row.added_p50_ms = row.p50_ms - direct.p50_ms
             row.ratio = _ratio(row.requests_per_s, direct.requests_per_s)
-        if bare is not None and row.target == "gateway":
+        if bare is not None and row.target.startswith("gateway"):
             row.vs_bare = _ratio(row.requests_per_s, bare.requests_per_s)
 
 
@@ -123,11 +123,15 @@ def error_summary(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_json(rows: list[Row], meta: dict[str, object], *, directory: Path, mode: str) -> Path:
+def write_json(
+    rows: list[Row], meta: dict[str, object], *, directory: Path, mode: str, extra: dict[str, object]
+) -> Path:
+    """``{"meta", "rows", **extra}`` (extra: the usage-record checks, the scaling and soak
+    summaries) to ``<directory>/<UTC timestamp>-<mode>.json``."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = directory / f"{stamp}-{mode}.json"
-    document = {"meta": meta, "rows": [asdict(row) for row in rows]}
+    document = {"meta": meta, "rows": [asdict(row) for row in rows], **extra}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(document, indent=2) + "\n")
     tmp.replace(path)

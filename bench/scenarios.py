@@ -1,14 +1,18 @@
 """The scenarios. Each runs its targets at the same concurrency levels, alternately (direct,
 bare Django, gateway, direct, ...) so that all of them see the same machine:
 
-- ``fixed``: the nearly free fixed-response upstream (what a server in front of it costs);
+- ``fixed``: the nearly free fixed-response upstream (what a server in front of it costs), with
+  the ladder of gateway profiles (``bench.profiles``): ``gateway-auth``, ``gateway-limits``,
+  ``gateway-full``, so each added cost is visible on its own;
 - ``delay50``: the 50 ms upstream, up to c=256 (no collapse with concurrency);
 - ``stream-ttft``: streaming through the gateway versus direct: time to first content chunk, and
-  whether chunks are relayed as they arrive (the asyncio client in ``bench.ttft``).
+  whether chunks are relayed as they arrive (the asyncio client in ``bench.ttft``);
+- ``scaling`` and ``soak``: ``bench.scaling`` and ``bench.soak``.
 
 Targets: ``direct`` (the upstream itself), ``django-bare`` (``bench.baseline_app``, the
-reference of BENCHMARK.md's throughput target) and ``gateway``. The CPU and memory of the last
-two are read from /proc around each measured run."""
+reference of BENCHMARK.md's throughput target) and the gateways; in ``delay50`` and
+``stream-ttft`` the target ``gateway`` is the full-path profile. The CPU and memory of the
+server processes are read from /proc around each measured run."""
 
 from __future__ import annotations
 
@@ -21,13 +25,15 @@ from typing import Generic, TypeVar
 
 import httpx
 
+from bench.fleet import Fleet
 from bench.gateway import MODELS, DaphneServer, Gateway
 from bench.options import Options
 from bench.payloads import chat_request
-from bench.proc import Pinning, Service, cpu_snapshot, cpu_spent, memory
+from bench.proc import Pinning, cpu_snapshot, cpu_spent, memory
+from bench.profiles import FULL, LADDER, REQUESTS_PER_MINUTE
 from bench.report import Row, compare
 from bench.ttft import StreamRun, run_streams
-from bench.upstreams import Upstream, Upstreams
+from bench.upstreams import Upstream
 from bench.wrk import WrkResult, lua_script, run_wrk
 
 Result = TypeVar("Result", WrkResult, StreamRun)
@@ -41,12 +47,30 @@ class Target:
     url: str
     model: str
     key: str | None
-    service: Service | None  # the process charged with CPU and memory; None for direct
+    server: DaphneServer | None  # the process(es) charged with CPU and memory; None for direct
+
+    def pids(self) -> list[int]:
+        if isinstance(self.server, Gateway):
+            return self.server.pids()
+        return [] if self.server is None else [self.server.service.pid]
+
+    def completed(self, requests: int, *, in_flight: int = 0) -> None:
+        """Count requests a client completed through this target (for the usage-record check)."""
+        if isinstance(self.server, Gateway):
+            self.server.tally.add(requests, in_flight=in_flight)
+
+    def log_tail(self) -> str:
+        return "" if self.server is None else self.server.service.log_tail()
+
+
+def gateway_target(name: str, gateway: Gateway, model: str) -> Target:
+    return Target(name, gateway.chat_url, model, gateway.key, gateway)
 
 
 @dataclass(frozen=True)
 class Cost:
-    """A server's CPU per request over one measured run, split by thread kind, and its memory."""
+    """The server's CPU per request over one measured run, split by thread kind, and its memory
+    (for several worker processes: CPU summed over them, memory the largest worker's)."""
 
     cpu_ms_per_request: float
     main_thread_ms_per_request: float
@@ -73,102 +97,111 @@ class Measurement(Generic[Result]):
 def measure(
     target: Target, action: Callable[[], Result], count: Callable[[Result], int]
 ) -> Measurement[Result]:
-    """Run ``action`` and charge the target process's CPU time over that span to the requests
+    """Run ``action`` and charge the target processes' CPU time over that span to the requests
     it made (``count``)."""
-    if target.service is None:
+    pids = target.pids()
+    if target.server is None or not pids:
         return Measurement(action(), None)
-    pid = target.service.pid
-    before = cpu_snapshot(pid)
+    before = {pid: cpu_snapshot(pid) for pid in pids}
     result = action()
-    after = cpu_snapshot(pid)
-    if not target.service.alive():
-        raise RuntimeError(f"{target.name} died during the run:\n{target.service.log_tail()}")
-    spent = cpu_spent(pid, before, after)
-    mem = memory(pid)
+    if not target.server.service.alive() or target.pids() != pids:
+        raise RuntimeError(f"{target.name} (or a worker) died during the run:\n{target.log_tail()}")
+    spent = [cpu_spent(pid, before[pid], cpu_snapshot(pid)) for pid in pids]
+    mem = [memory(pid) for pid in pids]
     per_request = 1000 / max(1, count(result))
     return Measurement(
         result,
         Cost(
-            cpu_ms_per_request=spent.total * per_request,
-            main_thread_ms_per_request=spent.main * per_request,
-            background_threads_ms_per_request=spent.background * per_request,
-            short_lived_threads_ms_per_request=spent.short_lived * per_request,
-            rss_mb=mem.rss_mb,
-            peak_rss_mb=mem.peak_rss_mb,
+            cpu_ms_per_request=sum(s.total for s in spent) * per_request,
+            main_thread_ms_per_request=sum(s.main for s in spent) * per_request,
+            background_threads_ms_per_request=sum(s.background for s in spent) * per_request,
+            short_lived_threads_ms_per_request=sum(s.short_lived for s in spent) * per_request,
+            rss_mb=max(m.rss_mb for m in mem),
+            peak_rss_mb=max(m.peak_rss_mb for m in mem),
         ),
     )
 
 
 class Bench:
-    def __init__(
-        self,
-        *,
-        options: Options,
-        pinning: Pinning,
-        gateway: Gateway,
-        upstreams: Upstreams,
-        baselines: dict[str, DaphneServer],
-        workdir: Path,
-    ) -> None:
+    def __init__(self, *, options: Options, pinning: Pinning, fleet: Fleet, workdir: Path) -> None:
         self.options = options
         self.pinning = pinning
-        self.gateway = gateway
-        self.upstreams = upstreams
-        self.baselines = baselines
+        self.fleet = fleet
         self.workdir = workdir
 
-    def targets(self, upstream: Upstream, *, with_baseline: bool = True) -> list[Target]:
+    def targets(
+        self, upstream: Upstream, *, ladder: bool = False, with_baseline: bool = True
+    ) -> list[Target]:
+        """direct, the bare Django view (when asked for), then either the ladder of gateway
+        profiles or the full-path gateway named ``gateway``."""
         targets = [Target(DIRECT, upstream.chat_url, f"upstream-{upstream.name}", None, None)]
-        baseline = self.baselines.get(upstream.name) if with_baseline else None
-        if baseline is not None:
-            targets.append(
-                Target(BARE, baseline.chat_url, f"upstream-{upstream.name}", None, baseline.service)
-            )
-        targets.append(
-            Target(
-                GATEWAY, self.gateway.chat_url, MODELS[upstream.name], self.gateway.key, self.gateway.service
-            )
-        )
+        if with_baseline and self.options.baseline:
+            baseline = self.fleet.baseline(upstream)
+            targets.append(Target(BARE, baseline.chat_url, f"upstream-{upstream.name}", None, baseline))
+        model = MODELS[upstream.name]
+        if ladder:
+            targets += [gateway_target(p.name, self.fleet.gateway(p), model) for p in LADDER]
+        else:
+            targets.append(gateway_target(GATEWAY, self.fleet.gateway(FULL), model))
         return targets
 
     # --- checks before the load ---------------------------------------------------------------
 
-    def check(self) -> None:
-        """One request per model through the gateway (and each baseline); fail loudly before
-        any load if an answer is wrong."""
-        for upstream in (self.upstreams.fixed, self.upstreams.delay):
-            for target in self.targets(upstream)[1:]:
-                headers = {"Content-Type": "application/json"}
-                if target.key:
-                    headers["Authorization"] = f"Bearer {target.key}"
-                response = httpx.post(
-                    target.url, content=chat_request(target.model), headers=headers, timeout=10
+    def check_target(self, target: Target) -> None:
+        """One request; fail loudly before any load if the answer is wrong, or if the rate
+        limits did not run where the profile has them (their headers) or ran where it has not."""
+        headers = {"Content-Type": "application/json"}
+        if target.key:
+            headers["Authorization"] = f"Bearer {target.key}"
+        response = httpx.post(target.url, content=chat_request(target.model), headers=headers, timeout=10)
+        target.completed(1)
+        if response.status_code != 200 or "choices" not in response.json():
+            raise RuntimeError(
+                f"{target.name} check failed for {target.model}: HTTP {response.status_code} "
+                f"{response.text[:300]}\n{target.log_tail()}"
+            )
+        limit = response.headers.get("x-ratelimit-limit-requests")
+        if isinstance(target.server, Gateway):
+            expected = str(REQUESTS_PER_MINUTE) if target.server.profile.tier else None
+            if limit != expected:
+                raise RuntimeError(
+                    f"{target.name}: x-ratelimit-limit-requests {limit!r}, expected {expected!r}"
                 )
-                if response.status_code != 200 or "choices" not in response.json():
-                    log = target.service.log_tail() if target.service else ""
-                    raise RuntimeError(
-                        f"{target.name} check failed for {target.model}: HTTP {response.status_code} "
-                        f"{response.text[:300]}\n{log}"
-                    )
-                overhead = response.headers.get("x-gateway-overhead-ms")
-                print(
-                    f"  check {target.name} {target.model}: HTTP 200"
-                    + (f", x-gateway-overhead-ms {overhead}" if overhead else "")
-                )
+        overhead = response.headers.get("x-gateway-overhead-ms")
+        print(
+            f"  check {target.name} {target.model}: HTTP 200"
+            + (f", x-gateway-overhead-ms {overhead}" if overhead else "")
+            + (f", x-ratelimit-limit-requests {limit}" if limit else "")
+        )
+
+    def check_stream(self, target: Target) -> None:
         run = run_streams(
-            self.gateway.chat_url,
-            body=chat_request(MODELS["stream"], stream=True),
-            key=self.gateway.key,
+            target.url,
+            body=chat_request(target.model, stream=True),
+            key=target.key,
             concurrency=1,
             seconds=0.01,
         )
+        target.completed(len(run.samples) + run.errors)
         if run.errors or not run.samples:
-            raise RuntimeError(f"gateway streaming check failed: {run.error_examples}")
-        print(f"  check gateway {MODELS['stream']}: streamed, TTFT {run.samples[0].ttft_s * 1000:.1f} ms")
+            raise RuntimeError(f"{target.name} streaming check failed: {run.error_examples}")
+        print(f"  check {target.name} {target.model}: streamed, TTFT {run.samples[0].ttft_s * 1000:.1f} ms")
+
+    def check(self) -> None:
+        scenarios = self.options.scenarios
+        upstreams = self.fleet.upstreams
+        if "fixed" in scenarios:
+            for target in self.targets(upstreams.fixed, ladder=True)[1:]:
+                self.check_target(target)
+        if "delay" in scenarios:
+            for target in self.targets(upstreams.delay)[1:]:
+                self.check_target(target)
+        if "stream" in scenarios:
+            self.check_stream(self.targets(upstreams.stream, with_baseline=False)[-1])
 
     # --- the common loop ------------------------------------------------------------------------
 
-    def _level(
+    def level(
         self,
         targets: list[Target],
         concurrency: int,
@@ -189,7 +222,7 @@ class Bench:
                 measured[target.name].append(m)
                 cost = f", {m.cost.describe()}" if m.cost else ""
                 print(
-                    f"  {scenario:<11} {target.name:<11} c={concurrency:<4} run {repeat + 1}/{opts.repeats}: "
+                    f"  {scenario:<11} {target.name:<14} c={concurrency:<4} run {repeat + 1}/{opts.repeats}: "
                     f"{show(m.result)}{cost}",
                     flush=True,
                 )
@@ -197,8 +230,10 @@ class Bench:
 
     # --- wrk scenarios ------------------------------------------------------------------------
 
-    def wrk_scenario(self, scenario: str, upstream: Upstream, levels: tuple[int, ...]) -> list[Row]:
-        targets = self.targets(upstream)
+    def wrk_levels(
+        self, scenario: str, targets: list[Target], levels: tuple[int, ...], *, load_cpu: int | str | None
+    ) -> list[Row]:
+        """wrk against every target at each level (wrk pinned to ``load_cpu``)."""
         scripts: dict[str, Path] = {}
         for target in targets:
             path = self.workdir / f"{scenario}-{target.name}.lua"
@@ -206,39 +241,49 @@ class Bench:
             scripts[target.name] = path
 
         def run(target: Target, concurrency: int, seconds: int) -> WrkResult:
-            return run_wrk(
+            result = run_wrk(
                 target.url,
                 script=scripts[target.name],
                 connections=concurrency,
                 seconds=seconds,
-                cpu=self.pinning.load_cpu,
+                cpu=load_cpu,
             )
+            target.completed(result.requests, in_flight=concurrency)
+            return result
 
         rows: list[Row] = []
         for concurrency in levels:
-            measured = self._level(targets, concurrency, run, lambda r: r.requests, _show_wrk, scenario)
-            level = [_wrk_row(scenario, name, concurrency, ms) for name, ms in measured.items()]
+            measured = self.level(targets, concurrency, run, lambda r: r.requests, show_wrk, scenario)
+            level = [wrk_row(scenario, name, concurrency, ms) for name, ms in measured.items()]
             compare(level)
             rows += level
         return rows
 
+    def wrk_scenario(
+        self, scenario: str, upstream: Upstream, levels: tuple[int, ...], *, ladder: bool
+    ) -> list[Row]:
+        targets = self.targets(upstream, ladder=ladder)
+        return self.wrk_levels(scenario, targets, levels, load_cpu=self.pinning.load_cpu)
+
     # --- streaming ----------------------------------------------------------------------------
 
     def stream_scenario(self, levels: tuple[int, ...]) -> list[Row]:
-        targets = self.targets(self.upstreams.stream, with_baseline=False)
+        targets = self.targets(self.fleet.upstreams.stream, with_baseline=False)
 
         def run(target: Target, concurrency: int, seconds: int) -> StreamRun:
-            return run_streams(
+            result = run_streams(
                 target.url,
                 body=chat_request(target.model, stream=True),
                 key=target.key,
                 concurrency=concurrency,
                 seconds=seconds,
             )
+            target.completed(len(result.samples), in_flight=result.errors)
+            return result
 
         rows: list[Row] = []
         for concurrency in levels:
-            measured = self._level(
+            measured = self.level(
                 targets, concurrency, run, lambda r: len(r.samples) + r.errors, _show_stream, "stream-ttft"
             )
             level = [_stream_row(name, concurrency, ms) for name, ms in measured.items()]
@@ -248,10 +293,13 @@ class Bench:
 
     def run(self) -> list[Row]:
         rows: list[Row] = []
+        upstreams = self.fleet.upstreams
         if "fixed" in self.options.scenarios:
-            rows += self.wrk_scenario("fixed", self.upstreams.fixed, self.options.concurrency)
+            rows += self.wrk_scenario("fixed", upstreams.fixed, self.options.concurrency, ladder=True)
         if "delay" in self.options.scenarios:
-            rows += self.wrk_scenario("delay50", self.upstreams.delay, self.options.delay_concurrency)
+            rows += self.wrk_scenario(
+                "delay50", upstreams.delay, self.options.delay_concurrency, ladder=False
+            )
         if "stream" in self.options.scenarios:
             rows += self.stream_scenario(self.options.stream_concurrency)
         return rows
@@ -277,7 +325,7 @@ def _apply_costs(row: Row, measurements: list[Measurement[Result]]) -> None:
             }
 
 
-def _wrk_row(scenario: str, target: str, concurrency: int, measured: list[Measurement[WrkResult]]) -> Row:
+def wrk_row(scenario: str, target: str, concurrency: int, measured: list[Measurement[WrkResult]]) -> Row:
     runs = [m.result for m in measured]
     row = Row(
         scenario=scenario,
@@ -332,7 +380,7 @@ def _stream_row(target: str, concurrency: int, measured: list[Measurement[Stream
     return row
 
 
-def _show_wrk(result: WrkResult) -> str:
+def show_wrk(result: WrkResult) -> str:
     errors = (
         f", ERRORS {result.non_2xx} non-2xx {result.socket_errors} socket"
         if result.non_2xx or result.socket_errors

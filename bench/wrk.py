@@ -106,7 +106,7 @@ def run_wrk(
     script: Path,
     connections: int,
     seconds: int,
-    cpu: int | None,
+    cpu: int | str | None,
     timeout_seconds: int = 10,
 ) -> WrkResult:
     argv = pinned(
