@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import DataError, RedisError
+from redis.typing import EncodableT
 
 from quotas.admission import (
     LineState,
@@ -36,16 +38,46 @@ _KINDS: dict[int, RefusalKind] = {1: "rate", 2: "too_large", 3: "parallel", 4: "
 Arg = str | int
 
 
+class _HiredisPacking:
+    """Commands packed by hiredis in C, as redis-py's sync client does. The asyncio connection
+    packs them in Python, at about 2.5 µs an argument; a limiter script call has about 25."""
+
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        command = args[0]
+        if isinstance(command, str):
+            args = (*command.encode().split(), *args[1:])
+        elif isinstance(command, bytes) and b" " in command:
+            args = (*command.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(cast(Any, args))]  # its stub's tuple type is too narrow
+        except TypeError as exc:
+            raise DataError(str(exc)) from exc
+
+
+_HIREDIS_PACKING: dict[type[Any], type[Any]] = {}
+
+
+def _packing_with_hiredis(connection_class: type[Any]) -> type[Any]:
+    packing = _HIREDIS_PACKING.get(connection_class)
+    if packing is None:
+        name = f"Hiredis{connection_class.__name__}"
+        packing = _HIREDIS_PACKING[connection_class] = type(name, (_HiredisPacking, connection_class), {})
+    return packing
+
+
 def create_client(url: str, *, timeout: float) -> aioredis.Redis:
     """A client whose every call ends within ``timeout``: redis-py's default retries (three,
-    with backoff) would stretch an outage's wait and could run a script twice."""
-    return aioredis.Redis.from_url(
+    with backoff) would stretch an outage's wait and could run a script twice. Its connections
+    (TCP, TLS or Unix socket, as the URL says) pack commands with hiredis."""
+    pool = aioredis.ConnectionPool.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=30,
     )
+    pool.connection_class = _packing_with_hiredis(pool.connection_class)
+    return aioredis.Redis.from_pool(pool)
 
 
 def admit_args(plan: Plan, now_ms: int | None) -> list[Arg]:
