@@ -5,6 +5,7 @@ that finds nothing new keeps the snapshot."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -64,3 +65,31 @@ def test_checks_one_after_another_are_spaced_so_a_flood_is_bounded(make_key):
         assert elapsed >= 19 * SnapshotWatcher.CHECK_SPACING_SECONDS
     finally:
         watcher.stop(join_seconds=5)
+
+
+def test_a_request_waits_at_most_a_second_for_a_check_that_does_not_finish(make_key):
+    make_key("acme")
+    watcher = SnapshotWatcher(poll_seconds=30, redis_url="")
+    try:
+        snapshot = watcher.current()
+        # A check stuck on the database: here, the watcher's own check lock held elsewhere.
+        stuck = threading.Event()
+        holder = threading.Thread(target=_hold, args=(watcher, stuck), daemon=True)
+        holder.start()
+        assert stuck.wait(5)
+
+        started = time.monotonic()
+        assert asyncio.run(watcher.catch_up(snapshot)) is snapshot
+        waited = time.monotonic() - started
+
+        assert SnapshotWatcher.CHECK_WAIT_SECONDS <= waited < SnapshotWatcher.CHECK_WAIT_SECONDS + 0.5
+        holder.join(10)
+        assert watcher.revision_checks == 2  # the stuck check ran once the lock was free
+    finally:
+        watcher.stop(join_seconds=5)
+
+
+def _hold(watcher: SnapshotWatcher, holding: threading.Event) -> None:
+    with watcher._check_lock:  # the test stands in for a database that hangs
+        holding.set()
+        time.sleep(2)
