@@ -300,7 +300,11 @@ class Runtime:
         return self._limiters.get() if settings.REDIS_URL else self._local_limiter
 
     def _build_limiter(self) -> Limiter:
-        client = create_client(settings.REDIS_URL, timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS)
+        client = create_client(
+            settings.REDIS_URL,
+            timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS,
+            max_connections=settings.GATEWAY_REDIS_MAX_CONNECTIONS,
+        )
         return Limiter(
             RedisStore(client, on_error=redis_error_hook("limiter")),
             fail_open=settings.GATEWAY_ON_REDIS_ERROR == "open",
@@ -314,7 +318,13 @@ class Runtime:
 
     def _build_cache(self) -> ResponseCache:
         timeout = settings.GATEWAY_REDIS_TIMEOUT_SECONDS
-        client = create_client(settings.REDIS_URL, timeout=timeout) if settings.REDIS_URL else None
+        client = (
+            create_client(
+                settings.REDIS_URL, timeout=timeout, max_connections=settings.GATEWAY_REDIS_MAX_CONNECTIONS
+            )
+            if settings.REDIS_URL
+            else None
+        )
         return ResponseCache(
             self._cache_local, client=client, prefix=settings.GATEWAY_REDIS_PREFIX, timeout=timeout
         )
@@ -360,7 +370,11 @@ class Runtime:
 
     def _start_routing_sync(self, router: Router) -> None:
         """Share latency averages and breaker openings with the other instances, in the background."""
-        client = create_client(settings.REDIS_URL, timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS)
+        client = create_client(
+            settings.REDIS_URL,
+            timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS,
+            max_connections=settings.GATEWAY_REDIS_MAX_CONNECTIONS,
+        )
         sync = RedisRoutingSync(
             latency=router.latency,
             breakers=router.breakers,

@@ -166,6 +166,8 @@ GATEWAY_SECRETS_KEYS = env_list("GATEWAY_SECRETS_KEYS", [])
 # Rate limits and cost quotas (README, "Rate limits and quotas").
 GATEWAY_ON_REDIS_ERROR = env_choice("GATEWAY_ON_REDIS_ERROR", "open", ("open", "closed"))
 GATEWAY_REDIS_TIMEOUT_SECONDS = env_float("GATEWAY_REDIS_TIMEOUT_SECONDS", 1.0, minimum=0.01)
+# Per Redis client of a process (limits, response cache, routing sync): past it, calls wait.
+GATEWAY_REDIS_MAX_CONNECTIONS = env_int("GATEWAY_REDIS_MAX_CONNECTIONS", 64, minimum=1)
 GATEWAY_QUOTA_TIMEZONE = env_timezone("GATEWAY_QUOTA_TIMEZONE", "UTC")
 GATEWAY_DEFAULT_MAX_TOKENS = env_int("GATEWAY_DEFAULT_MAX_TOKENS", 1024, minimum=1)
 # Routing and resilience (README, "Routing and resilience").

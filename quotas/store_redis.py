@@ -65,12 +65,18 @@ def _packing_with_hiredis(connection_class: type[Any]) -> type[Any]:
     return packing
 
 
-def create_client(url: str, *, timeout: float) -> aioredis.Redis:
+def create_client(url: str, *, timeout: float, max_connections: int = 64) -> aioredis.Redis:
     """A client whose every call ends within ``timeout``: redis-py's default retries (three,
     with backoff) would stretch an outage's wait and could run a script twice. Its connections
-    (TCP, TLS or Unix socket, as the URL says) pack commands with hiredis."""
-    pool = aioredis.ConnectionPool.from_url(
+    (TCP, TLS or Unix socket, as the URL says) pack commands with hiredis.
+
+    At most ``max_connections``; a call finding them all busy waits for one (within
+    ``timeout``). redis-py's default pool instead fails the call at once ("Too many
+    connections") past 100, which under load made admission fail open: limits unchecked."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),

@@ -5,6 +5,7 @@ hard-quota reservations, lease expiry, alerts once per period, and period rollov
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from decimal import Decimal
@@ -362,3 +363,23 @@ async def test_failed_redis_calls_reach_the_error_hook_once_each():
         await dead.quota_states(lines)
     assert failures == ["failed", "failed", "failed"]
     await dead.aclose()
+
+
+async def test_more_concurrent_calls_than_connections_wait_for_one_and_are_all_decided(redis_prefix):
+    """Past its connections a call waits for one: the requests of a busy gateway are all
+    checked, none admitted unchecked (redis-py's default pool failed them past 100)."""
+    client = create_client(redis_url(), timeout=2, max_connections=4)
+    gate = limiter(RedisStore(client))
+    policy = tier_policy("fixed_window", requests_per_minute=150)
+    try:
+        admissions = await asyncio.gather(
+            *(gate.admit(plan(policy, redis_prefix, f"r{i}", at_ms=T0_MS), now_ms=T0_MS) for i in range(150))
+        )
+        assert all(admission.plan is not None for admission in admissions)
+        assert gate.unenforced_total == 0
+        pool = client.connection_pool
+        assert len(pool._available_connections) + len(pool._in_use_connections) <= 4
+        with pytest.raises(RateLimited):  # the 151st of the minute: every one above was counted
+            await gate.admit(plan(policy, redis_prefix, "r150", at_ms=T0_MS), now_ms=T0_MS)
+    finally:
+        await client.aclose()
