@@ -13,6 +13,7 @@ from accounting.models import UsageRecord, UsageRollup
 from accounting.recorder import UsageEvent, write_events
 from accounting.reports import Scope, usage_report, usage_summary
 from accounting.rollups import usage_purge, usage_rollup
+from tests.accounting.events import usage_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NOW = dt.datetime.now(dt.UTC).replace(minute=30, second=0, microsecond=0)
@@ -22,22 +23,7 @@ NO_LAG = dt.timedelta(0)
 def ev(
     key, n: int, *, at: dt.datetime, model: str = "m1", status: int = 200, cost: str = "0.001"
 ) -> UsageEvent:
-    return UsageEvent(
-        request_id=f"req_{key.key_id}_{n}_{at.timestamp()}",
-        client_request_id="",
-        created_at=at.timestamp(),
-        tenant_id=key.tenant.pk,
-        tenant_name=key.tenant.name,
-        key_id=key.key_id,
-        key_prefix=f"k{key.key_id}",
-        model=model,
-        provider="p1",
-        status=status,
-        latency_ms=1.0,
-        prompt_tokens=10 * n,
-        completion_tokens=n,
-        cost_usd=Decimal(cost),
-    )
+    return usage_event(key, n, at=at, model=model, cost=cost, status=status, tokens_per_n=10)
 
 
 def snapshot() -> list[tuple]:

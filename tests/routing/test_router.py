@@ -45,76 +45,70 @@ async def _no_sleep(_seconds: float) -> None:
     return None
 
 
-async def test_every_upstream_call_is_recorded_with_its_retry_number_and_fallback_flag():
-    upstream = FakeOpenAIUpstream().start()
-    try:
-        a = ProviderConfig(name="a", kind="openai", base_url=upstream.base_url, api_key="k")
-        primary = DeploymentConfig(id=1, provider=a, upstream_model="primary")
-        spare = DeploymentConfig(id=2, provider=a, upstream_model="spare")
-        catalog = Catalog(
-            models={
-                "m": ModelRoute(name="m", created=0, owned_by="a", deployments=(primary,), fallbacks=("b",)),
-                "b": ModelRoute(name="b", created=0, owned_by="a", deployments=(spare,)),
-            }
-        )
-        router = Router(
-            client=create_http_client(max_connections=4, timeout_seconds=5, connect_timeout=1),
-            default_timeout=5,
-            retry=RetryPolicy(retries=1),
-            sleep=_no_sleep,
-        )
-        upstream.enqueue(*[ErrorReply(503, "busy", type="server_error")] * 2, ErrorReply(400, "bad"))
-        attempt = router.plan(catalog.models["m"], catalog=catalog)
-        assert attempt.primary == 1
-        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-        with pytest.raises(UpstreamHTTPError) as raised:
-            await router.complete(attempt, body, request_id="req_1")
-        await router.aclose()
-        assert raised.value.status == 400
-        assert [(t.deployment.id, t.retry, t.fallback, t.status, t.error_type) for t in attempt.tries] == [
-            (1, 0, False, 502, "upstream_error"),
-            (1, 1, False, 502, "upstream_error"),
-            (2, 0, True, 400, "invalid_request_error"),
-        ]
-        assert attempt.retries == 1
-        assert attempt.fell_back is True
-        assert attempt.attempts == 3
-        assert all(t.seconds >= 0 for t in attempt.tries)
-        assert attempt.upstream_seconds == pytest.approx(sum(t.seconds for t in attempt.tries))
-    finally:
-        upstream.stop()
+@pytest.fixture
+def upstream():
+    fake = FakeOpenAIUpstream().start()
+    yield fake
+    fake.stop()
 
 
-async def test_a_fallback_model_stays_a_fallback_when_the_model_itself_is_unavailable():
-    upstream = FakeOpenAIUpstream().start()
-    try:
-        a = ProviderConfig(name="a", kind="openai", base_url=upstream.base_url, api_key="k")
-        primary = DeploymentConfig(id=1, provider=a, upstream_model="primary")
-        spare = DeploymentConfig(id=2, provider=a, upstream_model="spare")
-        catalog = Catalog(
-            models={
-                "m": ModelRoute(name="m", created=0, owned_by="a", deployments=(primary,), fallbacks=("b",)),
-                "b": ModelRoute(name="b", created=0, owned_by="a", deployments=(spare,)),
-            }
-        )
-        router = Router(
-            client=create_http_client(max_connections=4, timeout_seconds=5, connect_timeout=1),
-            default_timeout=5,
-            breakers=BreakerBoard(BreakerPolicy(failure_threshold=1)),
-        )
-        router.breakers.failed(primary.id)  # open: the model's own deployment takes no traffic
-        attempt = router.plan(catalog.models["m"], catalog=catalog)
-        assert [d.id for d in attempt.candidates] == [2]
-        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+def primary_and_spare(upstream: FakeOpenAIUpstream) -> Catalog:
+    """Model "m" on deployment 1, falling back to model "b" on deployment 2, one upstream."""
+    a = ProviderConfig(name="a", kind="openai", base_url=upstream.base_url, api_key="k")
+    primary = DeploymentConfig(id=1, provider=a, upstream_model="primary")
+    spare = DeploymentConfig(id=2, provider=a, upstream_model="spare")
+    return Catalog(
+        models={
+            "m": ModelRoute(name="m", created=0, owned_by="a", deployments=(primary,), fallbacks=("b",)),
+            "b": ModelRoute(name="b", created=0, owned_by="a", deployments=(spare,)),
+        }
+    )
+
+
+async def test_every_upstream_call_is_recorded_with_its_retry_number_and_fallback_flag(upstream):
+    catalog = primary_and_spare(upstream)
+    router = Router(
+        client=create_http_client(max_connections=4, timeout_seconds=5, connect_timeout=1),
+        default_timeout=5,
+        retry=RetryPolicy(retries=1),
+        sleep=_no_sleep,
+    )
+    upstream.enqueue(*[ErrorReply(503, "busy", type="server_error")] * 2, ErrorReply(400, "bad"))
+    attempt = router.plan(catalog.models["m"], catalog=catalog)
+    assert attempt.primary == 1
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(UpstreamHTTPError) as raised:
         await router.complete(attempt, body, request_id="req_1")
-        await router.aclose()
-        assert [(t.deployment.id, t.retry, t.fallback, t.status) for t in attempt.tries] == [
-            (2, 0, True, 200)
-        ]
-        assert attempt.fell_back is True
-        assert len(upstream.requests) == 1
-    finally:
-        upstream.stop()
+    await router.aclose()
+    assert raised.value.status == 400
+    assert [(t.deployment.id, t.retry, t.fallback, t.status, t.error_type) for t in attempt.tries] == [
+        (1, 0, False, 502, "upstream_error"),
+        (1, 1, False, 502, "upstream_error"),
+        (2, 0, True, 400, "invalid_request_error"),
+    ]
+    assert attempt.retries == 1
+    assert attempt.fell_back is True
+    assert attempt.attempts == 3
+    assert all(t.seconds >= 0 for t in attempt.tries)
+    assert attempt.upstream_seconds == pytest.approx(sum(t.seconds for t in attempt.tries))
+
+
+async def test_a_fallback_model_stays_a_fallback_when_the_model_itself_is_unavailable(upstream):
+    catalog = primary_and_spare(upstream)
+    router = Router(
+        client=create_http_client(max_connections=4, timeout_seconds=5, connect_timeout=1),
+        default_timeout=5,
+        breakers=BreakerBoard(BreakerPolicy(failure_threshold=1)),
+    )
+    router.breakers.failed(1)  # open: the model's own deployment takes no traffic
+    attempt = router.plan(catalog.models["m"], catalog=catalog)
+    assert [d.id for d in attempt.candidates] == [2]
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    await router.complete(attempt, body, request_id="req_1")
+    await router.aclose()
+    assert [(t.deployment.id, t.retry, t.fallback, t.status) for t in attempt.tries] == [(2, 0, True, 200)]
+    assert attempt.fell_back is True
+    assert len(upstream.requests) == 1
 
 
 def _rotating_pair(name: str, first: int, fallbacks: tuple[str, ...] = ()) -> ModelRoute:
