@@ -25,17 +25,22 @@ print(match.func.__module__, loaded)
 """
 
 
-def test_the_api_urlconf_does_not_import_the_reports_api(tmp_path):
+def run_probe(code: str, data_dir) -> str:
+    """Run ``code`` in a fresh interpreter on embedded defaults; its last line of output."""
     result = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", code],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "GATEWAY_DATA_DIR": str(tmp_path)},
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "GATEWAY_DATA_DIR": str(data_dir)},
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "gateway_site.api.views []", result.stdout
+    return result.stdout.splitlines()[-1]
+
+
+def test_the_api_urlconf_does_not_import_the_reports_api(tmp_path):
+    assert run_probe(PROBE, tmp_path) == "gateway_site.api.views []"
 
 
 ROUTES = {
@@ -71,16 +76,7 @@ print(gc.get_freeze_count(), len(gc.get_objects()), "gateway_site.api.views" in 
 
 
 def test_what_the_application_loads_at_start_is_frozen_out_of_full_collections(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", FROZEN_PROBE],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "GATEWAY_DATA_DIR": str(tmp_path)},
-    )
-    assert result.returncode == 0, result.stderr
-    frozen, tracked, views_loaded = result.stdout.split()
+    frozen, tracked, views_loaded = run_probe(FROZEN_PROBE, tmp_path).split()
     # a full collection scans what was made after the start, not the ~100,000 objects before it
     assert int(frozen) > 50_000
     assert int(tracked) < 1_000
