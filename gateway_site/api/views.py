@@ -79,10 +79,21 @@ async def resolve_route(
     try:
         return snapshot, key, _route_in(snapshot, key, model, exchange)
     except (ModelNotFound, ModelAccessDenied):
-        if await get_runtime().watcher.catch_up(snapshot) is snapshot:
+        newer = await _newer(request, exchange, snapshot)
+        if newer is None:
             raise
-    snapshot, key = await authenticate(request, exchange)
+    snapshot, key = newer
     return snapshot, key, _route_in(snapshot, key, model, exchange)
+
+
+async def _newer(
+    request: HttpRequest, exchange: Exchange, snapshot: Snapshot
+) -> tuple[Snapshot, KeyContext] | None:
+    """After a revision check, the newer snapshot with the key's context in it; None when the
+    check found nothing new (the refusal stands)."""
+    if await get_runtime().watcher.catch_up(snapshot) is snapshot:
+        return None
+    return await authenticate(request, exchange)
 
 
 def _estimate(chat: ChatRequest, *, key: KeyContext, route: ModelRoute) -> Estimate:
@@ -214,9 +225,8 @@ async def retrieve_model(request: HttpRequest, exchange: Exchange, model_id: str
     require_method(request, "GET")
     snapshot, key = await authenticate(request, exchange)
     route = _visible_model(snapshot, key, model_id)
-    if route is None and await get_runtime().watcher.catch_up(snapshot) is not snapshot:
-        snapshot, key = await authenticate(request, exchange)
-        route = _visible_model(snapshot, key, model_id)
+    if route is None and (newer := await _newer(request, exchange, snapshot)) is not None:
+        route = _visible_model(*newer, model_id)
     if route is None:
         raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
     return json_response(_model_object(route))
