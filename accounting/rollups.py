@@ -56,6 +56,17 @@ _UNIQUE = ["granularity", "bucket_start", "tenant_id", "key_id", "model", "provi
 _UPDATED = ["tenant_name", "key_prefix", *RECORD_SUMS]
 
 
+def hour_floor(moment: dt.datetime) -> dt.datetime:
+    """The start of the UTC hour (the rollups' bucket) that holds ``moment``."""
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hour_ceil(moment: dt.datetime) -> dt.datetime:
+    """The first bucket start at or after ``moment``."""
+    floor = hour_floor(moment)
+    return floor if floor == moment else floor + HOUR
+
+
 def database_now() -> dt.datetime:
     with connection.cursor() as cursor:
         cursor.execute("SELECT CURRENT_TIMESTAMP")
@@ -157,9 +168,8 @@ def _fold_late(cutoff: dt.datetime, previous: dt.datetime | None, mark: dt.datet
     replayed, a gateway clock far behind): their hours are not recomputed (the raw records may be
     purged), so their sums are added to the hour's and the day's rollups and the records deleted,
     in the run's transaction: each is counted exactly once, and none is lost to the purge."""
-    whole_hours = cutoff.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    before = whole_hours if whole_hours == cutoff else whole_hours + HOUR  # hours that start before it
-    late = UsageRecord.objects.filter(created_at__lt=before, ingested_at__lte=mark)
+    # the records of the hours that start before the cutoff
+    late = UsageRecord.objects.filter(created_at__lt=hour_ceil(cutoff), ingested_at__lte=mark)
     if previous is not None:
         late = late.filter(ingested_at__gt=previous)
     ids = list(late.order_by().values_list("id", flat=True))

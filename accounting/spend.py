@@ -19,7 +19,7 @@ import redis
 from django.db.models import Q, Sum
 
 from accounting.models import UsageRecord, UsageRollup
-from accounting.rollups import HOUR, MICRO_COST, watermark
+from accounting.rollups import MICRO_COST, hour_ceil, hour_floor, watermark
 from quotas.budget import Period, PeriodName, current_period
 from quotas.lua import RECONCILE
 from quotas.models import CostQuota
@@ -32,15 +32,6 @@ class RecordedSpend:
     tenant_id: int
     period: Period
     micro: int
-
-
-def _hour_floor(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def _hour_ceil(moment: dt.datetime) -> dt.datetime:
-    floor = _hour_floor(moment)
-    return floor if floor == moment else floor + HOUR
 
 
 def recorded_spend_micro(quota: CostQuota, period: Period) -> int:
@@ -57,7 +48,7 @@ def recorded_spend_micro(quota: CostQuota, period: Period) -> int:
     else:
         rolled, unrolled = records.filter(ingested_at__lte=mark), records.filter(ingested_at__gt=mark)
     if period.start is not None and period.end is not None:
-        whole_from, whole_to = _hour_ceil(period.start), _hour_floor(period.end)
+        whole_from, whole_to = hour_ceil(period.start), hour_floor(period.end)
         hours = hours.filter(bucket_start__gte=whole_from, bucket_start__lt=whole_to)
         edges = Q(created_at__gte=period.start, created_at__lt=whole_from) | Q(
             created_at__gte=whole_to, created_at__lt=period.end
