@@ -43,6 +43,7 @@ def api_endpoint(view: ApiView) -> ApiView:
         except Exception:
             logger.exception("unhandled error on %s (request id %s)", request.path, exchange.request_id)
             response, error_type = internal_error_response(exchange.public_id), "server_error"
+        overhead_ms = exchange.overhead_ms()  # one reading for the log line and the header
         if not exchange.tracked:
             log_refused(
                 request_id=exchange.request_id,
@@ -51,12 +52,12 @@ def api_endpoint(view: ApiView) -> ApiView:
                 key=exchange.key,
                 status=response.status_code,
                 error_type=error_type,
-                latency_ms=exchange.overhead_ms(),
+                latency_ms=overhead_ms,
             )
         for name, value in exchange.headers.items():
             response[name] = value
         response["x-request-id"] = exchange.public_id
-        response["x-gateway-overhead-ms"] = f"{exchange.overhead_ms():.3f}"
+        response["x-gateway-overhead-ms"] = f"{overhead_ms:.3f}"
         observe_response(exchange, response)
         return response
 

@@ -176,6 +176,12 @@ def test_one_json_access_line_per_request_without_content(start_proxy):
         "",
     )
     assert rejected["path"] == "/v1/chat/completions"
+    # one reading of the overhead: the refused line's latency is what the header reported
+    assert (
+        rejected["overhead_ms"]
+        == rejected["latency_ms"]
+        == round(float(refused.headers["x-gateway-overhead-ms"]), 3)
+    )
     log = proxy.gateway.log()
     assert "jo@example.com" not in log
     assert proxy.key.raw not in log
