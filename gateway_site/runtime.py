@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import redis
+import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
@@ -300,11 +301,7 @@ class Runtime:
         return self._limiters.get() if settings.REDIS_URL else self._local_limiter
 
     def _build_limiter(self) -> Limiter:
-        client = create_client(
-            settings.REDIS_URL,
-            timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS,
-            max_connections=settings.GATEWAY_REDIS_MAX_CONNECTIONS,
-        )
+        client = request_path_redis()
         return Limiter(
             RedisStore(client, on_error=redis_error_hook("limiter")),
             fail_open=settings.GATEWAY_ON_REDIS_ERROR == "open",
@@ -317,16 +314,11 @@ class Runtime:
         return self._caches.get()
 
     def _build_cache(self) -> ResponseCache:
-        timeout = settings.GATEWAY_REDIS_TIMEOUT_SECONDS
-        client = (
-            create_client(
-                settings.REDIS_URL, timeout=timeout, max_connections=settings.GATEWAY_REDIS_MAX_CONNECTIONS
-            )
-            if settings.REDIS_URL
-            else None
-        )
         return ResponseCache(
-            self._cache_local, client=client, prefix=settings.GATEWAY_REDIS_PREFIX, timeout=timeout
+            self._cache_local,
+            client=request_path_redis() if settings.REDIS_URL else None,
+            prefix=settings.GATEWAY_REDIS_PREFIX,
+            timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS,
         )
 
     def router(self) -> Router:
@@ -370,11 +362,7 @@ class Runtime:
 
     def _start_routing_sync(self, router: Router) -> None:
         """Share latency averages and breaker openings with the other instances, in the background."""
-        client = create_client(
-            settings.REDIS_URL,
-            timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS,
-            max_connections=settings.GATEWAY_REDIS_MAX_CONNECTIONS,
-        )
+        client = request_path_redis()
         sync = RedisRoutingSync(
             latency=router.latency,
             breakers=router.breakers,
@@ -402,6 +390,17 @@ class Runtime:
                 step()
             except Exception:
                 logger.exception("shutdown step failed; continuing")
+
+
+def request_path_redis() -> aioredis.Redis:
+    """A Redis client for the request path (limits, response cache, routing sync) of the
+    running event loop: ``GATEWAY_REDIS_TIMEOUT_SECONDS`` per call, no retries, at most
+    ``GATEWAY_REDIS_MAX_CONNECTIONS`` connections."""
+    return create_client(
+        settings.REDIS_URL,
+        timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS,
+        max_connections=settings.GATEWAY_REDIS_MAX_CONNECTIONS,
+    )
 
 
 def breaker_policy() -> BreakerPolicy:
