@@ -6,6 +6,7 @@ at once instead of at its next poll."""
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 from django.conf import settings
@@ -26,11 +27,18 @@ def current_revision() -> int:
     return int(row) if row is not None else 0
 
 
+def _first_revision() -> int:
+    """The revision a new counter row starts at: the clock in microseconds. A row created again
+    (a restored backup, emptied tables) then starts past every revision a running process may
+    hold; gateways reload when the revision differs from theirs, so a repeat would hide a change."""
+    return time.time_ns() // 1000
+
+
 def bump_revision() -> None:
     """Mark the control plane changed. Call inside the transaction that made the change."""
     updated = ConfigRevision.objects.filter(pk=1).update(revision=F("revision") + 1)
     if not updated:
-        ConfigRevision.objects.get_or_create(pk=1, defaults={"revision": 1})
+        ConfigRevision.objects.get_or_create(pk=1, defaults={"revision": _first_revision()})
     if settings.REDIS_URL:
         transaction.on_commit(_publish_change)
 

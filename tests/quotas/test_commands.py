@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from quotas.models import ApiKey, ConfigRevision, RateTier, Tenant
-from quotas.revision import current_revision
+from quotas.revision import bump_revision, current_revision
 from quotas.services import key_issue, tenant_create
 
 pytestmark = pytest.mark.django_db
@@ -26,6 +26,7 @@ def run(*args: str) -> tuple[str, str]:
 
 
 def test_createtenant_without_tier():
+    bump_revision()  # the counter row exists, as in any configured gateway
     before = current_revision()
 
     out, err = run("createtenant", "acme")
@@ -86,6 +87,7 @@ def test_createtenant_refuses_a_name_that_is_not_a_slug(name):
 
 def test_issuekey_prints_the_raw_key_once_and_stores_only_hash_and_prefix():
     tenant = tenant_create(name="acme")
+    bump_revision()  # the counter row exists, as in any configured gateway
     before = current_revision()
 
     out, err = run("issuekey", "--tenant", "acme", "--name", "ci")
@@ -187,6 +189,7 @@ def issued():
 
 def test_revokekey_by_raw_key(issued):
     key, raw = issued
+    bump_revision()  # the counter row exists, as in any configured gateway
     before = current_revision()
 
     out, _ = run("revokekey", raw)
