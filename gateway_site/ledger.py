@@ -55,22 +55,38 @@ class UsageSink:
         return self._prices()
 
     def emit(self, event: UsageEvent, *, admission: Admission | None, tokens: int, cost_micro: int) -> None:
-        """Hot path, once per admitted request: never blocks, never raises."""
+        """Hot path, once per admitted request: never blocks, never raises. Should settling
+        fail unexpectedly, the event is recorded directly and the admission settled on its own
+        (if it was not already); its reservations otherwise end with their lease."""
+        try:
+            self._emit(event, admission=admission, tokens=tokens, cost_micro=cost_micro)
+        except Exception:
+            logger.exception("usage event %s: settlement failed, recording it directly", event.request_id)
+            self.writer.record(event)
+            if admission is not None and not admission.settled:
+                admission.settle(tokens=tokens, cost_micro=cost_micro)
+
+    def _emit(self, event: UsageEvent, *, admission: Admission | None, tokens: int, cost_micro: int) -> None:
         if not self._outbox:
             if admission is not None:
                 admission.settle(tokens=tokens, cost_micro=cost_micro)
             self.writer.record(event)
             return
-        outbox = Outbox(
-            stream=self._stream,
-            payload=encode_event(event),
-            on_failure=functools.partial(self.writer.record, event),
-        )
         try:
             limiter = self._limiter()
         except RuntimeError:  # no running event loop: nothing can reach Redis from here
-            outbox.on_failure()
+            self.writer.record(event)
             return
+        try:
+            payload = encode_event(event)
+        except (TypeError, ValueError):  # the record is still written; the settlement goes alone
+            logger.exception("usage event %s not encodable for the outbox", event.request_id)
+            limiter.settle_soon(admission, tokens=tokens, cost_micro=cost_micro)
+            self.writer.record(event)
+            return
+        outbox = Outbox(
+            stream=self._stream, payload=payload, on_failure=functools.partial(self.writer.record, event)
+        )
         limiter.settle_soon(admission, tokens=tokens, cost_micro=cost_micro, outbox=outbox)
 
     def close(self) -> None:

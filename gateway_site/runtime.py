@@ -264,7 +264,7 @@ class Runtime:
                 redis_prefix=settings.GATEWAY_REDIS_PREFIX,
                 batch_size=settings.GATEWAY_USAGE_BATCH_SIZE,
                 claim_idle_ms=int(settings.GATEWAY_USAGE_CLAIM_IDLE_SECONDS * 1000),
-                interval_seconds=settings.GATEWAY_USAGE_FLUSH_SECONDS,
+                interval_seconds=settings.GATEWAY_USAGE_DRAIN_SECONDS,
             )
             if settings.REDIS_URL and not settings.CELERY_BROKER_URL
             else None

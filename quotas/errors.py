@@ -26,13 +26,6 @@ class UnknownKey(AuthenticationError):
     """The presented key is not in the registry (maybe issued after the snapshot was taken)."""
 
 
-class ModelAccessDenied(AdmissionError):
-    status = 403
-    error_type = "permission_error"
-    code = "model_not_allowed"
-    param = "model"
-
-
 class RateLimited(AdmissionError):
     """A rate or parallel limit refused the request (OpenAI's ``rate_limit_exceeded``; the
     type says which dimension: ``requests`` or ``tokens``)."""

@@ -194,9 +194,14 @@ class GatewayProcess:
 
 
 def start_gateway(
-    *, tmp_path: Path, redis_prefix: str, extra_env: dict[str, str] | None = None
+    *,
+    tmp_path: Path,
+    redis_prefix: str,
+    extra_env: dict[str, str] | None = None,
+    application: str = "gateway_site.asgi:application",
 ) -> GatewayProcess:
-    """Start ``daphne gateway_site.asgi:application`` on a socket bound here (no port race)."""
+    """Start ``daphne gateway_site.asgi:application`` (or another ASGI application) on a socket
+    bound here (no port race)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(512)
@@ -208,6 +213,7 @@ def start_gateway(
         "GATEWAY_DATA_DIR": str(tmp_path / "gateway-data"),
         "GATEWAY_REDIS_PREFIX": redis_prefix,
         "GATEWAY_USAGE_FLUSH_SECONDS": "0.05",
+        "GATEWAY_USAGE_DRAIN_SECONDS": "0.05",
         "GATEWAY_CONFIG_POLL_SECONDS": "0.1",
         # Each upstream answer reaches the client as mapped (the error-mapping tests); the routing
         # tests turn retries on.
@@ -226,7 +232,7 @@ def start_gateway(
                 str(listener.fileno()),
                 "-v",
                 "1",
-                "gateway_site.asgi:application",
+                application,
             ],
             cwd=ROOT,
             env=env,
@@ -255,8 +261,10 @@ def gateway_factory(transactional_db, tmp_path, redis_prefix, telemetry_outputs)
     Their logs are scanned for the canary at the end of the session."""
     started: list[GatewayProcess] = []
 
-    def _start(**extra_env: str) -> GatewayProcess:
-        gateway = start_gateway(tmp_path=tmp_path, redis_prefix=redis_prefix, extra_env=extra_env)
+    def _start(*, application: str = "gateway_site.asgi:application", **extra_env: str) -> GatewayProcess:
+        gateway = start_gateway(
+            tmp_path=tmp_path, redis_prefix=redis_prefix, extra_env=extra_env, application=application
+        )
         started.append(gateway)
         telemetry_outputs.log_paths.append(gateway.log_path)
         return gateway

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.http import HttpResponseBase
 
-from gateway_site.api.endpoint import tracking
 from gateway_site.api.exchange import UsageTracker
 from gateway_site.api.parsing import ChatRequest
 from gateway_site.api.responses import json_response
@@ -64,17 +63,17 @@ class ChatCache:
 
     def serve_hit(self, hit: CacheHit, *, chat: ChatRequest, catalog: Catalog) -> HttpResponseBase:
         """The cached answer, recorded as a cache hit against the deployment that produced it
-        (when it still exists) with the usage it reported."""
+        (when it still exists) with the usage it reported. Runs inside the request's ``settles``
+        guard, which finishes a JSON answer; a replayed stream finishes when it ends."""
         tracker = self.tracker
         tracker.cache_hit, tracker.usage = True, hit.answer.usage
         tracker.attempt.deployment = (
             _deployment(catalog, hit.answer.deployment_id) or tracker.attempt.deployment
         )
         tracker.exchange.headers.update(tracker.attempt.response_headers())
-        with tracking(tracker, finish=not chat.stream):
-            if not chat.stream:
-                return json_response(hit.answer.body)
-            chunks, text = replay_chunks(hit.answer.body, include_usage=chat.include_usage)
+        if not chat.stream:
+            return json_response(hit.answer.body)
+        chunks, text = replay_chunks(hit.answer.body, include_usage=chat.include_usage)
         return replay_response(chunks, tracker, text=text)
 
 

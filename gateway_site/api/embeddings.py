@@ -11,13 +11,14 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway_site.api.admission import NO_ESTIMATE, admit, estimate_embeddings
-from gateway_site.api.endpoint import api_endpoint, tracking
+from gateway_site.api.admission import NO_ESTIMATE, estimate_embeddings
+from gateway_site.api.endpoint import api_endpoint, settles
 from gateway_site.api.errors import RequestError
-from gateway_site.api.exchange import Exchange, UsageTracker
+from gateway_site.api.exchange import Exchange
 from gateway_site.api.parsing import load_json_object
 from gateway_site.api.responses import json_response
 from gateway_site.api.views import (
+    admit_request,
     attempt_headers,
     authenticate,
     check_declared_size,
@@ -25,7 +26,6 @@ from gateway_site.api.views import (
     resolve_route,
 )
 from gateway_site.runtime import get_runtime
-from gateway_site.tracing import span
 from providers.types import Usage
 
 NonEmptyText = Annotated[str, Field(min_length=1)]
@@ -70,26 +70,17 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
     snapshot, key, route = await resolve_route(request, snapshot, key, model, exchange)
     router = runtime.router()
     attempt = router.plan(route, catalog=snapshot.catalog)
-    with span("limits"):
-        admission = await admit(
-            runtime.limiter(),
-            key=key,
-            model=model,
-            estimate=NO_ESTIMATE if key.limits.empty else estimate_embeddings(raw),
-            deployments=attempt.candidates,
-            exchange=exchange,
-        )
-    tracker = UsageTracker(
-        writer=runtime.usage,
-        exchange=exchange,
+    tracker = await admit_request(
+        runtime,
         key=key,
         model=model,
+        estimate=NO_ESTIMATE if key.limits.empty else estimate_embeddings(raw),
         attempt=attempt,
+        exchange=exchange,
         body=raw,
         endpoint="embeddings",
-        admission=admission,
     )
-    with tracking(tracker), attempt_headers(exchange, attempt):
+    with settles(tracker), attempt_headers(exchange, attempt):
         result = await router.embed(attempt, raw, request_id=exchange.request_id)
         tracker.usage = Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)
     return json_response(result.body)

@@ -54,20 +54,33 @@ def api_endpoint(view: ApiView) -> ApiView:
                 error_type=error_type,
                 latency_ms=overhead_ms,
             )
-        for name, value in exchange.headers.items():
-            response[name] = value
-        response["x-request-id"] = exchange.public_id
-        response["x-gateway-overhead-ms"] = f"{overhead_ms:.3f}"
+        try:
+            _decorate(response, exchange, overhead_ms=overhead_ms)
+        except Exception:
+            logger.exception("response of %s could not be completed", exchange.request_id)
+            response.close()  # a streamed body that will not be sent finishes its request
+            response = internal_error_response(exchange.public_id)
+            response["x-request-id"] = exchange.public_id
         observe_response(exchange, response)
         return response
 
     return csrf_exempt(wrapper)
 
 
+def _decorate(response: HttpResponseBase, exchange: Exchange, *, overhead_ms: float) -> None:
+    for name, value in exchange.headers.items():
+        response[name] = value
+    response["x-request-id"] = exchange.public_id
+    response["x-gateway-overhead-ms"] = f"{overhead_ms:.3f}"
+
+
 @contextmanager
-def tracking(tracker: UsageTracker, *, finish: bool = True) -> Iterator[None]:
-    """Note how an upstream call ended on the tracker; emit the usage event unless the caller
-    hands the tracker on (``finish=False``, used when a stream starts)."""
+def settles(tracker: UsageTracker) -> Iterator[None]:
+    """The invariant of an admitted request: from admission on, the view runs inside this, and
+    whatever it raises (an upstream error, a cancellation, a bug at any stage) the request is
+    settled once and recorded once, with the status and error class of what ended it. A
+    streamed answer's body takes the tracker over (``UsageTracker.hand_off``) and finishes it
+    when the stream ends."""
     failed = True
     try:
         yield
@@ -78,10 +91,13 @@ def tracking(tracker: UsageTracker, *, finish: bool = True) -> Iterator[None]:
     except asyncio.CancelledError:
         tracker.disconnected()
         raise
+    except RequestError as exc:
+        tracker.fail(status=exc.status, error_type=exc.error_type)
+        raise
     except Exception:
         tracker.fail(status=500, error_type="server_error")
         raise
     finally:
         tracker.exchange.upstream_seconds = tracker.attempt.upstream_seconds
-        if finish or failed:
+        if failed or not tracker.handed_off:  # a body that is not returned never finishes it
             tracker.finish()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -20,6 +21,8 @@ from quotas.admission import Admission
 from quotas.budget import to_micro
 from quotas.registry import KeyContext
 from routing.router import Attempt
+
+logger = logging.getLogger("gateway.api")
 
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 
@@ -99,6 +102,7 @@ class UsageTracker:
     client_disconnected: bool = False
     cache_hit: bool = False  # set by the response cache: recorded at zero cost, with the cost saved
     response_body: bytes = b""  # a non-streamed answer, for content logging
+    handed_off: bool = False  # a streamed body finishes it (``hand_off``)
     finished: bool = False
 
     def __post_init__(self) -> None:
@@ -129,10 +133,48 @@ class UsageTracker:
             prompt = count_message_tokens(message_texts(self.body))
         return Usage(prompt_tokens=prompt, completion_tokens=count_tokens("".join(self.streamed_text))), True
 
+    def hand_off(self) -> None:
+        """A streamed body holds the tracker from here on: it finishes it when the stream ends
+        or the response is closed, not the view's guard."""
+        self.handed_off = True
+
     def finish(self) -> None:
+        """Emit the request's one usage event and settle its admission, whatever failed before:
+        an event that cannot be built as usual is still emitted, as a server error, so the
+        reservation is released and the request recorded. Never raises; runs once."""
         if self.finished:
             return
         self.finished = True
+        try:
+            event, tokens = self.build_event()
+        except Exception:
+            logger.exception("usage event of %s could not be built", self.exchange.request_id)
+            event = self.fallback_event()
+            tokens = event.prompt_tokens + event.completion_tokens
+        self.emit(event, tokens=tokens)
+
+    def emit(self, event: UsageEvent, *, tokens: int) -> None:
+        """Hand ``event`` to the sink (which settles the admission with it), then observe it."""
+        try:
+            self.writer.emit(
+                event, admission=self.admission, tokens=tokens, cost_micro=to_micro(event.cost_usd)
+            )
+        except Exception:
+            logger.exception("usage event of %s not emitted", event.request_id)
+        try:
+            overhead_ms = self.exchange.overhead_ms()
+            metrics.observe_finish(event, overhead_ms=overhead_ms, tries=self.attempt.tries)
+            log_admitted(
+                event,
+                attempt=self.attempt,
+                overhead_ms=overhead_ms,
+                content=self._content if self.key.log_content else None,
+            )
+        except Exception:
+            logger.exception("request %s not observed", event.request_id)
+
+    def build_event(self) -> tuple[UsageEvent, int]:
+        """The usage event of the request as it ended, and its total tokens (for settlement)."""
         usage, estimated = self._final_usage()
         deployment = self.attempt.deployment
         prices = price_in_force(self.writer.price_table(), deployment, self.exchange.started_wall)
@@ -147,8 +189,37 @@ class UsageTracker:
         )
         # A response served from the cache costs nothing upstream; it saved what it would have.
         cost = Decimal(0) if self.cache_hit else upstream_cost
-        now = time.perf_counter()
-        event = UsageEvent(
+        event = self._event(
+            usage=usage,
+            estimated=estimated,
+            cost=cost,
+            cost_saved=upstream_cost if self.cache_hit else Decimal(0),
+            price_version_id=prices.id,
+        )
+        return event, usage.total_tokens
+
+    def fallback_event(self) -> UsageEvent:
+        """The event of a request whose usage could not be priced (a bug, logged): the status
+        the client saw, error class ``accounting_error`` unless it failed otherwise, the tokens
+        the upstream reported, no cost. It still releases the reservation and is recorded."""
+        if not self.error_type:
+            self.error_type = "accounting_error"
+        usage = self.usage or Usage(prompt_tokens=0, completion_tokens=0)
+        return self._event(
+            usage=usage, estimated=False, cost=Decimal(0), cost_saved=Decimal(0), price_version_id=None
+        )
+
+    def _event(
+        self,
+        *,
+        usage: Usage,
+        estimated: bool,
+        cost: Decimal,
+        cost_saved: Decimal,
+        price_version_id: int | None,
+    ) -> UsageEvent:
+        deployment = self.attempt.deployment
+        return UsageEvent(
             request_id=self.exchange.request_id,
             client_request_id=self.exchange.client_request_id,
             created_at=self.exchange.started_wall,
@@ -168,32 +239,20 @@ class UsageTracker:
             cache_write_tokens=usage.cache_write_tokens,
             usage_estimated=estimated,
             cost_usd=cost,
-            price_version_id=prices.id,
+            price_version_id=price_version_id,
             cache_hit=self.cache_hit,
-            cost_saved_usd=upstream_cost if self.cache_hit else Decimal(0),
+            cost_saved_usd=cost_saved,
             status=self.status,
             error_type=self.error_type,
             streamed=self.streamed,
             client_disconnected=self.client_disconnected,
-            latency_ms=(now - self.exchange.started) * 1000,
+            latency_ms=(time.perf_counter() - self.exchange.started) * 1000,
             upstream_latency_ms=self.attempt.upstream_seconds * 1000,
             ttft_ms=(
                 (self.first_token_at - self.exchange.started) * 1000
                 if self.first_token_at is not None
                 else None
             ),
-        )
-        # One Redis round trip with REDIS_URL: settlement and the outbox append together.
-        self.writer.emit(
-            event, admission=self.admission, tokens=usage.total_tokens, cost_micro=to_micro(cost)
-        )
-        overhead_ms = self.exchange.overhead_ms()
-        metrics.observe_finish(event, overhead_ms=overhead_ms, tries=self.attempt.tries)
-        log_admitted(
-            event,
-            attempt=self.attempt,
-            overhead_ms=overhead_ms,
-            content=self._content if self.key.log_content else None,
         )
 
     def _inputs(self) -> list[str]:

@@ -110,7 +110,9 @@ def streaming_response(
     """``spawn`` runs the upstream stream's closing if the response is abandoned unstarted
     (default: the runtime's background tasks)."""
     chunks = traced_stream(relay(stream, tracker, include_usage=include_usage, capture=capture), tracker)
-    return _sse_response(_Body(chunks, tracker=tracker, stream=stream, spawn=spawn))
+    response = _sse_response(_Body(chunks, tracker=tracker, stream=stream, spawn=spawn))
+    tracker.hand_off()
+    return response
 
 
 class _Body:
@@ -160,7 +162,9 @@ async def replay(payloads: Sequence[bytes], tracker: UsageTracker, *, text: str)
 
 def replay_response(payloads: Sequence[bytes], tracker: UsageTracker, *, text: str) -> StreamingHttpResponse:
     chunks = traced_stream(replay(payloads, tracker, text=text), tracker)
-    return _sse_response(_Body(chunks, tracker=tracker, stream=None))
+    response = _sse_response(_Body(chunks, tracker=tracker, stream=None))
+    tracker.hand_off()
+    return response
 
 
 def _sse_response(chunks: _Body) -> StreamingHttpResponse:

@@ -12,17 +12,17 @@ from django.http import HttpRequest, HttpResponseBase
 
 from gateway_site.api.admission import NO_ESTIMATE, Estimate, admit, estimate_chat
 from gateway_site.api.caching import ChatCache, consult_cache, may_answer_from_cache
-from gateway_site.api.endpoint import api_endpoint, tracking
+from gateway_site.api.endpoint import api_endpoint, settles
 from gateway_site.api.errors import MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
 from gateway_site.api.exchange import Exchange, UsageTracker
 from gateway_site.api.parsing import ChatRequest, parse_chat_request
 from gateway_site.api.responses import json_response
 from gateway_site.api.streaming import streaming_response
-from gateway_site.runtime import Snapshot, get_runtime
+from gateway_site.runtime import Runtime, Snapshot, get_runtime
 from gateway_site.tracing import span
 from providers.types import ModelRoute
 from quotas.access import model_allowed
-from quotas.errors import ModelAccessDenied, UnknownKey
+from quotas.errors import UnknownKey
 from quotas.keys import key_from_headers
 from quotas.registry import KeyContext
 from routing.cache import parse_cache_control
@@ -60,12 +60,12 @@ def check_declared_size(request: HttpRequest) -> None:
 
 
 def _route_in(snapshot: Snapshot, key: KeyContext, model: str, exchange: Exchange) -> ModelRoute:
+    """The model's route. A model the key may not use is answered exactly as one that does not
+    exist (status, body and metric label), so a key cannot learn which models other tenants have."""
     route = snapshot.catalog.models.get(model)
-    if route is None:
+    if route is None or not model_allowed(key.policy, model):
         raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
     exchange.model = model
-    if not model_allowed(key.policy, model):
-        raise ModelAccessDenied(f"This API key is not allowed to use the model '{model}'.")
     return route
 
 
@@ -78,7 +78,7 @@ async def resolve_route(
     in the newer snapshot), so a model or access rule works the moment it is saved."""
     try:
         return snapshot, key, _route_in(snapshot, key, model, exchange)
-    except (ModelNotFound, ModelAccessDenied):
+    except ModelNotFound:
         newer = await _newer(request, exchange, snapshot)
         if newer is None:
             raise
@@ -152,35 +152,63 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
         estimate=estimate,
         cached=may_answer_from_cache(cache_control, route=route, chat=chat),
     )
+    tracker = await admit_request(
+        runtime,
+        key=key,
+        model=chat.model,
+        estimate=estimate,
+        attempt=attempt,
+        exchange=exchange,
+        body=chat.raw,
+        streamed=chat.stream,
+    )
+    with settles(tracker):
+        cached = await consult_cache(
+            runtime.cache(),
+            control=cache_control,
+            route=route,
+            chat=chat,
+            tracker=tracker,
+        )
+        if cached.hit is not None:
+            return cached.serve_hit(cached.hit, chat=chat, catalog=snapshot.catalog)
+        return await _route(router, chat, tracker, cached)
+
+
+async def admit_request(
+    runtime: Runtime,
+    *,
+    key: KeyContext,
+    model: str,
+    estimate: Estimate,
+    attempt: Attempt,
+    exchange: Exchange,
+    body: dict[str, object],
+    streamed: bool = False,
+    endpoint: str = "chat.completions",
+) -> UsageTracker:
+    """Admit the request (one limiter round trip; raises the refusal) and return what from now
+    on must settle and record it exactly once: the caller runs the rest inside ``settles``."""
     with span("limits"):
         admission = await admit(
             runtime.limiter(),
             key=key,
-            model=chat.model,
+            model=model,
             estimate=estimate,
             deployments=attempt.candidates,
             exchange=exchange,
         )
-    tracker = UsageTracker(
+    return UsageTracker(
         writer=runtime.usage,
         exchange=exchange,
         key=key,
-        model=chat.model,
+        model=model,
         attempt=attempt,
-        body=chat.raw,
-        streamed=chat.stream,
+        body=body,
+        streamed=streamed,
+        endpoint=endpoint,
         admission=admission,
     )
-    cached = await consult_cache(
-        runtime.cache(),
-        control=cache_control,
-        route=route,
-        chat=chat,
-        tracker=tracker,
-    )
-    if cached.hit is not None:
-        return cached.serve_hit(cached.hit, chat=chat, catalog=snapshot.catalog)
-    return await _route(router, chat, tracker, cached)
 
 
 async def _route(
@@ -189,10 +217,16 @@ async def _route(
     """Call the upstream(s) and respond, streamed or not; a normal answer goes to the cache."""
     exchange, attempt = tracker.exchange, tracker.attempt
     if chat.stream:
-        with tracking(tracker, finish=False), attempt_headers(exchange, attempt):
+        with attempt_headers(exchange, attempt):
             stream = await router.open_stream(attempt, chat.raw, request_id=exchange.request_id)
-        return streaming_response(stream, tracker, include_usage=chat.include_usage, capture=cached.capture())
-    with tracking(tracker), attempt_headers(exchange, attempt):
+        try:
+            return streaming_response(
+                stream, tracker, include_usage=chat.include_usage, capture=cached.capture()
+            )
+        except BaseException:
+            get_runtime().spawn(stream.aclose())  # no body will close the upstream stream
+            raise
+    with attempt_headers(exchange, attempt):
         completion = await router.complete(attempt, chat.raw, request_id=exchange.request_id)
         tracker.usage, tracker.response_body = completion.usage, completion.body
     cached.store(completion.body)

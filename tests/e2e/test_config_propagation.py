@@ -134,8 +134,8 @@ def test_new_key_model_and_access_rule_are_served_at_once_without_any_push_or_po
     )
     assert retrieved.json()["id"] == "mock-new"
     denied = chat(gateway, narrow.raw, model="mock-new")
-    assert denied.status_code == 403
-    assert denied.json()["error"]["code"] == "model_not_allowed"
+    assert denied.status_code == 404  # not allowed: answered as an unknown model
+    assert denied.json()["error"]["code"] == "model_not_found"
     ApiKey.objects.filter(pk=narrow.key_id).update(allowed_models=["mock-echo", "mock-new"])
     bump_revision()
 

@@ -44,15 +44,15 @@ def test_counters_after_three_successes_one_upstream_error_and_three_refusals(st
         json=proxy.chat_body(),
         headers={"Authorization": f"Bearer {narrow.raw}"},
     )
-    assert denied.status_code == 403
+    assert denied.status_code == 404  # a model the key may not use is answered as unknown
 
     s = scrape(proxy.gateway.base_url)
     assert value(s, "llm_gateway_requests_total", provider=PROVIDER, model=MODEL, status="200") == 3
     assert value(s, "llm_gateway_requests_total", provider=PROVIDER, model=MODEL, status="400") == 1
     assert value(s, "llm_gateway_requests_total", provider="none", model="", status="401") == 1
-    assert value(s, "llm_gateway_requests_total", provider="none", model="", status="404") == 1
-    # an existing model a key may not use is named (the label stays bounded by the catalog)
-    assert value(s, "llm_gateway_requests_total", provider="none", model=MODEL, status="403") == 1
+    # an unknown model and one the key may not use look alike, label included
+    assert value(s, "llm_gateway_requests_total", provider="none", model="", status="404") == 2
+    assert value(s, "llm_gateway_requests_total", provider="none", model=MODEL, status="404") == 0
     assert total(s, "llm_gateway_requests_total") == 7  # nothing counted twice
     tokens = {
         kind: value(s, "llm_gateway_tokens_total", provider=PROVIDER, model=MODEL, type=kind)

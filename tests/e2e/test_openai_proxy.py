@@ -307,13 +307,11 @@ def test_client_errors_never_reach_the_upstream(start_proxy, make_key):
             error_body("This API key has expired.", invalid, code="invalid_api_key"),
         ),
         (
+            # a model the key may not use is answered as one that does not exist
             post(json=body, headers={"Authorization": f"Bearer {other_only.raw}"}),
-            403,
+            404,
             error_body(
-                "This API key is not allowed to use the model 'gpt-4o-mini'.",
-                "permission_error",
-                param="model",
-                code="model_not_allowed",
+                "The model 'gpt-4o-mini' does not exist.", invalid, param="model", code="model_not_found"
             ),
         ),
         (
@@ -345,7 +343,7 @@ def test_client_errors_never_reach_the_upstream(start_proxy, make_key):
         proxy.client.with_options(api_key=revoked.raw).chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}]
         )
-    with pytest.raises(openai.PermissionDeniedError):
+    with pytest.raises(openai.NotFoundError):
         proxy.client.with_options(api_key=other_only.raw).chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}]
         )
