@@ -194,6 +194,24 @@ async def test_reservation_of_a_crashed_process_expires(stores, redis_prefix):
     assert freed.refusal is None and freed.quotas[0].reserved == 0
 
 
+async def test_a_lease_ends_by_itself_with_no_reservation_after_it(stores, redis_prefix):
+    """Nothing refreshes the quota's leases after the crashed reservation: once Redis's own clock
+    has passed the lease (its keys expire by it), a mere read at the deadline releases it."""
+    crashed = dataclasses.replace(
+        plan(quota_policy(), redis_prefix, "crashed", at_ms=T0_MS, cost=900), lease_ms=200
+    )
+    assert (await both(stores, lambda: crashed, at_ms=T0_MS)).refusal is None
+    await asyncio.sleep(0.4)
+
+    for store in stores.values():
+        assert await store.quota_states(crashed.quotas, now_ms=T0_MS + 199) == (QuotaState(0, 900),)
+        assert await store.quota_states(crashed.quotas, now_ms=T0_MS + 200) == (QuotaState(0, 0),)
+    later = await both(
+        stores, lambda: plan(quota_policy(), redis_prefix, "next", at_ms=T0_MS, cost=1_000), at_ms=T0_MS + 201
+    )
+    assert later.refusal is None and later.quotas[0] == QuotaState(0, 0)
+
+
 async def test_alert_fires_once_per_period_and_the_next_period_starts_empty(stores, redis_prefix):
     policy = quota_policy(hard=False)  # soft: never refuses, still counts and alerts
     end_of_day = T0_MS + (86_400_000 - T0_MS % 86_400_000) - 1  # 23:59:59.999 UTC
