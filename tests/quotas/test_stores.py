@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
-from quotas.admission import Limiter, QuotaAlertNotice, QuotaState, StoreUnavailable, Verdict
+from quotas.admission import Limiter, LineState, QuotaAlertNotice, QuotaState, StoreUnavailable, Verdict
 from quotas.budget import current_period
 from quotas.errors import LimiterUnavailable, QuotaExceeded, RateLimited
 from quotas.limiter import ALGORITHMS, MINUTE_MS
@@ -119,8 +119,10 @@ async def test_settlement_replaces_the_token_reservation(stores, redis_prefix, a
         stores, lambda: plan(policy, redis_prefix, "c", at_ms=T0_MS + 3, tokens=5_000), at_ms=T0_MS + 3
     )
     if algorithm == "leaky_bucket":
-        # 100 tokens of burst: a 5,000-token request only fits an empty bucket.
-        assert after.refusal is not None
+        # 100 tokens of burst: a 5,000-token request only fits an empty meter. Settled, the meter
+        # holds 499.7 tokens, empty in 4,998 ms at 0.1 a millisecond (unsettled: 4,999.7, 49,997).
+        assert after.refusal is not None and after.refusal.kind == "rate"
+        assert (after.refusal.retry_ms, after.rates[0]) == (4_998, LineState(0, 4_998))
     else:
         assert after.refusal is None
 
