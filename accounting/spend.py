@@ -1,7 +1,7 @@
 """Quota spend as the usage records tell it: the current period's spend of every cost quota,
 rebuilt from the hourly rollups and the records not in them (each record's cost rounded up to
 the micro-dollar, the rule of the live counters), and written into the shared counters by
-``reconcilequotas``.
+``reconcilequotas``, which also releases the reservations a crashed gateway left behind.
 
 Reconciling raises a counter to the records' total and never lowers it unless asked
 (``exact``): a counter ahead of the records is normal for the records still queued in a gateway's
@@ -23,7 +23,7 @@ from accounting.rollups import MICRO_COST, hour_ceil, hour_floor, watermark
 from quotas.budget import Period, PeriodName, current_period
 from quotas.lua import RECONCILE
 from quotas.models import CostQuota
-from quotas.policy import quota_counter_key, quota_expire_at_ms
+from quotas.policy import quota_counter_key, quota_expire_at_ms, quota_leases_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,23 +76,41 @@ def recorded_spend(*, now: dt.datetime, tz: ZoneInfo) -> list[RecordedSpend]:
 
 @dataclass(frozen=True, slots=True)
 class Reconciled:
+    """One quota's counter before and after: its settled spend, its reservations in flight, and
+    how many orphaned reservations were released."""
+
     spend: RecordedSpend
     before: int
     after: int
+    reserved_before: int
+    reserved_after: int
+    released: int
 
 
 def reconcile_redis(
     client: redis.Redis, spends: list[RecordedSpend], *, prefix: str, exact: bool
 ) -> list[Reconciled]:
+    """Write each quota's recorded spend into its current period's counter, and release the
+    counter's orphaned reservations (those whose lease ended or was lost: a crashed gateway's),
+    one atomic script call per quota, on Redis's clock."""
     script = client.register_script(RECONCILE)
     results = []
     for spend in spends:
         key = quota_counter_key(
             prefix, tenant_id=spend.tenant_id, quota_id=spend.quota.pk, period=spend.period
         )
-        before = int(client.hget(key, "spent") or 0)
-        after = int(
-            script(keys=[key], args=[spend.micro, "1" if exact else "0", quota_expire_at_ms(spend.period)])
+        args = [spend.micro, "1" if exact else "0", quota_expire_at_ms(spend.period), ""]
+        before, after, reserved_before, reserved_after, released = (
+            int(v) for v in script(keys=[key, quota_leases_key(key)], args=args)
         )
-        results.append(Reconciled(spend=spend, before=before, after=after))
+        results.append(
+            Reconciled(
+                spend=spend,
+                before=before,
+                after=after,
+                reserved_before=reserved_before,
+                reserved_after=reserved_after,
+                released=released,
+            )
+        )
     return results

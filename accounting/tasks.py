@@ -78,5 +78,6 @@ def purge_usage() -> int:
 
 @shared_task(name="accounting.tasks.reconcile_quotas", ignore_result=True)
 def reconcile_quotas() -> None:
-    """``manage.py reconcilequotas`` on a schedule (raises counters behind the records)."""
+    """``manage.py reconcilequotas`` on a schedule (raises counters behind the records, releases
+    orphaned reservations)."""
     call_command("reconcilequotas")

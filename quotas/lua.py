@@ -7,6 +7,11 @@ order so both stores decide alike (bucket state is stored with 17 significant di
 The time is Redis's own (``TIME``), so gateway machines with skewed clocks share one clock; an
 explicit time can be passed for tests.
 
+A reservation is a lease: its amount in the quota hash's ``r:<request id>`` field (added into
+``reserved``), its deadline as the request's score in the quota's leases set. The set expires
+with the hash, never before, so a lease that ended is always found there and released by the
+next decision or read of the quota, whatever became of the process that made it.
+
 ADMIT ARGV: now_ms|'', request_id, lease_ms, n_rates, n_parallel, n_quotas, then
   per rate line:     key, algorithm (f|s|t|l), limit, window_ms, cost
   per parallel line: key, limit
@@ -34,19 +39,61 @@ local function clock(given)
 end
 local function fmt(x) return string.format('%.17g', x) end
 local function floor0(x) if x < 0 then return 0 end return math.floor(x) end
--- A cost quota's spent and reserved, after releasing the reservations whose lease ended (those
--- of a process that crashed expire with their lease).
-local function quota_state(key, leases, now)
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
-    local held = redis.call('HGET', key, 'r:' .. member)
-    if held then
-      redis.call('HINCRBY', key, 'reserved', -tonumber(held))
-      redis.call('HDEL', key, 'r:' .. member)
-    end
-    redis.call('ZREM', leases, member)
+-- A key's time to live is raised to ms, never lowered: a later, shorter lease must not end an
+-- earlier, longer one.
+local function extend(key, ms)
+  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+end
+-- A quota's leases set lives as long as the hash holding the reservations it times (the
+-- period's end plus grace; never ending for a lifetime quota). A set expiring with its last
+-- lease would take the leases with it and leave their reservations in the hash for good.
+local function expire_leases(leases, expire_at)
+  if expire_at > 0 then redis.call('PEXPIREAT', leases, expire_at) else redis.call('PERSIST', leases) end
+end
+local function release(key, member)
+  local held = redis.call('HGET', key, 'r:' .. member)
+  if held then
+    redis.call('HINCRBY', key, 'reserved', -tonumber(held))
+    redis.call('HDEL', key, 'r:' .. member)
   end
+end
+-- Releases every r:<request id> field of the hash whose lease is not live in the leases set
+-- (ended, or lost with the set) and sets reserved to what the live ones hold. Returns that,
+-- the reserved total before, and the number of fields released.
+local function release_orphans(key, leases, now)
+  local fields = redis.call('HGETALL', key)
+  if #fields == 0 then return 0, 0, 0 end
+  local kept, before, released = 0, 0, 0
+  for j = 1, #fields, 2 do
+    local name = fields[j]
+    if name == 'reserved' then
+      before = tonumber(fields[j + 1])
+    elseif string.sub(name, 1, 2) == 'r:' then
+      local deadline = redis.call('ZSCORE', leases, string.sub(name, 3))
+      if deadline and tonumber(deadline) > now then
+        kept = kept + tonumber(fields[j + 1])
+      else
+        redis.call('HDEL', key, name)
+        released = released + 1
+      end
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+  if kept ~= before then redis.call('HSET', key, 'reserved', kept) end
+  return kept, before, released
+end
+-- A cost quota's spent and reserved, after releasing the reservations whose lease ended (those
+-- of a process that crashed expire with their lease). With no lease live at all nothing may
+-- stay reserved, whatever the hash still holds.
+local function quota_state(key, leases, now)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do release(key, member) end
+  redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
   local totals = redis.call('HMGET', key, 'spent', 'reserved')
-  return tonumber(totals[1] or '0'), tonumber(totals[2] or '0')
+  local spent, reserved = tonumber(totals[1] or '0'), tonumber(totals[2] or '0')
+  if reserved ~= 0 and redis.call('EXISTS', leases) == 0 then
+    reserved = release_orphans(key, leases, now)
+  end
+  return spent, reserved
 end
 """
 
@@ -185,7 +232,7 @@ for n = 1, np do
   else
     table.insert(writes, function()
       redis.call('ZADD', key, now + lease, rid)
-      redis.call('PEXPIRE', key, lease)
+      extend(key, lease)
     end)
   end
 end
@@ -203,8 +250,8 @@ for n = 1, nq do
       redis.call('HINCRBY', key, 'reserved', amount)
       redis.call('HSET', key, 'r:' .. rid, amount)
       redis.call('ZADD', leases, now + lease, rid)
-      redis.call('PEXPIRE', leases, lease)
       if expire_at > 0 then redis.call('PEXPIREAT', key, expire_at) end
+      expire_leases(leases, expire_at)
     end)
   end
   table.insert(out, spent)
@@ -272,12 +319,8 @@ for n = 1, nq do
   local key, leases = ARGV[i], ARGV[i + 1]
   local actual, threshold, expire_at = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   i = i + 5
-  local held = redis.call('HGET', key, 'r:' .. rid)
-  if held then
-    redis.call('HINCRBY', key, 'reserved', -tonumber(held))
-    redis.call('HDEL', key, 'r:' .. rid)
-    redis.call('ZREM', leases, rid)
-  end
+  release(key, rid)
+  redis.call('ZREM', leases, rid)
   local spent = redis.call('HINCRBY', key, 'spent', actual)
   if expire_at > 0 then redis.call('PEXPIREAT', key, expire_at) end
   local fired = 0
@@ -311,16 +354,26 @@ return out
 """
 )
 
-# Reconciliation: raise (or, exactly, set) a period's settled spend; the reservations in
-# flight are kept. ARGV: spent_micro, exact (0|1), expire_at_ms (0: never). Returns the spend.
-RECONCILE = r"""
-local key = KEYS[1]
+# Reconciliation: raise (or, exactly, set) a period's settled spend, and release the orphaned
+# reservations: r:<request id> fields whose lease is not live in the leases set (it ended, or the
+# set was lost), correcting reserved to what the live ones hold. KEYS: the quota hash, its
+# leases set. ARGV: spent_micro, exact (0|1), expire_at_ms (0: never), now_ms|''. Returns the
+# spend before and after, reserved before and after, and the number of reservations released.
+RECONCILE = (
+    _COMMON
+    + r"""
+local key, leases = KEYS[1], KEYS[2]
 local target, exact, expire_at = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])
-local current = tonumber(redis.call('HGET', key, 'spent') or '0')
+local now = clock(ARGV[4])
+local before = tonumber(redis.call('HGET', key, 'spent') or '0')
+local current = before
 if exact or target > current then
   redis.call('HSET', key, 'spent', target)
   current = target
 end
+local kept, held, released = release_orphans(key, leases, now)
 if expire_at > 0 then redis.call('PEXPIREAT', key, expire_at) end
-return current
+expire_leases(leases, expire_at)
+return {before, current, held, kept, released}
 """
+)

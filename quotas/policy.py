@@ -221,6 +221,11 @@ def quota_counter_key(prefix: str, *, tenant_id: int, quota_id: int, period: Per
     return f"{_tenant_base(prefix, tenant_id)}:q{quota_id}:{period.key}"
 
 
+def quota_leases_key(counter_key: str) -> str:
+    """The sorted set of a quota hash's reservations in flight: request id -> lease deadline."""
+    return f"{counter_key}:leases"
+
+
 def quota_expire_at_ms(period: Period) -> int:
     return 0 if period.end is None else int((period.end + _PERIOD_GRACE).timestamp() * 1000)
 
@@ -235,7 +240,7 @@ def _quota_line(
         quota=quota,
         period=period,
         key=key,
-        leases_key=f"{key}:leases",
+        leases_key=quota_leases_key(key),
         limit_micro=limit,
         amount_micro=cost_micro if quota.hard else 0,
         threshold_micro=quota.threshold_micro,

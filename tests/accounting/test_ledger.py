@@ -5,13 +5,19 @@ unreachable hands the event back to the caller."""
 
 from __future__ import annotations
 
+import secrets
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.client import Monitor
 
 from accounting.ledger import (
     GROUP,
@@ -25,6 +31,7 @@ from accounting.models import UsageRecord
 from accounting.recorder import UsageEvent, decode_event, encode_event, write_events
 from quotas.admission import Admission, Limiter, Outbox
 from quotas.budget import Period
+from quotas.lua import SETTLE
 from quotas.models import ApiKey
 from quotas.policy import Plan, QuotaLine, QuotaPolicy
 from quotas.store_redis import RedisStore
@@ -92,24 +99,49 @@ def _quota_plan(prefix: str, request_id: str) -> Plan:
     )
 
 
+@contextmanager
+def monitored(client: redis.Redis) -> Iterator[list[dict[str, Any]]]:
+    """Every command the Redis server executes inside the block (MONITOR: from any client, and
+    those a script ran, as client "lua"), collected until a marker echoed at its end."""
+    seen: list[dict[str, Any]] = []
+    marker = f"gwtest-monitor-end-{secrets.token_hex(6)}"
+
+    def collect(monitor: Monitor) -> None:
+        for command in monitor.listen():
+            seen.append(command)
+            if marker in command["command"]:
+                return
+
+    with client.monitor() as monitor:  # MONITOR is on once this returns
+        thread = threading.Thread(target=collect, args=(monitor,))
+        thread.start()
+        try:
+            yield seen
+        finally:
+            client.echo(marker)
+            thread.join(10)
+
+
 async def test_settlement_and_outbox_append_share_one_round_trip(redis_prefix, key, client):
     stream = outbox_stream(redis_prefix)
-    store = RedisStore(aioredis.Redis.from_url(settings.REDIS_URL))
+    name = f"gwtest-store-{secrets.token_hex(6)}"  # finds the store's connections in CLIENT LIST
+    store = RedisStore(aioredis.Redis.from_url(settings.REDIS_URL, client_name=name))
     plan = _quota_plan(redis_prefix, "req_settled")
+    settle_sha = client.script_load(SETTLE)  # loaded: no NOSCRIPT retry in what is counted
     failures: list[str] = []
+    payload = encode_event(event("req_settled", key))
     try:
         verdict = await store.evaluate(plan)
         assert verdict.refusal is None
-        calls_before = int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
-        payload = encode_event(event("req_settled", key))
-        settled = await store.settle(
-            plan,
-            admitted_ms=verdict.now_ms,
-            tokens=0,
-            cost_micro=1234,
-            outbox=Outbox(stream=stream, payload=payload, on_failure=lambda: failures.append("x")),
-        )
-        calls_after = int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+        with monitored(client) as seen:
+            settled = await store.settle(
+                plan,
+                admitted_ms=verdict.now_ms,
+                tokens=0,
+                cost_micro=1234,
+                outbox=Outbox(stream=stream, payload=payload, on_failure=lambda: failures.append("x")),
+            )
+        ours = {entry["addr"] for entry in client.client_list() if entry["name"] == name}
     finally:
         await store.aclose()
     assert [s.spent for s in settled] == [1234]
@@ -117,8 +149,15 @@ async def test_settlement_and_outbox_append_share_one_round_trip(redis_prefix, k
     [(_, fields)] = client.xrange(stream)
     assert fields == {b"e": payload}
     assert failures == []
-    # Other sessions share this Redis: at least our one EVALSHA, and the settlement was one.
-    assert calls_after - calls_before >= 1
+    # The store sent exactly one command, the settlement script; the script appended the event.
+    sent = [c["command"].split(" ")[:2] for c in seen if f"{c['client_address']}:{c['client_port']}" in ours]
+    assert [[word.upper(), sha] for word, sha in sent] == [["EVALSHA", settle_sha]]
+    appended = [
+        c
+        for c in seen
+        if c["client_type"] == "lua" and c["command"].upper().startswith(f"XADD {stream.upper()} ")
+    ]
+    assert len(appended) == 1
 
 
 async def test_no_limits_still_appends_the_event_and_unreachable_redis_hands_it_back(

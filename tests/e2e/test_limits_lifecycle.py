@@ -76,7 +76,7 @@ tenants:
     proxy.upstream.default = Reply(usage=FakeUsage(8, 26))
 
     # Ten requests of 60 micro-dollars at once: 600 of a 500 soft limit, all served; the
-    # 250 threshold is crossed by exactly one of them.
+    # 250 threshold is crossed by exactly one of them, the fifth to settle (5 x 60 = 300).
     responses = fire(proxy, 10, proxy.chat_body("hi"))
 
     assert {r.status_code for r in responses} == {200}
@@ -92,9 +92,10 @@ tenants:
         False,
     )
     assert (alert["limit_usd"], alert["threshold"]) == ("0.0005", "0.500")
-    assert Decimal(alert["spent_usd"]) >= Decimal("0.00025")
+    assert alert["spent_usd"] == "0.0003"
     row = wait_for(lambda: QuotaAlert.objects.filter(delivered_at__isnull=False).first())
     assert (row.period_key, row.attempts, row.webhook) == (alert["period_key"], 1, receiver.url)
+    assert row.spent_usd == Decimal("0.0003")
     assert QuotaAlert.objects.count() == 1
     wait_for(lambda: UsageRecord.objects.count() == 10)
 

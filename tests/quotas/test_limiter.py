@@ -100,15 +100,27 @@ def test_sliding_window_request_larger_than_the_limit_never_fits():
     assert sliding(0, 0, T0, limit=100, cost=101).retry_ms is None
 
 
+# Where each case is admitted outright (remaining, reset); every other case is refused.
+ADMITTED_OUTRIGHT = {
+    (30_000, 3, 10, 2): Outcome(True, 0, 90_000, 0),
+    (59_999, 3, 10, 2): Outcome(True, 4, 60_001, 0),
+    (59_999, 8, 8, 1): Outcome(True, 0, 60_001, 0),
+}
+
+
 @pytest.mark.parametrize("elapsed", [0, 1, 17_333, 29_999, 30_000, 59_999])
 @pytest.mark.parametrize(("current", "previous", "cost"), [(3, 10, 2), (8, 8, 1), (10, 10, 4), (0, 10, 10)])
 def test_sliding_window_retry_is_exact(elapsed, current, previous, cost):
     """Wherever a request is refused, it is admitted after exactly ``retry_ms`` and not 1 ms
-    before (counts are carried into the next window when the wait crosses it)."""
+    before (counts are carried into the next window when the wait crosses it); the cases
+    admitted outright are admitted with their exact outcome."""
     now = T0 + elapsed
     outcome = sliding(current, previous, now, cost=cost)
-    if outcome.admitted:
+    expected = ADMITTED_OUTRIGHT.get((elapsed, current, previous, cost))
+    if expected is not None:
+        assert outcome == expected
         return
+    assert not outcome.admitted
     later = now + outcome.retry_ms
 
     def at(moment):

@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
-from quotas.admission import Limiter, QuotaAlertNotice, QuotaState, StoreUnavailable, Verdict
+from quotas.admission import Limiter, LineState, QuotaAlertNotice, QuotaState, StoreUnavailable, Verdict
 from quotas.budget import current_period
 from quotas.errors import LimiterUnavailable, QuotaExceeded, RateLimited
 from quotas.limiter import ALGORITHMS, MINUTE_MS
@@ -119,8 +119,10 @@ async def test_settlement_replaces_the_token_reservation(stores, redis_prefix, a
         stores, lambda: plan(policy, redis_prefix, "c", at_ms=T0_MS + 3, tokens=5_000), at_ms=T0_MS + 3
     )
     if algorithm == "leaky_bucket":
-        # 100 tokens of burst: a 5,000-token request only fits an empty bucket.
-        assert after.refusal is not None
+        # 100 tokens of burst: a 5,000-token request only fits an empty meter. Settled, the meter
+        # holds 499.7 tokens, empty in 4,998 ms at 0.1 a millisecond (unsettled: 4,999.7, 49,997).
+        assert after.refusal is not None and after.refusal.kind == "rate"
+        assert (after.refusal.retry_ms, after.rates[0]) == (4_998, LineState(0, 4_998))
     else:
         assert after.refusal is None
 
@@ -192,6 +194,24 @@ async def test_reservation_of_a_crashed_process_expires(stores, redis_prefix):
         stores, lambda: plan(policy, redis_prefix, "next", at_ms=T0_MS, cost=200), at_ms=T0_MS + LEASE_MS
     )
     assert freed.refusal is None and freed.quotas[0].reserved == 0
+
+
+async def test_a_lease_ends_by_itself_with_no_reservation_after_it(stores, redis_prefix):
+    """Nothing refreshes the quota's leases after the crashed reservation: once Redis's own clock
+    has passed the lease (its keys expire by it), a mere read at the deadline releases it."""
+    crashed = dataclasses.replace(
+        plan(quota_policy(), redis_prefix, "crashed", at_ms=T0_MS, cost=900), lease_ms=200
+    )
+    assert (await both(stores, lambda: crashed, at_ms=T0_MS)).refusal is None
+    await asyncio.sleep(0.4)
+
+    for store in stores.values():
+        assert await store.quota_states(crashed.quotas, now_ms=T0_MS + 199) == (QuotaState(0, 900),)
+        assert await store.quota_states(crashed.quotas, now_ms=T0_MS + 200) == (QuotaState(0, 0),)
+    later = await both(
+        stores, lambda: plan(quota_policy(), redis_prefix, "next", at_ms=T0_MS, cost=1_000), at_ms=T0_MS + 201
+    )
+    assert later.refusal is None and later.quotas[0] == QuotaState(0, 0)
 
 
 async def test_alert_fires_once_per_period_and_the_next_period_starts_empty(stores, redis_prefix):

@@ -7,7 +7,7 @@ import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounting.spend import reconcile_redis, recorded_spend
+from accounting.spend import Reconciled, reconcile_redis, recorded_spend
 from quotas.budget import from_micro
 
 
@@ -15,6 +15,7 @@ class Command(BaseCommand):
     help = (
         "Rebuild the current period's spend of every cost quota in Redis from the usage records. "
         "Raises a counter that is behind the records; --exact also lowers one that is ahead. "
+        "Releases the reservations whose lease ended or was lost (a crashed gateway's). "
         "Run it periodically (e.g. every 5 minutes from cron)."
     )
 
@@ -44,16 +45,22 @@ class Command(BaseCommand):
         finally:
             client.close()
         for item in results:
-            quota = item.spend.quota
-            verb = (
-                "unchanged"
-                if item.before == item.after
-                else ("raised" if item.after > item.before else "lowered")
-            )
-            self.stdout.write(
-                f"quota {quota.pk} ({quota}) period {item.spend.period.key}: "
-                f"records ${from_micro(item.spend.micro)}, "
-                f"counter ${from_micro(item.before)} -> ${from_micro(item.after)} ({verb})"
-            )
+            self.stdout.write(_line(item))
         if not results:
             self.stdout.write("no cost quotas")
+
+
+def _line(item: Reconciled) -> str:
+    quota = item.spend.quota
+    verb = "unchanged" if item.before == item.after else ("raised" if item.after > item.before else "lowered")
+    line = (
+        f"quota {quota.pk} ({quota}) period {item.spend.period.key}: "
+        f"records ${from_micro(item.spend.micro)}, "
+        f"counter ${from_micro(item.before)} -> ${from_micro(item.after)} ({verb})"
+    )
+    if item.released or item.reserved_before != item.reserved_after:
+        line += (
+            f"; released {item.released} orphaned reservation(s), "
+            f"reserved ${from_micro(item.reserved_before)} -> ${from_micro(item.reserved_after)}"
+        )
+    return line
