@@ -45,6 +45,7 @@ NO_PROVIDER = "none"  # the provider label of requests answered before any routi
 TOKEN_TYPES = ("prompt", "completion", "cached", "reasoning", "cache_write")
 CACHE_TYPES = ("l1", "l2")  # in-process LRU, Redis
 REDIS_COMPONENTS = ("limiter", "usage_outbox", "routing_sync", "config_pubsub", "metrics")
+SHED_REASONS = ("in_flight", "lag", "limiter_lag")
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -141,6 +142,12 @@ class GatewayMetrics:
             "Requests admitted without rate-limit and quota checks: Redis unreachable, failing open.",
             registry=registry,
         )
+        self.shed = counter(
+            "llm_gateway_shed",
+            "Requests refused at once with a 503 because the worker was full (in_flight), its event "
+            "loop ran late (lag), or its limiter could not be heard in time for its own lag (limiter_lag).",
+            ("reason",),
+        )
         self.cache_hits = counter("llm_gateway_cache_hits", "Response cache hits.", ("cache_type",))
         self.cache_misses = counter("llm_gateway_cache_misses", "Response cache misses.", ("cache_type",))
         self.redis_errors = counter(
@@ -155,6 +162,8 @@ class GatewayMetrics:
             self.cache_misses(cache_type)
         for component in REDIS_COMPONENTS:
             self.redis_errors(component)
+        for reason in SHED_REASONS:
+            self.shed(reason)
 
 
 @functools.cache
@@ -231,6 +240,11 @@ def observe_refusal(*, tenant: str, model: str, quota: bool) -> None:
 def observe_unchecked() -> None:
     """Admission could not reach Redis and admitted the request unchecked (failing open)."""
     get_metrics().unchecked.inc()
+
+
+def observe_shed(reason: str) -> None:
+    """A request refused by admission control (``SHED_REASONS``)."""
+    get_metrics().shed(reason).inc()
 
 
 def observe_cache(cache_type: str, *, hit: bool) -> None:

@@ -32,6 +32,7 @@ from accounting.recorder import UsageWriter
 from accounting.spend import recorded_spend
 from gateway_site.ledger import InProcessBeat, OutboxDrainer, UsageSink
 from gateway_site.metrics import observe_redis_error, redis_error_hook
+from gateway_site.overload import LoadGate
 from providers.catalog import load_catalog
 from providers.http import create_http_client
 from providers.types import Catalog
@@ -278,6 +279,7 @@ class Runtime:
         self._background: set[asyncio.Task[None]] = set()
         self.alerts = AlertDispatcher()
         self._limiters = PerLoop(self._build_limiter)
+        self._gates = PerLoop(self._build_gate)
         self._caches = PerLoop(self._build_cache)
         self._cache_local = LocalCache(
             max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES, max_bytes=settings.GATEWAY_CACHE_MAX_BYTES
@@ -301,11 +303,32 @@ class Runtime:
         return self._limiters.get() if settings.REDIS_URL else self._local_limiter
 
     def _build_limiter(self) -> Limiter:
-        client = request_path_redis()
+        """On Redis, each call bounded by ``GATEWAY_REDIS_TIMEOUT_SECONDS`` of the time the
+        loop was responsive (its stalls are this process's, not Redis's), within a wall-time cap
+        of ten times that (at least 5 s)."""
+        timeout = settings.GATEWAY_REDIS_TIMEOUT_SECONDS
+        cap = max(10 * timeout, 5.0)
+        client = create_client(
+            settings.REDIS_URL, timeout=cap, max_connections=settings.GATEWAY_REDIS_MAX_CONNECTIONS
+        )
+        store = RedisStore(
+            client,
+            on_error=redis_error_hook("limiter"),
+            timeout=timeout,
+            cap=cap,
+            stalled=self.gate().monitor.stalled,
+        )
         return Limiter(
-            RedisStore(client, on_error=redis_error_hook("limiter")),
-            fail_open=settings.GATEWAY_ON_REDIS_ERROR == "open",
-            on_alert=self.alerts.notify,
+            store, fail_open=settings.GATEWAY_ON_REDIS_ERROR == "open", on_alert=self.alerts.notify
+        )
+
+    def gate(self) -> LoadGate:
+        """The running event loop's admission gate (in-flight count and loop lag)."""
+        return self._gates.get()
+
+    def _build_gate(self) -> LoadGate:
+        return LoadGate(
+            max_in_flight=settings.GATEWAY_MAX_IN_FLIGHT, max_lag=settings.GATEWAY_MAX_LOOP_LAG_MS / 1000
         )
 
     def cache(self) -> ResponseCache:
@@ -380,6 +403,7 @@ class Runtime:
             self.watcher.stop,
             functools.partial(self._routers.close, Router.aclose),
             functools.partial(self._limiters.close, Limiter.aclose),
+            functools.partial(self._gates.close, _close_gate),
             functools.partial(self._caches.close, ResponseCache.aclose),  # pending L2 writes complete first
             self.alerts.close,
             self.usage.close,
@@ -390,6 +414,10 @@ class Runtime:
                 step()
             except Exception:
                 logger.exception("shutdown step failed; continuing")
+
+
+async def _close_gate(gate: LoadGate) -> None:
+    await gate.monitor.aclose()
 
 
 def request_path_redis() -> aioredis.Redis:

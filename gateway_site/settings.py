@@ -168,6 +168,11 @@ GATEWAY_ON_REDIS_ERROR = env_choice("GATEWAY_ON_REDIS_ERROR", "open", ("open", "
 GATEWAY_REDIS_TIMEOUT_SECONDS = env_float("GATEWAY_REDIS_TIMEOUT_SECONDS", 1.0, minimum=0.01)
 # Per Redis client of a process (limits, response cache, routing sync): past it, calls wait.
 GATEWAY_REDIS_MAX_CONNECTIONS = env_int("GATEWAY_REDIS_MAX_CONNECTIONS", 64, minimum=1)
+# Admission control (README, "Overload"): past this many requests in flight in one worker
+# (streams until they end), or with its event loop running this late, a request is shed with
+# a 503 before any work.
+GATEWAY_MAX_IN_FLIGHT = env_int("GATEWAY_MAX_IN_FLIGHT", 1000, minimum=1)
+GATEWAY_MAX_LOOP_LAG_MS = env_float("GATEWAY_MAX_LOOP_LAG_MS", 250.0, minimum=1)
 GATEWAY_QUOTA_TIMEZONE = env_timezone("GATEWAY_QUOTA_TIMEZONE", "UTC")
 GATEWAY_DEFAULT_MAX_TOKENS = env_int("GATEWAY_DEFAULT_MAX_TOKENS", 1024, minimum=1)
 # Routing and resilience (README, "Routing and resilience").

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from quotas.budget import Period, from_micro
-from quotas.errors import AdmissionError, LimiterUnavailable, QuotaExceeded, RateLimited
+from quotas.errors import AdmissionError, LimiterUnavailable, Overloaded, QuotaExceeded, RateLimited
 from quotas.policy import Plan, QuotaLine, QuotaPolicy, RateLine
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,11 @@ PARALLEL_RETRY_MS = 1000
 
 class StoreUnavailable(Exception):
     """The shared store could not be reached (or answered garbage)."""
+
+
+class StoreOverloaded(Exception):
+    """This process was too slow to hear the store's answer in time (its event loop stalled):
+    neither the store's fault nor a reason to admit a request unchecked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +243,10 @@ class Limiter:
         """The request's admission, or the refusal error (429, or 503 when failing closed)."""
         try:
             verdict = await self.store.evaluate(plan, now_ms=now_ms)
+        except StoreOverloaded:
+            raise Overloaded(
+                "The gateway is overloaded; please retry shortly.", headers={"retry-after": "1"}
+            ) from None
         except StoreUnavailable as exc:
             if not self._fail_open:
                 raise LimiterUnavailable(
@@ -306,7 +315,7 @@ class Limiter:
                 now_ms=now_ms,
                 outbox=outbox,
             )
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, StoreOverloaded) as exc:
             if plan is not None:
                 logger.warning(
                     "settlement of %s failed, its reservations expire by themselves: %s", plan.request_id, exc

@@ -53,3 +53,12 @@ class LimiterUnavailable(AdmissionError):
     status = 503
     error_type = "server_error"
     code = "rate_limiter_unavailable"
+
+
+class Overloaded(AdmissionError):
+    """The gateway process is too busy to take the request now (shed before any work, or its
+    limiter could not be heard in time because of its own lag); retry shortly."""
+
+    status = 503
+    error_type = "server_error"
+    code = "overloaded"

@@ -28,9 +28,11 @@ from quotas.admission import (
     Refusal,
     RefusalKind,
     Settled,
+    StoreOverloaded,
     StoreUnavailable,
     Verdict,
 )
+from quotas.deadline import DeadlinePassed, StoreDeadline, never_stalled
 from quotas.lua import ADMIT, QUOTA_STATES, SETTLE
 from quotas.policy import Plan, QuotaLine
 
@@ -71,8 +73,11 @@ def create_client(url: str, *, timeout: float, max_connections: int = 64) -> aio
     (TCP, TLS or Unix socket, as the URL says) pack commands with hiredis.
 
     At most ``max_connections``; a call finding them all busy waits for one (within
-    ``timeout``). redis-py's default pool instead fails the call at once ("Too many
-    connections") past 100, which under load made admission fail open: limits unchecked."""
+    ``timeout``). redis-py's default pool fails the call at once ("Too many connections") past
+    100, which under load would admit requests unchecked.
+
+    ``RedisStore`` bounds its calls itself (``StoreDeadline``), discounting the loop's own lag;
+    give its client the wall-time cap as ``timeout``."""
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -141,6 +146,10 @@ def parse_verdict(plan: Plan, reply: Sequence[Any]) -> Verdict:
 
 
 class RedisStore:
+    """``timeout``: how long a call may take Redis, measured by ``StoreDeadline`` (the time the
+    loop was stalled, from ``stalled``, does not count), within ``cap`` seconds of wall time.
+    Without ``timeout`` the client's own socket timeouts bound the calls."""
+
     def __init__(
         self,
         client: aioredis.Redis,
@@ -148,8 +157,12 @@ class RedisStore:
         retry_seconds: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
         on_error: Callable[[], None] = lambda: None,
+        timeout: float | None = None,
+        cap: float = 10.0,
+        stalled: Callable[[], float] = never_stalled,
     ) -> None:
         self._client = client
+        self._timeout, self._cap, self._stalled = timeout, cap, stalled
         self._on_error = on_error  # counts failed Redis calls (metrics)
         self._admit: AsyncScript = client.register_script(ADMIT)
         self._settle: AsyncScript = client.register_script(SETTLE)
@@ -159,15 +172,27 @@ class RedisStore:
         self._down_until = 0.0
 
     async def _call(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        """Make one Redis call; after a failure, refuse every call for ``retry_seconds``."""
+        """Make one Redis call; after a failure, refuse every call for ``retry_seconds``. A call
+        the loop's own lag held past the cap raises ``StoreOverloaded``: Redis is not marked."""
         if self._monotonic() < self._down_until:
             raise StoreUnavailable("Redis failed less than a moment ago")
         try:
-            return await call()
-        except (TimeoutError, RedisError, OSError) as exc:
-            self._down_until = self._monotonic() + self._retry_seconds
-            self._on_error()
+            if self._timeout is None:
+                return await call()
+            async with StoreDeadline(timeout=self._timeout, cap=self._cap, stalled=self._stalled):
+                return await call()
+        except DeadlinePassed as exc:
+            if exc.stalled:
+                raise StoreOverloaded("this process ran too late to hear Redis in time") from exc
+            self._failed()
             raise StoreUnavailable(f"Redis: {exc}") from exc
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed()
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+
+    def _failed(self) -> None:
+        self._down_until = self._monotonic() + self._retry_seconds
+        self._on_error()
 
     async def _run(self, script: AsyncScript, args: Sequence[Arg | bytes]) -> Sequence[Any]:
         reply = await self._call(lambda: script(keys=[], args=args))

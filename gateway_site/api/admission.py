@@ -25,13 +25,13 @@ from django.conf import settings
 from accounting.pricing import PriceTable, PriceVersion, cost_usd
 from gateway_site.api.exchange import Exchange, message_texts, price_in_force
 from gateway_site.api.parsing import JsonObject
-from gateway_site.metrics import observe_refusal, observe_unchecked
+from gateway_site.metrics import observe_refusal, observe_shed, observe_unchecked
 from gateway_site.runtime import get_runtime
 from providers.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, count_message_tokens, count_tokens
 from providers.types import DeploymentConfig
 from quotas.admission import Admission, Limiter
 from quotas.budget import to_micro
-from quotas.errors import QuotaExceeded, RateLimited
+from quotas.errors import Overloaded, QuotaExceeded, RateLimited
 from quotas.policy import build_plan
 from quotas.registry import KeyContext
 
@@ -189,6 +189,9 @@ async def admit(
         admission = await limiter.admit(plan)
     except (RateLimited, QuotaExceeded) as refusal:
         observe_refusal(tenant=key.tenant_name, model=model, quota=isinstance(refusal, QuotaExceeded))
+        raise
+    except Overloaded:
+        observe_shed("limiter_lag")
         raise
     if admission.plan is None:  # the limiter could not be reached and fails open
         observe_unchecked()

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponseBase
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway_site.api.admission import NO_ESTIMATE, estimate_embeddings
-from gateway_site.api.endpoint import api_endpoint, settles
+from gateway_site.api.endpoint import model_endpoint, settles
 from gateway_site.api.errors import RequestError
 from gateway_site.api.exchange import Exchange
 from gateway_site.api.parsing import load_json_object
@@ -60,7 +60,7 @@ def parse_embeddings_request(body: bytes, *, limit: int) -> tuple[str, dict[str,
     return parsed.model, raw
 
 
-@api_endpoint
+@model_endpoint
 async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
     require_method(request, "POST")
     runtime = get_runtime()

@@ -1,6 +1,6 @@
-"""The wrapper every API view runs in: request id and overhead headers, and the one place
-errors become responses (ours rendered as OpenAI errors, anything else logged once and
-answered with a 500 that names the request id)."""
+"""The wrapper every API view runs in: load shedding for the endpoints that call models,
+request id and overhead headers, and the one place errors become responses (ours rendered as
+OpenAI errors, anything else logged once and answered with a 500 that names the request id)."""
 
 from __future__ import annotations
 
@@ -11,60 +11,105 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from gateway_site.access_log import log_refused
 from gateway_site.api.errors import RequestError
 from gateway_site.api.exchange import Exchange, UsageTracker, client_request_id, new_request_id
 from gateway_site.api.responses import error_response, internal_error_response
-from gateway_site.metrics import observe_response
+from gateway_site.metrics import observe_response, observe_shed
+from gateway_site.overload import LoadGate
+from gateway_site.runtime import get_runtime
 from providers.errors import UpstreamError
-from quotas.errors import AdmissionError
+from quotas.errors import AdmissionError, Overloaded
 
 logger = logging.getLogger("gateway.api")
 
 ApiView = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
 
-def api_endpoint(view: ApiView) -> ApiView:
+def api_endpoint(view: ApiView, *, shed: bool = False) -> ApiView:
+    """``shed``: the endpoint calls models, so a full worker refuses it at once (503 with
+    ``retry-after``, before any Redis or upstream call) and counts it in flight until its
+    response is over (a stream, until it ends)."""
+
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, **kwargs: str) -> HttpResponseBase:
         exchange = Exchange(
             request_id=new_request_id(),
             client_request_id=client_request_id(request.headers.get("x-request-id")),
         )
-        response: HttpResponseBase
-        error_type = ""
-        try:
-            response = await view(request, exchange, **kwargs)
-        except (RequestError, AdmissionError, UpstreamError) as exc:
-            response, error_type = error_response(exc), exc.error_type
-        except Exception:
-            logger.exception("unhandled error on %s (request id %s)", request.path, exchange.request_id)
-            response, error_type = internal_error_response(exchange.public_id), "server_error"
-        overhead_ms = exchange.overhead_ms()  # one reading for the log line and the header
-        if not exchange.tracked:
-            log_refused(
-                request_id=exchange.request_id,
-                client_request_id=exchange.client_request_id,
-                path=request.path,
-                key=exchange.key,
-                status=response.status_code,
-                error_type=error_type,
-                latency_ms=overhead_ms,
+        gate = get_runtime().gate() if shed else None
+        refusal = gate.enter() if gate is not None else None
+        if refusal is not None:
+            observe_shed(refusal)
+            overloaded: AdmissionError = Overloaded(
+                "The gateway is overloaded; please retry shortly.", headers={"retry-after": "1"}
             )
+            return _respond(request, exchange, error_response(overloaded), error_type=overloaded.error_type)
         try:
-            _decorate(response, exchange, overhead_ms=overhead_ms)
-        except Exception:
-            logger.exception("response of %s could not be completed", exchange.request_id)
-            response.close()  # a streamed body that will not be sent finishes its request
-            response = internal_error_response(exchange.public_id)
-            response["x-request-id"] = exchange.public_id
-        observe_response(exchange, response)
-        return response
+            response, error_type = await _run(view, request, exchange, kwargs)
+        except BaseException:
+            if gate is not None:
+                gate.leave()
+            raise
+        if gate is not None:
+            _leave_when_closed(response, gate)
+        return _respond(request, exchange, response, error_type=error_type)
 
     return csrf_exempt(wrapper)
+
+
+def model_endpoint(view: ApiView) -> ApiView:
+    """An endpoint that calls models: ``api_endpoint`` with load shedding."""
+    return api_endpoint(view, shed=True)
+
+
+async def _run(
+    view: ApiView, request: HttpRequest, exchange: Exchange, kwargs: dict[str, str]
+) -> tuple[HttpResponseBase, str]:
+    """The view's response, or the error it raised rendered (``error_type`` for the log)."""
+    try:
+        return await view(request, exchange, **kwargs), ""
+    except (RequestError, AdmissionError, UpstreamError) as exc:
+        return error_response(exc), exc.error_type
+    except Exception:
+        logger.exception("unhandled error on %s (request id %s)", request.path, exchange.request_id)
+        return internal_error_response(exchange.public_id), "server_error"
+
+
+def _leave_when_closed(response: HttpResponseBase, gate: LoadGate) -> None:
+    if isinstance(response, StreamingHttpResponse):
+        # Django calls a response's resource closers once it is over, sent or not.
+        response._resource_closers.append(gate.leave)  # type: ignore[attr-defined]
+    else:
+        gate.leave()
+
+
+def _respond(
+    request: HttpRequest, exchange: Exchange, response: HttpResponseBase, *, error_type: str
+) -> HttpResponseBase:
+    overhead_ms = exchange.overhead_ms()  # one reading for the log line and the header
+    if not exchange.tracked:
+        log_refused(
+            request_id=exchange.request_id,
+            client_request_id=exchange.client_request_id,
+            path=request.path,
+            key=exchange.key,
+            status=response.status_code,
+            error_type=error_type,
+            latency_ms=overhead_ms,
+        )
+    try:
+        _decorate(response, exchange, overhead_ms=overhead_ms)
+    except Exception:
+        logger.exception("response of %s could not be completed", exchange.request_id)
+        response.close()  # a streamed body that will not be sent finishes its request
+        response = internal_error_response(exchange.public_id)
+        response["x-request-id"] = exchange.public_id
+    observe_response(exchange, response)
+    return response
 
 
 def _decorate(response: HttpResponseBase, exchange: Exchange, *, overhead_ms: float) -> None:

@@ -16,9 +16,9 @@ from gateway_site.api.exchange import Exchange
 from gateway_site.api.responses import json_response
 from gateway_site.api.views import authenticate, require_method
 from gateway_site.runtime import get_runtime
-from quotas.admission import StoreUnavailable
+from quotas.admission import StoreOverloaded, StoreUnavailable
 from quotas.budget import from_micro
-from quotas.errors import LimiterUnavailable
+from quotas.errors import LimiterUnavailable, Overloaded
 from quotas.policy import build_plan
 
 
@@ -41,6 +41,10 @@ async def key_usage(request: HttpRequest, exchange: Exchange) -> HttpResponseBas
     )
     try:
         states = await runtime.limiter().store.quota_states(plan.quotas)
+    except StoreOverloaded:
+        raise Overloaded(
+            "The gateway is overloaded; please retry shortly.", headers={"retry-after": "1"}
+        ) from None
     except StoreUnavailable:
         raise LimiterUnavailable(
             "The gateway cannot read quota counters right now; please retry shortly.",

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponseBase
 
 from gateway_site.api.admission import NO_ESTIMATE, Estimate, admit, estimate_chat
 from gateway_site.api.caching import ChatCache, consult_cache, may_answer_from_cache
-from gateway_site.api.endpoint import api_endpoint, settles
+from gateway_site.api.endpoint import api_endpoint, model_endpoint, settles
 from gateway_site.api.errors import MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
 from gateway_site.api.exchange import Exchange, UsageTracker
 from gateway_site.api.parsing import ChatRequest, parse_chat_request
@@ -134,7 +134,7 @@ def attempt_headers(exchange: Exchange, attempt: Attempt) -> Iterator[None]:
         exchange.headers.update(attempt.response_headers())
 
 
-@api_endpoint
+@model_endpoint
 async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResponseBase:
     require_method(request, "POST")
     runtime = get_runtime()

@@ -21,6 +21,7 @@ ALLOWED_LABELS = {
     "deployment",
     "cache_type",
     "component",
+    "reason",
     "tenant",
     "le",
 }
