@@ -129,9 +129,14 @@ def _writes_dearer(version: PriceVersion) -> bool:
     return write is not None and write > version.input_per_million
 
 
-def _lease_ms(deployments: Sequence[DeploymentConfig]) -> int:
+def _lease_ms(deployments: Sequence[DeploymentConfig], *, deadline: float | None) -> int:
+    """How long the reservation outlives a process that dies holding it: the longest the request
+    can take to be answered (its model's deadline, which bounds retries and fallbacks, or the
+    longest upstream deadline of its deployments) plus a margin."""
     default = settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS
     longest = max((d.provider.timeout_seconds or default) for d in deployments)
+    if deadline is not None:
+        longest = max(longest, deadline - time.perf_counter())
     return int((longest + LEASE_MARGIN_SECONDS) * 1000)
 
 
@@ -166,6 +171,7 @@ async def admit(
     estimate: Estimate,
     deployments: Sequence[DeploymentConfig],
     exchange: Exchange,
+    deadline: float | None = None,
 ) -> Admission:
     """One round trip to the limiter; raises the refusal (429, or 503 when failing closed).
     The ``x-ratelimit-*`` headers go on the exchange, so every later response carries them."""
@@ -181,7 +187,7 @@ async def admit(
         cost_micro=to_micro(max_cost(deployments, estimate, get_runtime().watcher.current().prices))
         if policy.quotas
         else 0,
-        lease_ms=_lease_ms(deployments),
+        lease_ms=_lease_ms(deployments, deadline=deadline),
         now=dt.datetime.now(dt.UTC),
         tz=settings.GATEWAY_QUOTA_TIMEZONE,
     )

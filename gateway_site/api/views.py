@@ -197,6 +197,7 @@ async def admit_request(
             estimate=estimate,
             deployments=attempt.candidates,
             exchange=exchange,
+            deadline=attempt.deadline,
         )
     return UsageTracker(
         writer=runtime.usage,

@@ -3,11 +3,12 @@ pure: the bound is never below what a byte-level tokenizer could count."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import orjson
 
-from gateway_site.api.admission import IMAGE_TOKEN_BOUND, estimate_chat, max_cost
+from gateway_site.api.admission import IMAGE_TOKEN_BOUND, _lease_ms, estimate_chat, max_cost
 from providers.types import DeploymentConfig, ModelRoute, Prices, ProviderConfig
 
 
@@ -100,3 +101,18 @@ def test_max_cost_covers_the_fallback_models_deployments():
     # 8 x 10 + 46 x 20 = 1000 micro-dollars, against 100 for the model's own deployment.
     assert max_cost((own,), estimate) == Decimal("0.0001")
     assert max_cost((own, fallback), estimate) == Decimal("0.001")
+
+
+def test_the_lease_outlives_the_longest_the_request_may_wait(settings):
+    settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS = 600
+    quick = DeploymentConfig(
+        id=1,
+        provider=ProviderConfig(name="p", kind="openai", base_url="http://x", timeout_seconds=30),
+        upstream_model="m",
+        prices=Prices(Decimal(1), Decimal(1)),
+    )
+    # the provider's 30 s, or the model's deadline (retries and fallbacks) when longer; plus 60 s
+    assert _lease_ms([quick], deadline=None) == 90_000
+    lease = _lease_ms([quick], deadline=time.perf_counter() + 300)
+    assert 359_000 < lease <= 360_000
+    assert _lease_ms([quick, deployment(2, "1", "1")], deadline=None) == 660_000
