@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import openai
 import pytest
 from jsonschema import Draft202012Validator
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from accounting.models import UsageRecord
 from tests.conftest import mock_echo_yaml, wait_for
@@ -155,6 +156,30 @@ def test_function_tool_round_trip_streamed(gateway_factory, configure, make_key)
     expect_records({first_id: (TOOLS_PROMPT, 17, 200), second_id: (TOOLS_PROMPT + 35, 20, 200)})
 
 
+class GetWeather(BaseModel):
+    city: str = Field(max_length=5)
+    unit: Literal["celsius", "fahrenheit"]
+
+
+def test_the_sdk_tool_helpers_parse_the_calls(gateway_factory, configure, make_key):
+    client = sdk_client(gateway_factory, configure, make_key)
+    ask = [{"role": "user", "content": "Call GetWeather for Paris, in fahrenheit"}]
+    tools = [openai.pydantic_function_tool(GetWeather)]
+
+    parsed = client.chat.completions.parse(model="mock-echo", messages=ask, tools=tools)
+    with client.chat.completions.stream(model="mock-echo", messages=ask, tools=tools) as helper:
+        streamed = helper.get_final_completion()
+
+    for completion in (parsed, streamed):
+        (call,) = completion.choices[0].message.tool_calls
+        assert (call.function.name, call.function.parsed_arguments) == (
+            "GetWeather",
+            GetWeather(city="Call ", unit="fahrenheit"),
+        )
+        assert completion.choices[0].finish_reason == "tool_calls"
+    assert parsed.choices[0].message.tool_calls[0].id == streamed.choices[0].message.tool_calls[0].id
+
+
 def test_forced_named_and_none_tool_choices(gateway_factory, configure, make_key):
     client = sdk_client(gateway_factory, configure, make_key)
     plain = [{"role": "user", "content": "Nothing named here"}]
@@ -221,6 +246,9 @@ def test_structured_outputs(gateway_factory, configure, make_key):
     schema, schema_id = create(client, messages=[TRIP], response_format=SCHEMA_FORMAT)
     parsed = client.chat.completions.parse(model="mock-echo", messages=[TRIP], response_format=Trip)
     plain, plain_id = create(client, messages=json_ask, response_format={"type": "json_object"})
+    # The SDK's stream helper accumulates the chunks and parses the result into the model.
+    with client.chat.completions.stream(model="mock-echo", messages=[TRIP], response_format=Trip) as helper:
+        helped = helper.get_final_completion()
     streamed = create_streamed(client, messages=[TRIP], response_format=SCHEMA_FORMAT)
     streamed_json = create_streamed(client, messages=json_ask, response_format={"type": "json_object"})
 
@@ -230,15 +258,16 @@ def test_structured_outputs(gateway_factory, configure, make_key):
     assert parsed.choices[0].message.parsed == Trip(
         city="Paris for 3 nights, stops on day 1 and 2", nights=3, stops=[Stop(name=TRIP["content"], day=1)]
     )
+    assert helped.choices[0].message.parsed == parsed.choices[0].message.parsed
     assert plain.choices[0].message.content == json_reply
     assert streamed[0] == {0: {"content": TRIP_JSON, "tool_calls": {}, "finish": "stop"}}
     assert streamed_json[0] == {0: {"content": json_reply, "tool_calls": {}, "finish": "stop"}}
     assert (streamed[1].completion_tokens, streamed_json[1].completion_tokens) == (53, 20)
-    wait_for(lambda: UsageRecord.objects.count() >= 5)
+    wait_for(lambda: UsageRecord.objects.count() >= 6)
     records = tokens_by_request()
     assert records[schema_id] == records[streamed[3]] == (schema.usage.prompt_tokens, 53, 200)
     assert records[plain_id] == records[streamed_json[3]] == (20, 20, 200)
-    assert UsageRecord.objects.count() == 5
+    assert UsageRecord.objects.count() == 6
 
 
 def test_a_strict_schema_openai_refuses_is_a_400(gateway_factory, configure, make_key):
