@@ -1,118 +1,118 @@
 """The built-in ``mock`` provider: answers in-process, with no network and no key.
 
-The reply is deterministic (it echoes the last user message), the token counts are real counts
-of the prompt and the reply (``providers.tokens``), ``max_tokens`` / ``max_completion_tokens``
-truncate with ``finish_reason: "length"``, and streaming sends one chunk per token with the
-provider's ``chunk_delay_ms`` between chunks."""
+The answer is deterministic and decided by ``providers.adapters.mock_reply`` (echo, tool calls,
+JSON output, ``n`` choices, real token counts, ``max_tokens``); this module puts it on OpenAI's
+wire format. Streaming sends one chunk per token (text, or a tool call's first delta and then
+its argument fragments), the choices' chunks taking turns, with the provider's
+``chunk_delay_ms`` between turns; then each choice's finish reason and the usage chunk."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import orjson
 
-from providers.adapters.base import JsonObject, UpstreamCall
-from providers.adapters.chat_request import messages
-from providers.adapters.chunks import usage_wire
-from providers.tokens import count_message_tokens, split_tokens
-from providers.types import Completion, StreamEvent, Usage
+from providers.adapters.base import UpstreamCall
+from providers.adapters.chunks import Choice, ChunkWriter, ToolCall, usage_wire
+from providers.adapters.mock_reply import Plan, PlannedChoice, plan_reply
+from providers.types import Completion, StreamEvent
 
 DEFAULT_CHUNK_DELAY_MS = 20.0
 
 
-def _text_of(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
-        )
-    return ""
+def _tool_calls(choice: PlannedChoice) -> tuple[ToolCall, ...]:
+    return tuple(ToolCall(id=c.id, name=c.name, arguments="".join(c.arguments)) for c in choice.calls)
 
 
-def reply_for(body: JsonObject) -> str:
-    users = [_text_of(m.get("content")) for m in messages(body) if m.get("role") == "user"]
-    said = users[-1].strip() if users else ""
-    return f"This is mock-echo. You said: {said}" if said else "This is mock-echo. You sent no text."
+def choice_wire(choice: PlannedChoice) -> dict[str, object]:
+    """One ``choices[]`` entry of a ``chat.completion``."""
+    content = None if choice.content is None else "".join(choice.content)
+    if not choice.legacy:
+        return Choice(
+            content=content, tool_calls=_tool_calls(choice), finish_reason=choice.finish, index=choice.index
+        ).wire()
+    message: dict[str, object] = {"role": "assistant", "content": content, "refusal": None}
+    if choice.calls:
+        call = choice.calls[0]
+        message["function_call"] = {"name": call.name, "arguments": "".join(call.arguments)}
+    return {"index": choice.index, "message": message, "logprobs": None, "finish_reason": choice.finish}
 
 
-def _token_limit(body: JsonObject) -> int | None:
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+def choice_events(choice: PlannedChoice, *, writer: ChunkWriter) -> Iterator[StreamEvent]:
+    """One choice's chunks, first to finish; made as they are sent (``n`` x tokens can be many)."""
+    index = choice.index
+    if choice.content is not None:
+        yield writer.role(index=index)
+        for token in choice.content:
+            yield writer.text(token, index=index)
+        yield writer.finish(choice.finish, index=index)
+        return
+    yield writer.delta({"role": "assistant", "content": None}, index=index)
+    for position, call in enumerate(choice.calls):
+        if choice.legacy:
+            yield writer.delta({"function_call": {"name": call.name, "arguments": ""}}, index=index)
+            for fragment in call.arguments:
+                yield writer.delta({"function_call": {"arguments": fragment}}, index=index, text=fragment)
+        else:
+            yield writer.tool_call(position, ToolCall(id=call.id, name=call.name, arguments=""), index=index)
+            for fragment in call.arguments:
+                yield writer.tool_arguments(position, fragment, index=index)
+    yield writer.finish(choice.finish, index=index)
 
 
-def plan_reply(body: JsonObject) -> tuple[list[str], str, Usage]:
-    """The reply's tokens, its finish reason and its usage."""
-    tokens = split_tokens(reply_for(body))
-    finish = "stop"
-    limit = _token_limit(body)
-    if limit is not None and len(tokens) > limit:
-        tokens, finish = tokens[:limit], "length"
-    prompt = count_message_tokens([_text_of(m.get("content")) for m in messages(body)])
-    return tokens, finish, Usage(prompt_tokens=prompt, completion_tokens=len(tokens))
+def turns(streams: list[Iterator[StreamEvent]]) -> Iterator[list[StreamEvent]]:
+    """The choices' chunks in turns: one from each choice that still has one, until none has."""
+    while streams:
+        turn: list[StreamEvent] = []
+        for stream in list(streams):
+            event = next(stream, None)
+            if event is None:
+                streams.remove(stream)
+            else:
+                turn.append(event)
+        if turn:
+            yield turn
 
 
 class MockAdapter:
     async def complete(self, call: UpstreamCall) -> Completion:
-        tokens, finish, usage = plan_reply(call.body)
+        plan = plan_reply(call.body)
         body = {
             "id": f"chatcmpl-{secrets.token_hex(12)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": call.deployment.upstream_model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(tokens), "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": finish,
-                }
-            ],
-            "usage": usage_wire(usage),
-            "system_fingerprint": "fp_mock",
+            "choices": [choice_wire(choice) for choice in plan.choices],
+            "usage": usage_wire(plan.usage),
         }
-        return Completion(body=orjson.dumps(body), usage=usage)
+        return Completion(body=orjson.dumps(body), usage=plan.usage)
 
     async def open_stream(self, call: UpstreamCall) -> MockStream:
-        return MockStream(call)
+        # Planned here, so that a request the mock refuses is a 400 before the stream starts.
+        return MockStream(call, plan=plan_reply(call.body))
 
 
 class MockStream:
-    def __init__(self, call: UpstreamCall) -> None:
-        self._call = call
+    def __init__(self, call: UpstreamCall, *, plan: Plan) -> None:
+        self._plan = plan
+        self._model = call.deployment.upstream_model
         delay = call.deployment.provider.chunk_delay_ms
         self._delay = (DEFAULT_CHUNK_DELAY_MS if delay is None else delay) / 1000.0
 
     async def events(self) -> AsyncIterator[StreamEvent]:
-        tokens, finish, usage = plan_reply(self._call.body)
-        base = {
-            "id": f"chatcmpl-{secrets.token_hex(12)}",
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": self._call.deployment.upstream_model,
-            "system_fingerprint": "fp_mock",
-        }
-
-        def chunk(delta: dict[str, object], finish_reason: str | None = None) -> bytes:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-            return orjson.dumps({**base, "choices": [choice]})
-
-        yield StreamEvent(payload=chunk({"role": "assistant", "content": ""}))
-        for token in tokens:
-            if self._delay:
+        writer = ChunkWriter(
+            id=f"chatcmpl-{secrets.token_hex(12)}", created=int(time.time()), model=self._model
+        )
+        streams = [choice_events(choice, writer=writer) for choice in self._plan.choices]
+        for number, turn in enumerate(turns(streams)):
+            if number and self._delay:
                 await asyncio.sleep(self._delay)
-            yield StreamEvent(payload=chunk({"content": token}), text=token)
-        yield StreamEvent(payload=chunk({}, finish))
-        usage_chunk = orjson.dumps({**base, "choices": [], "usage": usage_wire(usage)})
-        yield StreamEvent(payload=usage_chunk, usage=usage, usage_only=True)
+            for event in turn:
+                yield event
+        yield writer.usage(self._plan.usage)
 
     async def aclose(self) -> None:
         return None
