@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Collection
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,6 +30,15 @@ def load_price_table() -> PriceTable:
             )
         )
     return PriceTable(versions={key: tuple(items) for key, items in versions.items()})
+
+
+def versions_in_force(deployment_ids: Collection[int], *, at: dt.datetime) -> dict[int, DeploymentPrice]:
+    """The price version in force at ``at`` of each of ``deployment_ids`` that has one."""
+    current: dict[int, DeploymentPrice] = {}
+    rows = DeploymentPrice.objects.filter(deployment_id__in=deployment_ids, effective_from__lte=at)
+    for row in rows.order_by("deployment_id", "effective_from"):
+        current[row.deployment_id] = row  # the latest one started wins
+    return current
 
 
 def price_upsert(

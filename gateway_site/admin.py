@@ -1,14 +1,17 @@
 """Admin for providers, models and deployments. Registered here, at the edge, because changes
 must bump the control-plane revision owned by ``quotas`` and ``providers`` imports nothing of
-ours."""
+ours. A deployment is saved only priced or declared free (``price_coverage``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 
+from accounting.prices import versions_in_force
+from gateway_site.price_coverage import charges, unpriced_message
 from providers.kinds import ProviderSettings, check_settings
 from providers.models import Deployment, Provider, PublicModel
 from providers.secrets import encrypt_secret
@@ -112,18 +115,55 @@ class ProviderAdmin(RevisionBumpingAdmin):
         return obj.has_stored_key
 
 
+# A deployment's fields as edited, on its own page (plus its model) and inline on its model's.
+DEPLOYMENT_FIELDS = (
+    "provider",
+    "upstream_model",
+    "priority",
+    "weight",
+    "input_per_million",
+    "output_per_million",
+    "cached_input_per_million",
+    "free",
+    "enabled",
+)
+
+
+class DeploymentForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Refuses a deployment that would serve for nothing unannounced: one whose prices charge
+    nothing, with no price version in force, and not ticked Free; and a Free one with prices."""
+
+    class Meta:
+        model = Deployment
+        fields = ("model", *DEPLOYMENT_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        paid = charges(
+            input_per_million=data.get("input_per_million"), output_per_million=data.get("output_per_million")
+        )
+        if data.get("free"):
+            if paid or data.get("cached_input_per_million"):
+                self.add_error("free", "A free deployment takes no prices: clear them, or untick Free.")
+        elif not paid and not self._version_in_force():
+            message = unpriced_message([self._label(data)])
+            raise forms.ValidationError(message[0].upper() + message[1:] + ".")
+        return data
+
+    def _version_in_force(self) -> bool:
+        pk = self.instance.pk
+        return pk is not None and bool(versions_in_force([pk], at=dt.datetime.now(dt.UTC)))
+
+    def _label(self, data: dict[str, Any]) -> str:
+        model = getattr(data.get("model") or getattr(self.instance, "model", None), "name", "?")
+        provider = getattr(data.get("provider"), "name", "?")
+        return f"{model} -> {provider}/{data.get('upstream_model', '')}"
+
+
 class DeploymentInline(admin.TabularInline):  # type: ignore[type-arg]
     model = Deployment
-    fields = [
-        "provider",
-        "upstream_model",
-        "priority",
-        "weight",
-        "input_per_million",
-        "output_per_million",
-        "cached_input_per_million",
-        "enabled",
-    ]
+    form = DeploymentForm
+    fields = DEPLOYMENT_FIELDS
     extra = 0
 
 
@@ -151,6 +191,7 @@ class PublicModelAdmin(RevisionBumpingAdmin):
 
 @admin.register(Deployment)
 class DeploymentAdmin(RevisionBumpingAdmin):
+    form = DeploymentForm
     list_display = [
         "model",
         "provider",
@@ -159,7 +200,8 @@ class DeploymentAdmin(RevisionBumpingAdmin):
         "weight",
         "input_per_million",
         "output_per_million",
+        "free",
         "enabled",
     ]
-    list_filter = ["provider", "enabled"]
+    list_filter = ["provider", "free", "enabled"]
     search_fields = ["model__name", "upstream_model"]

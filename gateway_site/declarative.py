@@ -5,7 +5,10 @@ differs, and the config revision is bumped only when something did.
 
 Providers, models, tiers and tenants absent from the file are left alone; for each model in the
 file, its deployment list is the file's (deployments not listed are removed), and likewise a
-tier's per-model lines and a tenant's quotas."""
+tier's per-model lines and a tenant's quotas.
+
+Nothing is applied while an enabled deployment has no price and is not declared ``free``
+(``price_coverage``): it would serve every request for $0, out of reach of every cost quota."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from django.db import models, transaction
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from accounting.prices import price_upsert
+from gateway_site.price_coverage import charges, unpriced, unpriced_message
 from providers.kinds import ProviderSettings, check_settings
 from providers.models import Deployment, Provider, PublicModel
 from quotas.models import CostQuota, RateTier, Tenant, TierModelLimit
@@ -90,7 +94,15 @@ class DeploymentSpec(_Strict):
     input_per_million: Price = Decimal("0")
     output_per_million: Price = Decimal("0")
     cached_input_per_million: Price | None = None
+    free: bool = False
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _free_takes_no_prices(self) -> DeploymentSpec:
+        paid = charges(input_per_million=self.input_per_million, output_per_million=self.output_per_million)
+        if self.free and (paid or self.cached_input_per_million):
+            raise ValueError("a free deployment takes no prices")
+        return self
 
 
 class CacheSpec(_Strict):
@@ -338,7 +350,12 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
 
 
 @transaction.atomic
-def apply_config(config: GatewayConfig, *, price_source: str = "config") -> ApplyReport:
+def apply_config(
+    config: GatewayConfig, *, price_source: str = "config", check_prices: bool = True
+) -> ApplyReport:
+    """Apply ``config`` in one transaction. ``check_prices``: refuse (ConfigError, nothing
+    applied) while an enabled deployment has no price (``refuse_unpriced``); a caller applying
+    several files in one transaction checks once, after the last."""
     report = ApplyReport()
     for provider_spec in config.providers:
         values = provider_spec.model_dump(exclude={"name"})
@@ -363,15 +380,26 @@ def apply_config(config: GatewayConfig, *, price_source: str = "config") -> Appl
             report.deleted.append(f"deployment {spec.name} -> {stale.provider.name}/{stale.upstream_model}")
             stale.delete()
     _apply_prices(config.prices, report, source=price_source)
+    if check_prices:
+        refuse_unpriced()
     if report.changed:
         bump_revision()
     return report
 
 
+def refuse_unpriced() -> None:
+    """ConfigError naming every enabled deployment that is neither priced nor free."""
+    deployments = Deployment.objects.filter(enabled=True).select_related("model", "provider")
+    missing = unpriced(deployments.order_by("model__name", "pk"), at=dt.datetime.now(dt.UTC))
+    if missing:
+        raise ConfigError(unpriced_message([str(d) for d in missing]))
+
+
 def _apply_prices(specs: list[PriceSpec], report: ApplyReport, *, source: str) -> None:
     if not specs:
         return
-    deployments = list(Deployment.objects.select_related("provider", "model"))
+    # A free deployment keeps costing nothing: price versions are not applied to it.
+    deployments = list(Deployment.objects.filter(free=False).select_related("provider", "model"))
     for spec in specs:
         for deployment in deployments:
             provider = deployment.provider

@@ -1,6 +1,8 @@
 """``GET /metrics``: the Prometheus text format, for clients from ``GATEWAY_METRICS_ALLOWED_NETWORKS``
 (403 otherwise) presenting ``Authorization: Bearer GATEWAY_METRICS_TOKEN`` when one is set (401
-otherwise). The scrape-time gauges (breakers, provider health, usage backlog) are read here."""
+otherwise). The scrape-time gauges (breakers, provider health, usage backlog) are read here.
+With ``GATEWAY_METRICS_TENANT_LABELS=false`` the scrape tells no tenant apart: no ``tenant``
+label, and only the models every tenant may use under their names (``tenant_blind``)."""
 
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ from gateway_site.env import Network
 from gateway_site.metrics import (
     BREAKER_STATES,
     ScrapeState,
+    TenantBlind,
     deployment_label,
     exposition_registry,
     observe_redis_error,
 )
-from gateway_site.runtime import Runtime, get_runtime
+from gateway_site.runtime import Runtime, Snapshot, get_runtime
+from quotas.access import AccessPolicy, model_allowed
 
 OUTBOX_TIMEOUT_SECONDS = 1.0
 
@@ -62,11 +66,38 @@ async def metrics(request: HttpRequest) -> HttpResponse:
         response = _plain(401, "A valid bearer token is required.")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    state = await scrape_state(get_runtime())
+    runtime = get_runtime()
+    state = await scrape_state(runtime)
     # Reading the workers' files (multiprocess mode) is disk I/O: off the event loop.
-    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    body = await asyncio.to_thread(encoder, exposition_registry(state))
+    body, content_type = await asyncio.to_thread(
+        exposition, state, snapshot=runtime.watcher.current(), accept=request.headers.get("accept", "")
+    )
     return HttpResponse(body, content_type=content_type)
+
+
+def exposition(state: ScrapeState, *, snapshot: Snapshot, accept: str) -> tuple[bytes, str]:
+    """The scrape's body and content type (the format ``accept`` asks for); tenant-blind unless
+    ``GATEWAY_METRICS_TENANT_LABELS``."""
+    blind = None if settings.GATEWAY_METRICS_TENANT_LABELS else tenant_blind(snapshot)
+    encoder, content_type = choose_encoder(accept)
+    return encoder(exposition_registry(state, blind=blind)), content_type
+
+
+def tenant_blind(snapshot: Snapshot) -> TenantBlind:
+    """The models every tenant with a key may use by its tenant's access rules (a key's own
+    list narrows within its tenant and tells none apart), and the deployments serving them."""
+    rules = {(key.policy.tenant_allow, key.policy.tenant_deny) for key in snapshot.keys.by_hash.values()}
+    policies = [AccessPolicy(tenant_allow=allow, tenant_deny=deny, key_allow=()) for allow, deny in rules]
+    routes = snapshot.catalog.models
+    open_models = frozenset(name for name in routes if all(model_allowed(p, name) for p in policies))
+    return TenantBlind(
+        open_models=open_models,
+        open_deployments=frozenset(
+            deployment_label(d.provider.name, d.upstream_model)
+            for name in open_models
+            for d in routes[name].deployments
+        ),
+    )
 
 
 async def scrape_state(runtime: Runtime) -> ScrapeState:

@@ -11,7 +11,9 @@ own (per value) lock.
 
 Labels are bounded by configuration: provider, public model, deployment (``provider/upstream
 model``), status, token type, cache type, Redis component, and tenant only on the rate-limit
-refusal counters. No key, user or request ids.
+refusal counters. No key, user or request ids. Whoever may scrape sees every tenant's traffic:
+with ``GATEWAY_METRICS_TENANT_LABELS=false`` the scrape drops the ``tenant`` label and shows a
+model only when every tenant may use it (``TenantBlind``); the others are ``(restricted)``.
 
 Under ``manage.py serve`` (``PROMETHEUS_MULTIPROC_DIR`` set) every worker writes its values to
 files in that directory and ``/metrics`` sums them (``MultiProcessCollector``); the active
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -32,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from accounting.recorder import UsageEvent
 
@@ -47,6 +50,7 @@ CACHE_TYPES = ("l1", "l2")  # in-process LRU, Redis
 REDIS_COMPONENTS = ("limiter", "usage_outbox", "routing_sync", "config_pubsub", "metrics")
 SHED_REASONS = ("in_flight", "lag", "limiter_lag")
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+RESTRICTED = "(restricted)"  # the model shown for one that not every tenant may use
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -321,14 +325,72 @@ class ScrapeCollector(Collector):
             )
 
 
-def exposition_registry(state: ScrapeState) -> CollectorRegistry:
+@dataclass(frozen=True, slots=True)
+class TenantBlind:
+    """What a scrape shows when it must not tell tenants apart: no ``tenant`` label; a model under
+    its name only when it is one of ``open_models`` (every tenant may use it), else
+    ``(restricted)``; a deployment only when it is one of ``open_deployments`` (it serves such a
+    model), else ``provider/(restricted)``."""
+
+    open_models: frozenset[str]
+    open_deployments: frozenset[str]
+
+    def relabel(self, labels: Mapping[str, str]) -> dict[str, str]:
+        out = {name: value for name, value in labels.items() if name != "tenant"}
+        model = out.get("model")
+        if model and model not in self.open_models:
+            out["model"] = RESTRICTED
+        deployment = out.get("deployment")
+        if deployment and deployment not in self.open_deployments:
+            out["deployment"] = deployment_label(deployment.partition("/")[0], RESTRICTED)
+        return out
+
+
+class TenantBlindCollector(Collector):
+    """``inner``'s metrics relabelled by ``blind``; samples that then share their labels are
+    merged: counters and histograms add up, gauges keep the highest, ``_created`` the earliest."""
+
+    def __init__(self, inner: Sequence[Collector], blind: TenantBlind) -> None:
+        self._inner = inner
+        self._blind = blind
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self._inner:
+            for metric in collector.collect():
+                yield self._relabelled(metric)
+
+    def _relabelled(self, metric: Metric) -> Metric:
+        merged: dict[tuple[str, tuple[tuple[str, str], ...]], Sample] = {}
+        for sample in metric.samples:
+            labels = self._blind.relabel(sample.labels)
+            key = (sample.name, tuple(sorted(labels.items())))
+            prior = merged.get(key)
+            value = (
+                sample.value
+                if prior is None
+                else _merged(sample.name, metric.type, prior.value, sample.value)
+            )
+            merged[key] = Sample(sample.name, labels, value, sample.timestamp)
+        out = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+        out.samples = list(merged.values())
+        return out
+
+
+def _merged(name: str, kind: str, first: float, second: float) -> float:
+    if name.endswith("_created"):
+        return min(first, second)
+    return max(first, second) if kind == "gauge" else first + second
+
+
+def exposition_registry(state: ScrapeState, *, blind: TenantBlind | None = None) -> CollectorRegistry:
     """The registry a scrape renders: this process's metrics, or in multiprocess mode every
-    worker's from the files, plus the scrape-time gauges."""
+    worker's from the files, plus the scrape-time gauges; relabelled by ``blind`` when given."""
     registry = CollectorRegistry(auto_describe=False)
     directory = multiprocess_dir()
-    if directory:
-        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    else:
-        registry.register(get_metrics().registry)  # a registry is a collector of its metrics
-    registry.register(ScrapeCollector(state))
+    sources: list[Collector] = [
+        MultiProcessCollector(None, path=directory) if directory else get_metrics().registry,  # type: ignore[no-untyped-call]
+        ScrapeCollector(state),
+    ]
+    for source in [TenantBlindCollector(sources, blind)] if blind is not None else sources:
+        registry.register(source)  # a registry is a collector of its metrics
     return registry

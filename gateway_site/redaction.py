@@ -8,7 +8,9 @@ and bearer tokens (``Bearer …``, our ``sk-gw-`` keys, Anthropic ``sk-ant-``, O
 ``github_pat_`` tokens), e-mail addresses, credit card numbers (13 to 19 digits, spaces or dashes
 allowed, Luhn-checked), US social security numbers (``123-45-6789``), phone numbers (E.164 and
 the common US formats), IPv4 and IPv6 addresses (validated by ``ipaddress``; IPv6 forms with
-fewer than four hex digits, such as ``::1``, are left alone).
+fewer than four hex digits, such as ``::1``, are left alone). ``with_secrets`` adds known secret
+values, found wherever they stand whatever they look like (``PROVIDER_KEY``, before every other
+kind): the configured provider credentials, which need not match any key format.
 
 The hash is HMAC-SHA256 under a secret key (``GATEWAY_REDACTION_KEY``, else derived from
 ``SECRET_KEY``): a plain hash of a value from a small space (an SSN has 10^9) could be reversed
@@ -21,7 +23,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -72,6 +74,8 @@ class Rule:
 
 
 _TOKEN_END = r"(?![A-Za-z0-9_\-])"  # noqa: S105 (a regex, not a password)
+# A known secret shorter than this is not looked for: it would match ordinary words.
+MIN_SECRET_LENGTH = 8
 
 RULES: tuple[Rule, ...] = (
     Rule("BEARER", re.compile(r"(?i:\bbearer\s+)(?P<value>[A-Za-z0-9._~+/=\-]{8,})")),
@@ -127,6 +131,16 @@ class Redactor:
     def without(self, *labels: str) -> Redactor:
         """The same redactor minus the rules of ``labels`` (same key, same placeholders)."""
         return Redactor(self._key, rules=tuple(r for r in self._rules if r.label not in labels))
+
+    def with_secrets(self, secrets: Iterable[str]) -> Redactor:
+        """The same redactor that also replaces each of ``secrets`` (at least
+        ``MIN_SECRET_LENGTH`` characters; shorter ones are ignored) wherever it appears, before
+        any other rule, as ``[PROVIDER_KEY:…]``."""
+        values = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=lambda s: (-len(s), s))
+        if not values:
+            return self
+        pattern = re.compile("(?P<value>" + "|".join(re.escape(v) for v in values) + ")")
+        return Redactor(self._key, rules=(Rule("PROVIDER_KEY", pattern), *self._rules))
 
     def placeholder(self, label: str, value: str) -> str:
         digest = hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()

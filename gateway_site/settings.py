@@ -231,3 +231,5 @@ GATEWAY_METRICS_TOKEN = env_str("GATEWAY_METRICS_TOKEN", "")
 GATEWAY_METRICS_ALLOWED_NETWORKS = env_networks(
     "GATEWAY_METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 )
+# false: /metrics tells no tenant apart (no tenant label; models not open to every tenant hidden).
+GATEWAY_METRICS_TENANT_LABELS = env_bool("GATEWAY_METRICS_TENANT_LABELS", True)

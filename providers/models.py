@@ -125,7 +125,9 @@ class PublicModel(models.Model):
 
 class Deployment(models.Model):
     """One way to serve a public model: a provider, the upstream model name, and its prices in
-    US dollars per million tokens."""
+    US dollars per million tokens; or ``free``, served at no cost by declaration (the built-in
+    mock, a self-hosted model). ``applyconfig`` and the admin refuse a deployment that is
+    neither priced nor free."""
 
     model = models.ForeignKey(PublicModel, on_delete=models.CASCADE, related_name="deployments")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="deployments")
@@ -135,6 +137,10 @@ class Deployment(models.Model):
     input_per_million = models.DecimalField(default=Decimal("0"), **PRICE_FIELD)  # type: ignore[arg-type]
     output_per_million = models.DecimalField(default=Decimal("0"), **PRICE_FIELD)  # type: ignore[arg-type]
     cached_input_per_million = models.DecimalField(null=True, blank=True, **PRICE_FIELD)  # type: ignore[arg-type]
+    free = models.BooleanField(
+        default=False,
+        help_text="Served at no cost by declaration: no price needed, every request costs $0.",
+    )
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

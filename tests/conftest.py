@@ -131,7 +131,9 @@ models:
 
 
 def mock_echo_yaml(*, input_per_million: str = "0", output_per_million: str = "0") -> str:
-    """The embedded mock provider serving the model "mock-echo" (it echoes the prompt at once)."""
+    """The embedded mock provider serving the model "mock-echo" (it echoes the prompt at once);
+    declared free when both prices are zero."""
+    free = (input_per_million, output_per_million) == ("0", "0")
     return f"""
 providers:
   - name: mock
@@ -144,6 +146,7 @@ models:
         model: mock-echo
         input_per_million: "{input_per_million}"
         output_per_million: "{output_per_million}"
+        free: {"true" if free else "false"}
 """
 
 

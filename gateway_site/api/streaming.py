@@ -1,7 +1,8 @@
 """Relaying an upstream stream to the client as Server-Sent Events, chunk by chunk.
 
 The usage chunk is dropped unless the client asked for it (``stream_options.include_usage``);
-a failure after the first byte ends the stream with an OpenAI error event, never a clean close;
+a failure after the first byte ends the stream with an OpenAI error event (its fields redacted:
+``responses.relayed_error_payload``), never a clean close;
 a client disconnect closes the upstream connection. Whatever happens, the tracker emits the
 request's one usage event when the relay ends. A ``StreamCapture`` (the response cache) sees
 every chunk and hears when the stream ended normally. ``replay_response`` streams chunks that
@@ -19,7 +20,7 @@ import orjson
 from django.http import StreamingHttpResponse
 
 from gateway_site.api.exchange import UsageTracker
-from gateway_site.api.responses import error_object, internal_error_object
+from gateway_site.api.responses import internal_error_object, relayed_error_object, relayed_error_payload
 from gateway_site.runtime import get_runtime
 from gateway_site.tracing import traced_stream
 from providers.adapters import UpstreamStream
@@ -66,7 +67,7 @@ async def relay(
             if event.error and event.payload is not None:
                 tracker.fail(status=502, error_type="upstream_error")
                 ended = True
-                yield sse_data(event.payload)
+                yield sse_data(relayed_error_payload(event.payload))
                 return
             if capture is not None and event.payload is not None:
                 capture.feed(event.payload)
@@ -80,7 +81,7 @@ async def relay(
     except UpstreamError as exc:
         tracker.fail(status=exc.status, error_type=exc.error_type)
         ended = True
-        yield sse_data(orjson.dumps(error_object(exc)))
+        yield sse_data(orjson.dumps(relayed_error_object(exc)))
     except asyncio.CancelledError:
         tracker.disconnected()
         raise

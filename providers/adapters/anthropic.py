@@ -222,4 +222,6 @@ class AnthropicAdapter:
         response = await post(call, request, map_error=map_error, stream=True)
         provider = call.deployment.provider.name
         translator = AnthropicStreamTranslator(provider=provider, created=int(time.time()))
-        return TranslatedStream(response, provider=provider, translator=translator, framing=SSEFraming())
+        return TranslatedStream(
+            response, provider=call.deployment.provider, translator=translator, framing=SSEFraming()
+        )

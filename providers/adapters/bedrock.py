@@ -21,7 +21,7 @@ from providers.adapters.bedrock_request import auth_headers, converse_body
 from providers.adapters.bedrock_stream import BedrockStreamTranslator, EventStreamFraming
 from providers.adapters.bedrock_wire import error_name, finish_reason, usage_from
 from providers.adapters.chunks import Choice, ToolCall, completion
-from providers.adapters.error_policy import vendor_error
+from providers.adapters.error_policy import scrub, vendor_error
 from providers.adapters.translated_stream import TranslatedStream
 from providers.adapters.vendor_json import parse_or_none
 from providers.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
@@ -95,7 +95,8 @@ def map_error(
     message = str(parsed.get("message") or parsed.get("Message") or "") if isinstance(parsed, dict) else ""
     name = error_name(headers, parsed)
     if name == "ModelTimeoutException" or status == 408:
-        return UpstreamTimeout(f"The upstream provider '{deployment.provider.name}' timed out: {message}")
+        detail = scrub(message, deployment.provider)
+        return UpstreamTimeout(f"The upstream provider '{deployment.provider.name}' timed out: {detail}")
     status = _STATUS_BY_NAME.get(name, status)
     code = "model_not_found" if name == "ResourceNotFoundException" else (name or None)
     return vendor_error(status, message, provider=deployment.provider, headers={}, code=code)
@@ -123,5 +124,5 @@ class BedrockAdapter:
             id=completion_id(response.headers),
         )
         return TranslatedStream(
-            response, provider=provider, translator=translator, framing=EventStreamFraming()
+            response, provider=call.deployment.provider, translator=translator, framing=EventStreamFraming()
         )

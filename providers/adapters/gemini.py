@@ -242,4 +242,6 @@ class GeminiAdapter:
         translator = GeminiStreamTranslator(
             provider=provider, created=int(time.time()), model=call.deployment.upstream_model
         )
-        return TranslatedStream(response, provider=provider, translator=translator, framing=SSEFraming())
+        return TranslatedStream(
+            response, provider=call.deployment.provider, translator=translator, framing=SSEFraming()
+        )

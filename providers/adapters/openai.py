@@ -9,9 +9,16 @@ import httpx
 import orjson
 
 from providers.adapters.base import JsonObject, UpstreamCall, post, transport_failure
-from providers.adapters.error_policy import client_error, credentials_rejected, retry_headers, server_error
+from providers.adapters.error_policy import (
+    client_error,
+    credentials_rejected,
+    retry_headers,
+    scrub,
+    server_error,
+    stream_error,
+)
 from providers.adapters.vendor_json import parse_or_none
-from providers.errors import UpstreamError, UpstreamProtocolError, redact
+from providers.errors import UpstreamError, UpstreamProtocolError
 from providers.sse import SSEDecoder
 from providers.types import Completion, DeploymentConfig, StreamEvent, Usage
 
@@ -95,11 +102,12 @@ def from_chunk(data: bytes) -> StreamEvent:
 def map_error(
     status: int, content: bytes, headers: Mapping[str, str], deployment: DeploymentConfig
 ) -> UpstreamError:
-    """The client sees the upstream's 4xx with its message; 401/403 (our credentials) and 5xx
-    become a 502 that names the provider. Credentials and the base URL are redacted."""
+    """The client sees the upstream's 4xx with its message, type, code and param; 401/403 (our
+    credentials) and 5xx become a 502 that names the provider. Credentials and the base URL
+    are redacted from every field."""
     provider = deployment.provider
     message, error_type, code, param = error_fields(content)
-    text = redact(message, provider.secrets())
+    text = scrub(message, provider) or ""
     retry = retry_headers(headers)
     if status in (401, 403):
         return credentials_rejected(provider.name, status)
@@ -107,9 +115,9 @@ def map_error(
         return client_error(
             status,
             text,
-            error_type=error_type or "invalid_request_error",
-            code=code,
-            param=param,
+            error_type=scrub(error_type, provider) or "invalid_request_error",
+            code=scrub(code, provider),
+            param=scrub(param, provider),
             headers=retry,
         )
     return server_error(provider.name, status, text, headers=retry)
@@ -137,8 +145,13 @@ class OpenAIStream:
         parse: Callable[[bytes], StreamEvent] = from_chunk,
     ) -> None:
         self._response = response
+        self._config = call.deployment.provider
         self._provider = call.deployment.provider.name
         self._parse = parse
+
+    def _event(self, data: bytes) -> StreamEvent:
+        event = self._parse(data)
+        return stream_error(event.payload, self._config) if event.error and event.payload else event
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         decoder = SSEDecoder()
@@ -147,13 +160,13 @@ class OpenAIStream:
                 for event in decoder.feed(chunk):
                     if event.data == b"[DONE]":
                         return
-                    yield self._parse(event.data)
+                    yield self._event(event.data)
         except httpx.TransportError as exc:
             raise transport_failure(exc, self._provider) from None
         for event in decoder.flush():
             if event.data == b"[DONE]":
                 return
-            yield self._parse(event.data)
+            yield self._event(event.data)
         raise UpstreamProtocolError(
             f"The upstream provider '{self._provider}' ended the stream before it was complete."
         )

@@ -1,6 +1,7 @@
 """The thin I/O of a translated stream: read the upstream body as it arrives, decode its
 framing (SSE here; Bedrock brings its own decoder), and let a pure translator turn each vendor
-event into OpenAI chunk events."""
+event into OpenAI chunk events. An error event leaves scrubbed of the provider's credentials
+(``error_policy.stream_error``): translators quote the vendor's error message."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Protocol
 import httpx
 
 from providers.adapters.base import transport_failure
+from providers.adapters.error_policy import stream_error
 from providers.sse import SSEDecoder
-from providers.types import StreamEvent
+from providers.types import ProviderConfig, StreamEvent
 
 
 class StreamTranslator(Protocol):
@@ -63,12 +65,20 @@ def translate_all(
 
 class TranslatedStream:
     def __init__(
-        self, response: httpx.Response, *, provider: str, translator: StreamTranslator, framing: Framing
+        self,
+        response: httpx.Response,
+        *,
+        provider: ProviderConfig,
+        translator: StreamTranslator,
+        framing: Framing,
     ) -> None:
         self._response = response
         self._provider = provider
         self._translator = translator
         self._framing = framing
+
+    def _relayed(self, event: StreamEvent) -> StreamEvent:
+        return stream_error(event.payload, self._provider) if event.error and event.payload else event
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         translator = self._translator
@@ -76,18 +86,18 @@ class TranslatedStream:
             async for chunk in self._response.aiter_raw():
                 for name, data in self._framing.feed(chunk):
                     for event in translator.feed(name, data):
-                        yield event
+                        yield self._relayed(event)
                     if translator.done:
                         return
         except httpx.TransportError as exc:
-            raise transport_failure(exc, self._provider) from None
+            raise transport_failure(exc, self._provider.name) from None
         for name, data in self._framing.flush():
             for event in translator.feed(name, data):
-                yield event
+                yield self._relayed(event)
             if translator.done:
                 return
         for event in translator.end():
-            yield event
+            yield self._relayed(event)
 
     async def aclose(self) -> None:
         await self._response.aclose()

@@ -24,6 +24,7 @@ models:
     deployments:
       - provider: mock
         model: mock-echo
+        free: true
 """
 
 # pubsub: the poll interval is far longer than the one second allowed, so only the Redis message

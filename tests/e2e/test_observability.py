@@ -202,7 +202,10 @@ def test_content_logging_passes_prompt_and_completion_through_the_redactor(start
     assert line["completion"].startswith("Call me at [PHONE:")
     assert line["completion"].endswith("] or ask again")
     # Embeddings log their inputs, redacted too, and no completion.
-    configure(f"models:\n  - name: emb\n    deployments:\n      - {{provider: {PROVIDER}, model: emb-up}}\n")
+    configure(
+        "models:\n  - name: emb\n    deployments:\n"
+        f"      - {{provider: {PROVIDER}, model: emb-up, free: true}}\n"
+    )
     wait_for(lambda: proxy.http.get("/v1/models/emb").status_code == 200)
     inputs = ["mail jo@example.com", "ok"]
     assert proxy.http.post("/v1/embeddings", json={"model": "emb", "input": inputs}).status_code == 200
@@ -252,7 +255,7 @@ models:
   - name: {MODEL}
     cache: {{ttl_seconds: 300, key: full_request}}
     deployments:
-      - {{provider: {PROVIDER}, model: {UPSTREAM_MODEL}}}
+      - {{provider: {PROVIDER}, model: {UPSTREAM_MODEL}, free: true}}
 """,
         OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
         OTEL_BSP_SCHEDULE_DELAY="50",

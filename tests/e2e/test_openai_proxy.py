@@ -614,9 +614,9 @@ def test_models_lists_and_retrieves_only_what_the_key_may_use(start_proxy, make_
         extra_yaml="""
 models:
   - name: gpt-4o
-    deployments: [{provider: fake-openai, model: gpt-4o-upstream}]
+    deployments: [{provider: fake-openai, model: gpt-4o-upstream, free: true}]
   - name: other-model
-    deployments: [{provider: fake-openai, model: other-upstream}]
+    deployments: [{provider: fake-openai, model: other-upstream, free: true}]
 """,
     )
 

@@ -36,6 +36,7 @@ models:
     deployments:
       - provider: fake-openai
         model: gpt-4o-mini-upstream
+        free: true
 """
 ANSWER = Reply(content="Cached hello there", usage=FakeUsage(19, 6, cached_tokens=4))
 

@@ -29,12 +29,12 @@ FALLBACK_YAML = (
     + """models:
   - name: chat-backup
     deployments:
-      - {provider: upstream-b, model: backup-model}
+      - {provider: upstream-b, model: backup-model, free: true}
   - name: chat-ha
     strategy: model
     fallbacks: [chat-backup]
     deployments:
-      - {provider: upstream-a, model: primary-model}
+      - {provider: upstream-a, model: primary-model, free: true}
 """
 )
 
@@ -47,8 +47,8 @@ def two_deployments(strategy: str) -> str:
   - name: chat-ha
     strategy: {strategy}
     deployments:
-      - {{provider: upstream-a, model: primary-model, priority: 1}}
-      - {{provider: upstream-b, model: secondary-model, priority: 2}}
+      - {{provider: upstream-a, model: primary-model, priority: 1, free: true}}
+      - {{provider: upstream-b, model: secondary-model, priority: 2, free: true}}
 """
     )
 

@@ -193,7 +193,7 @@ models:
   - name: chat-cached
     cache: {{ttl_seconds: 300, key: full_request}}
     deployments:
-      - {{provider: upstream-a, model: only-model}}
+      - {{provider: upstream-a, model: only-model, free: true}}
 """
     )
     key = make_key("acme")

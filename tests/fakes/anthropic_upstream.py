@@ -2,7 +2,8 @@
 (401 ``authentication_error`` when wrong) and the ``anthropic-version`` header, validates the
 body strictly (unknown fields, roles, block types, image sources, tool_use / tool_result pairing,
 ``max_tokens``, temperature range) and answers with a message, or with SSE events when the
-body says ``stream: true``."""
+body says ``stream: true``. A scripted error's ``{key}`` is replaced by the key the request
+presented (``KEY_ECHO``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import FakeServer, Invalid, RecordedRequest, require
+from tests.fakes.server import FakeServer, Invalid, RecordedRequest, echoed, require
 
 MESSAGE_ID = "msg_01FakeAnthropic"
 _TOP_LEVEL = {
@@ -40,6 +41,7 @@ class AnthropicReply:
     cache_read: int = 0
     cache_creation: int = 0
     fail_after: int | None = None  # streamed: an ``error`` event after this many deltas
+    error_message: str = "Overloaded"  # that event's message
 
     def stop(self) -> str:
         return self.stop_reason or ("tool_use" if self.tool_uses else "end_turn")
@@ -76,9 +78,9 @@ class FakeAnthropicUpstream(FakeServer[Behaviour]):
         validate(body)
         behaviour = self.next_behaviour()
         if isinstance(behaviour, AnthropicError):
-            return _error(behaviour)
+            return _error(echoed(behaviour, self.api_key, "type", "message", "headers"))
         if body.get("stream") is True:
-            return await _stream(request, behaviour, body["model"])
+            return await _stream(request, echoed(behaviour, self.api_key, "error_message"), body["model"])
         return web.json_response(_message(behaviour, body["model"]))
 
     def invalid(self, message: str) -> web.StreamResponse:
@@ -225,7 +227,7 @@ async def _stream(request: web.Request, reply: AnthropicReply, model: str) -> we
     events = _stream_events(reply, model)
     for count, event in enumerate(events):
         if reply.fail_after is not None and count == reply.fail_after + 3:  # start, ping, block start
-            error = {"error": {"type": "overloaded_error", "message": "Overloaded"}}
+            error = {"error": {"type": "overloaded_error", "message": reply.error_message}}
             await response.write(_event("error", error))
             break
         await response.write(event)

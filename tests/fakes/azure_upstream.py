@@ -2,7 +2,9 @@
 (``/openai/deployments/{name}/chat/completions`` and ``/embeddings``), a required
 ``api-version`` query, the ``api-key`` header (401 in Azure's shape when wrong, and a request
 carrying ``Authorization`` instead is invalid). Answers are OpenAI's plus Azure's content-filter
-annotations; streams start with a filter-only chunk, as Azure's do."""
+annotations; streams start with a filter-only chunk, as Azure's do. A scripted error's ``{key}``
+is replaced by the key the request presented (``KEY_ECHO``); a ``Reply`` with ``failure="error"``
+ends its stream with its ``error`` as an in-stream error event after ``fail_after`` deltas."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from aiohttp import web
 
 from tests.fakes.embeddings_wire import EmbeddingsReply, openai_embeddings
 from tests.fakes.openai_upstream import COMPLETION_ID, CREATED, Reply, _body_events, _completion
-from tests.fakes.server import FakeServer, RecordedRequest, require
+from tests.fakes.server import FakeServer, RecordedRequest, echo_key, echoed, require
 
 _SAFE = {"filtered": False, "severity": "safe"}
 CHOICE_FILTER = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence": _SAFE}
@@ -64,7 +66,7 @@ class FakeAzureUpstream(FakeServer[Behaviour]):
         super().__init__(Reply())
         self.api_key = api_key
         self.api_version = api_version
-        self.embeddings_reply = EmbeddingsReply()  # how /embeddings answers
+        self.embeddings_reply: EmbeddingsReply | AzureError = EmbeddingsReply()  # how /embeddings answers
 
     async def answer(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
         parts = recorded.path.split("/")
@@ -87,21 +89,28 @@ class FakeAzureUpstream(FakeServer[Behaviour]):
         body = recorded.body
         require(isinstance(body, dict), "body must be a JSON object")
         if operation == "embeddings":
+            if isinstance(self.embeddings_reply, AzureError):
+                return self._error(self.embeddings_reply)
             return web.json_response(
                 openai_embeddings(body, self.embeddings_reply, model="text-embedding-3-small")
             )
         behaviour = self.next_behaviour()
         if isinstance(behaviour, AzureError):
-            return web.json_response(behaviour.body, status=behaviour.status, headers=behaviour.headers)
+            return self._error(behaviour)
         require(isinstance(body.get("messages"), list) and body["messages"], "messages is required")
         assert isinstance(behaviour, Reply)
         model = behaviour.model or "gpt-4o-2024-11-20"  # Azure answers with the underlying model
         if body.get("stream") is True:
+            behaviour = echoed(behaviour, self.api_key, "error")
             return await _stream(request, behaviour, body, model)
         completion = _completion(behaviour, model)
         completion["prompt_filter_results"] = PROMPT_FILTER
         completion["choices"][0]["content_filter_results"] = CHOICE_FILTER
         return web.json_response(completion)
+
+    def _error(self, error: AzureError) -> web.Response:
+        body, headers = echo_key(error.body, self.api_key), echo_key(error.headers, self.api_key)
+        return web.json_response(body, status=error.status, headers=headers)
 
     def invalid(self, message: str) -> web.StreamResponse:
         return web.json_response(
@@ -141,7 +150,11 @@ async def _stream(request: web.Request, reply: Reply, body: dict[str, Any], mode
         return _sse({**base, "choices": [choice]})
 
     await response.write(chunk({"role": "assistant", "content": ""}))
-    for event in _body_events(reply):
+    for sent, event in enumerate(_body_events(reply)):
+        if reply.failure == "error" and sent == reply.fail_after:
+            await response.write(_sse({"error": reply.error}))
+            await response.write_eof()
+            return response
         await response.write(chunk(event))
     await response.write(chunk({}, reply.finish()))
     options = body.get("stream_options") or {}

@@ -5,7 +5,9 @@ Every request's SigV4 signature is verified in full with botocore (signing name 
 the fake's region and credentials, the percent-encoded model id in the signed path); a bad one
 is AWS's 403. The Converse body is validated strictly: unions with exactly one member, roles
 alternating and starting with ``user``, image formats, ``toolResult`` ids answering the previous
-``toolUse`` ids, and ``toolConfig`` present whenever the history holds tool blocks."""
+``toolUse`` ids, and ``toolConfig`` present whenever the history holds tool blocks. A scripted
+error's ``{key}`` is replaced by the secret access key the fake verified the signature with
+(``KEY_ECHO``: AWS knows it)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from botocore.credentials import Credentials
 
 from tests.fakes.embeddings_wire import EmbeddingsReply, vector
 from tests.fakes.eventstream import event, exception
-from tests.fakes.server import FakeServer, Invalid, RecordedRequest, require
+from tests.fakes.server import FakeServer, Invalid, RecordedRequest, echoed, require
 
 REQUEST_ID = "5d8f3c1e-0000-4a6b-9c1d-fakebedrock01"
 _BLOCKS = {"text", "image", "toolUse", "toolResult", "document", "cachePoint", "reasoningContent"}
@@ -74,6 +76,7 @@ class BedrockReply:
     output_tokens: int = 6
     cache_read: int = 0
     exception_after: int | None = None  # streamed: a throttlingException after this many deltas
+    exception_message: str = "Too many tokens, please wait before trying again."
 
     def stop(self) -> str:
         return self.stop_reason or ("tool_use" if self.tool_uses else "end_turn")
@@ -131,7 +134,7 @@ class FakeBedrockUpstream(FakeServer[Behaviour]):
             )
         behaviour = self.next_behaviour()
         if isinstance(behaviour, BedrockError):
-            return _error(behaviour)
+            return _error(echoed(behaviour, self.secret_key, "name", "message", "headers"))
         operation = parts[3]
         if operation == "invoke":
             require(isinstance(behaviour, EmbeddingsReply), "the script expected a converse request")
@@ -141,7 +144,7 @@ class FakeBedrockUpstream(FakeServer[Behaviour]):
         validate(recorded.body)
         assert isinstance(behaviour, BedrockReply)
         if operation == "converse-stream":
-            return await _stream(request, behaviour)
+            return await _stream(request, echoed(behaviour, self.secret_key, "exception_message"))
         return web.json_response(_converse(behaviour), headers={"x-amzn-RequestId": REQUEST_ID})
 
     def invalid(self, message: str) -> web.StreamResponse:
@@ -243,9 +246,7 @@ async def _stream(request: web.Request, reply: BedrockReply) -> web.StreamRespon
             )
             deltas += 1
             if reply.exception_after == deltas:
-                frames.append(
-                    exception("throttlingException", "Too many tokens, please wait before trying again.")
-                )
+                frames.append(exception("throttlingException", reply.exception_message))
                 return await _send(request, response, frames)
         frames.append(event("contentBlockStop", {"contentBlockIndex": 0}))
     for offset, (use_id, name, arguments) in enumerate(reply.tool_uses, start=1 if reply.text else 0):

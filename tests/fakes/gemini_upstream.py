@@ -3,7 +3,8 @@
 (a wrong key is Gemini's 400 API_KEY_INVALID), validates the body strictly (camelCase keys,
 roles ``user`` / ``model``, one data member per part, object ``functionResponse.response``) and,
 like Gemini 3, refuses a history whose function call lost the thought signature it was sent
-with."""
+with. A scripted error's ``{key}`` is replaced by the key the request presented
+(``KEY_ECHO``); a reply with ``fail_after`` ends its stream with an error object instead."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.embeddings_wire import EmbeddingsReply, vector
-from tests.fakes.server import FakeServer, RecordedRequest, require
+from tests.fakes.server import FakeServer, RecordedRequest, echoed, require
 
 RESPONSE_ID = "gemFakeResp01"
 _PART_KEYS = {"text", "inlineData", "fileData", "functionCall", "functionResponse"}
@@ -37,6 +38,8 @@ class GeminiReply:
     output_tokens: int = 5
     thoughts: int = 0
     model_version: str = "gemini-2.5-flash-001"
+    fail_after: int | None = None  # streamed: an error object after this many text events
+    error_message: str = "Internal error encountered."
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class FakeGeminiUpstream(FakeServer[Behaviour]):
             )
         behaviour = self.next_behaviour()
         if isinstance(behaviour, GeminiError):
-            return _error(behaviour)
+            return _error(echoed(behaviour, self.api_key, "rpc_status", "message", "details"))
         if method == "batchEmbedContents":
             require(isinstance(behaviour, EmbeddingsReply), "the script expected a generate request")
             assert isinstance(behaviour, EmbeddingsReply)
@@ -85,7 +88,7 @@ class FakeGeminiUpstream(FakeServer[Behaviour]):
                 self.issued_signatures[_call_key(call.name, call.args)] = call.signature
         if method == "streamGenerateContent":
             require(recorded.query.get("alt") == "sse", "streamGenerateContent without alt=sse")
-            return await _stream(request, behaviour)
+            return await _stream(request, echoed(behaviour, self.api_key, "error_message"))
         return web.json_response(_response(behaviour, behaviour.calls, behaviour.text, finish=True))
 
     def invalid(self, message: str) -> web.StreamResponse:
@@ -185,6 +188,9 @@ async def _stream(request: web.Request, reply: GeminiReply) -> web.StreamRespons
     last = _response(reply, (), "", finish=True)
     last["candidates"][0]["content"]["parts"] = [{"text": ""}]
     events.append(last)
+    if reply.fail_after is not None:
+        failure = {"error": {"code": 500, "message": reply.error_message, "status": "INTERNAL"}}
+        events = [*events[: reply.fail_after], failure]
     for event in events:
         await response.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
     await response.write_eof()

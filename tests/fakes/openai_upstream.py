@@ -9,8 +9,9 @@ ephemeral port), and
 * counts responses cut short because the client closed the connection (``client_disconnects``);
 * answers each request with the next scripted behaviour from a queue, or with the default:
   ``Reply`` (JSON, or SSE when the request says ``stream: true``; delays, stalls, cuts, malformed
-  events, no usage, no ``[DONE]``), ``ErrorReply`` (an error status with OpenAI's error body and
-  headers) or ``Drop`` (close the connection without answering).
+  events, an error event, no usage, no ``[DONE]``), ``ErrorReply`` (an error status with OpenAI's
+  error body and headers) or ``Drop`` (close the connection without answering);
+* echoes the bearer token it received wherever a scripted error says ``{key}`` (``KEY_ECHO``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from tests.fakes.embeddings_wire import EmbeddingsReply, openai_embeddings
-from tests.fakes.server import FakeServer, RecordedRequest
+from tests.fakes.server import FakeServer, RecordedRequest, echo_key, echoed
 
 CREATED = 1741570283
 COMPLETION_ID = "chatcmpl-fake0001"
@@ -75,7 +76,7 @@ class FakeToolCall:
         }
 
 
-FailureKind = Literal["reset", "close", "malformed", "eof"]
+FailureKind = Literal["reset", "close", "malformed", "eof", "error"]
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,9 @@ class Reply:
     or tool-call event, ``chunk_delay`` before each later one; after ``stall_after`` such events
     the stream stalls for ``stall_seconds``. Failures: after ``fail_after`` content or tool-call
     events the stream ends with ``failure``: "reset" (TCP RST), "close" (connection closed inside
-    the chunked body), "malformed" (a ``data:`` line that is not JSON, then the stream goes on)
-    or "eof" (a clean end of the body without finish chunk, usage or ``[DONE]``).
+    the chunked body), "malformed" (a ``data:`` line that is not JSON, then the stream goes on),
+    "eof" (a clean end of the body without finish chunk, usage or ``[DONE]``) or "error" (``error``
+    as an in-stream error event ``data: {"error": ...}``, then the end of the body).
     ``done=False`` ends an otherwise complete stream without ``[DONE]``."""
 
     content: str | None = "Hello!"
@@ -110,6 +112,9 @@ class Reply:
     done: bool = True
     fail_after: int | None = None
     failure: FailureKind = "reset"
+    error: dict[str, Any] = field(
+        default_factory=lambda: {"message": "overloaded", "type": "server_error", "param": None, "code": None}
+    )
 
     def content_pieces(self) -> tuple[str, ...]:
         if self.chunks is not None:
@@ -162,7 +167,7 @@ class FakeOpenAIUpstream(FakeServer[Behaviour]):
 
     def __init__(self) -> None:
         super().__init__(Reply())
-        self.embeddings_reply = EmbeddingsReply()  # how /v1/embeddings answers
+        self.embeddings_reply: EmbeddingsReply | ErrorReply = EmbeddingsReply()  # how /v1/embeddings answers
         self._disconnects = 0
 
     @property
@@ -182,6 +187,8 @@ class FakeOpenAIUpstream(FakeServer[Behaviour]):
     async def answer(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
         body, route = recorded.body, (recorded.method, recorded.path)
         if route == ("POST", "/v1/embeddings") and isinstance(body, dict):
+            if isinstance(self.embeddings_reply, ErrorReply):
+                return _error(self.embeddings_reply, _bearer(recorded))
             return web.json_response(
                 openai_embeddings(body, self.embeddings_reply, model=str(body.get("model")))
             )
@@ -191,7 +198,7 @@ class FakeOpenAIUpstream(FakeServer[Behaviour]):
             )
         behaviour = self.next_behaviour()
         try:
-            return await self._answer(request, behaviour, body if isinstance(body, dict) else {})
+            return await self._answer(request, behaviour, body if isinstance(body, dict) else {}, recorded)
         except asyncio.CancelledError:
             self._count_disconnect()
             raise
@@ -203,16 +210,17 @@ class FakeOpenAIUpstream(FakeServer[Behaviour]):
         return web.json_response(ErrorReply(400, message).body(), status=400)
 
     async def _answer(
-        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any], recorded: RecordedRequest
     ) -> web.StreamResponse:
         await asyncio.sleep(behaviour.delay)
         if isinstance(behaviour, Drop):
             _reset(request)
             return web.Response(status=499)
         if isinstance(behaviour, ErrorReply):
-            return web.json_response(behaviour.body(), status=behaviour.status, headers=behaviour.headers)
+            return _error(behaviour, _bearer(recorded))
         model = behaviour.model or str(body.get("model", ""))
         if body.get("stream") is True:
+            behaviour = echoed(behaviour, _bearer(recorded), "error")
             return await self._stream(request, behaviour, body, model)
         return web.json_response(_completion(behaviour, model), headers=behaviour.headers)
 
@@ -250,14 +258,14 @@ class FakeOpenAIUpstream(FakeServer[Behaviour]):
         sent = 0
         for event in _body_events(reply):
             if reply.fail_after is not None and sent == reply.fail_after:
-                return await _fail(request, response, reply.failure)
+                return await _fail(request, response, reply)
             if reply.stall_after is not None and sent == reply.stall_after:
                 await asyncio.sleep(reply.stall_seconds)
             await asyncio.sleep(reply.first_chunk_delay if sent == 0 else reply.chunk_delay)
             await response.write(chunk(event))
             sent += 1
         if reply.fail_after is not None and sent == reply.fail_after:
-            return await _fail(request, response, reply.failure)
+            return await _fail(request, response, reply)
         await response.write(chunk({}, reply.finish()))
         if with_usage and reply.usage is not None:
             usage_chunk = {
@@ -329,10 +337,12 @@ def _reset(request: web.Request) -> None:
     transport.abort()
 
 
-async def _fail(
-    request: web.Request, response: web.StreamResponse, failure: FailureKind
-) -> web.StreamResponse:
-    if failure == "malformed":
+async def _fail(request: web.Request, response: web.StreamResponse, reply: Reply) -> web.StreamResponse:
+    failure = reply.failure
+    if failure == "error":
+        await response.write(_sse({"error": reply.error}))
+        await response.write_eof()
+    elif failure == "malformed":
         await response.write(b'data: {"id": "chatcmpl-fake0001", "choices": [\n\n')
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
@@ -347,3 +357,15 @@ async def _fail(
         elif request.transport is not None:
             request.transport.close()
     return response
+
+
+def _bearer(recorded: RecordedRequest) -> str:
+    """The credential the request presented (its bearer token)."""
+    return recorded.headers.get("authorization", "").removeprefix("Bearer ")
+
+
+def _error(reply: ErrorReply, key: str) -> web.Response:
+    """The scripted error, ``{key}`` in its body and headers replaced by ``key``."""
+    return web.json_response(
+        echo_key(reply.body(), key), status=reply.status, headers=echo_key(reply.headers, key)
+    )

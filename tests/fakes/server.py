@@ -6,6 +6,7 @@ requests with the vendor's own 400, as the real service would)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from collections import deque
@@ -15,6 +16,11 @@ from typing import Any, Generic, TypeVar
 from aiohttp import web
 
 B = TypeVar("B")
+D = TypeVar("D")
+
+# In a scripted error's text (and headers): replaced by the credential the request presented, as
+# an upstream that echoes its ``Authorization`` header would (``echo_key``).
+KEY_ECHO = "{key}"
 
 
 @dataclass(frozen=True)
@@ -159,3 +165,21 @@ class FakeServer(Generic[B]):
 def require(condition: object, message: str) -> None:
     if not condition:
         raise Invalid(message)
+
+
+def echo_key(value: Any, key: str) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with ``KEY_ECHO`` in every string, key and
+    value, replaced by ``key``."""
+    if isinstance(value, str):
+        return value.replace(KEY_ECHO, key)
+    if isinstance(value, dict):
+        return {echo_key(k, key): echo_key(v, key) for k, v in value.items()}
+    if isinstance(value, list):
+        return [echo_key(item, key) for item in value]
+    return value
+
+
+def echoed(behaviour: D, key: str, *fields: str) -> D:
+    """A scripted behaviour (a dataclass) with ``KEY_ECHO`` replaced by ``key`` in ``fields``."""
+    changes = {name: echo_key(getattr(behaviour, name), key) for name in fields}
+    return dataclasses.replace(behaviour, **changes)

@@ -48,9 +48,11 @@ models:
     deployments:
       - provider: upstream-a
         model: gpt-4o-mini
+        free: true
       - provider: upstream-b
         model: gpt-4o-mini-2024-07-18
         priority: 2
+        free: true
 """
 
 
@@ -236,7 +238,7 @@ def test_a_provider_already_in_the_database_may_be_referenced(apply):
     apply(README_EXAMPLE)
 
     out = apply(
-        "models:\n  - name: other\n    deployments:\n      - provider: upstream-a\n        model: o1\n"
+        "models:\n  - name: other\n    deployments:\n      - {provider: upstream-a, model: o1, free: true}\n"
     )
 
     assert out == ["created model other", "created deployment other -> upstream-a/o1"]

@@ -22,7 +22,7 @@ providers:
 models:
   - name: chat-backup
     deployments:
-      - {provider: upstream-b, model: backup}
+      - {provider: upstream-b, model: backup, free: true}
   - name: chat-ha
     strategy: weighted            # model | round_robin | weighted | least_latency | cost_optimized | fallback
     fallbacks: [chat-backup]      # other public models tried, in order, when every deployment failed

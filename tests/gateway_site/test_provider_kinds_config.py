@@ -48,12 +48,12 @@ providers:
 models:
   - name: m
     deployments:
-      - {provider: claude, model: claude-sonnet-4}
-      - {provider: claude-pinned, model: claude-haiku, priority: 2}
-      - {provider: azure-east, model: my-gpt4o-deployment, priority: 3}
-      - {provider: google, model: gemini-2.5-flash, priority: 4}
-      - {provider: aws, model: "anthropic.claude-3-haiku-20240307-v1:0", priority: 5}
-      - {provider: aws-bearer, model: amazon.nova-lite-v1:0, priority: 6}
+      - {provider: claude, model: claude-sonnet-4, free: true}
+      - {provider: claude-pinned, model: claude-haiku, priority: 2, free: true}
+      - {provider: azure-east, model: my-gpt4o-deployment, priority: 3, free: true}
+      - {provider: google, model: gemini-2.5-flash, priority: 4, free: true}
+      - {provider: aws, model: "anthropic.claude-3-haiku-20240307-v1:0", priority: 5, free: true}
+      - {provider: aws-bearer, model: amazon.nova-lite-v1:0, priority: 6, free: true}
 """
 
 

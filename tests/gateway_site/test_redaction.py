@@ -108,3 +108,29 @@ def test_redaction_key_is_configured_or_derived_never_the_secret_itself() -> Non
     assert derived != b"s"
     assert len(derived) == 32
     assert derived == redaction_key(configured="", secret_key="s")
+
+
+OPERATOR_KEY = "opk7Q2mZt9RxLw4VbN8c"  # matches no key format: only the known value finds it
+
+
+def test_known_secrets_are_found_whatever_they_look_like() -> None:
+    assert REDACTOR.redact(f"echo {OPERATOR_KEY}") == f"echo {OPERATOR_KEY}"
+    with_key = REDACTOR.with_secrets([OPERATOR_KEY, "short"])
+    assert with_key.redact(f"echo {OPERATOR_KEY}!{OPERATOR_KEY}x") == (
+        f"echo {REDACTOR.placeholder('PROVIDER_KEY', OPERATOR_KEY)}!"
+        f"{REDACTOR.placeholder('PROVIDER_KEY', OPERATOR_KEY)}x"
+    )
+    assert with_key.redact("a short word") == "a short word"  # under MIN_SECRET_LENGTH: not looked for
+
+
+def test_known_secrets_win_over_the_other_rules_and_the_longest_first() -> None:
+    longer = OPERATOR_KEY + "-more.+*"  # regex metacharacters are taken literally
+    with_keys = REDACTOR.with_secrets([OPERATOR_KEY, longer])
+    assert with_keys.redact(f"Authorization: Bearer {longer}") == (
+        f"Authorization: Bearer {REDACTOR.placeholder('PROVIDER_KEY', longer)}"
+    )
+    assert with_keys.redact("mail jo@ex.io") == f"mail {REDACTOR.placeholder('EMAIL', 'jo@ex.io')}"
+
+
+def test_no_usable_secret_leaves_the_redactor_as_it_is() -> None:
+    assert REDACTOR.with_secrets(["", "1234567"]) is REDACTOR

@@ -4,15 +4,18 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from accounting.prices import DEFAULT_PRICES_PATH
-from gateway_site.declarative import ApplyReport, ConfigError, apply_config, parse_config
+from gateway_site.declarative import ApplyReport, ConfigError, apply_config, parse_config, refuse_unpriced
 
 
 class Command(BaseCommand):
     help = (
         "Upsert providers, models (deployments, prices), rate tiers, tenants and price versions from "
-        "a YAML file; --prices FILE and --default-prices add price versions (README, 'Pricing')."
+        "a YAML file; --prices FILE and --default-prices add price versions (README, 'Pricing'). "
+        "All files apply in one transaction, refused while an enabled deployment has no price "
+        "and is not declared free."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -33,19 +36,24 @@ class Command(BaseCommand):
             sources.append((DEFAULT_PRICES_PATH, "defaults"))
         if not sources:
             raise CommandError("give a configuration FILE, --prices FILE or --default-prices")
-        for path, source in sources:
-            self._apply(path, source)
+        with transaction.atomic():
+            reports = [self._apply(path, source) for path, source in sources]
+            try:
+                refuse_unpriced()  # once every source is in: a price may come from any of them
+            except ConfigError as exc:
+                raise CommandError(f"nothing applied: {exc}") from None
+        for report in reports:
+            self._print(report)
 
-    def _apply(self, path: Path, source: str) -> None:
+    def _apply(self, path: Path, source: str) -> ApplyReport:
         try:
             text = path.read_text()
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc}") from None
         try:
-            report = apply_config(parse_config(text), price_source=source)
+            return apply_config(parse_config(text), price_source=source, check_prices=False)
         except ConfigError as exc:
             raise CommandError(f"{path}: {exc}") from None
-        self._print(report)
 
     def _print(self, report: ApplyReport) -> None:
         for verb, items in (

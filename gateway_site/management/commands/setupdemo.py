@@ -18,6 +18,7 @@ models:
     deployments:
       - provider: mock
         model: mock-echo
+        free: true
 """
 
 
