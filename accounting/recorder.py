@@ -84,8 +84,9 @@ def _to_record(event: UsageEvent) -> UsageRecord:
 
 
 def encode_event(event: UsageEvent) -> bytes:
-    """The event's JSON (spool line, outbox entry), read back by ``decode_event``."""
-    return orjson.dumps(dataclasses.asdict(event), default=str)
+    """The event's JSON (spool line, outbox entry), read back by ``decode_event``. orjson writes
+    the dataclass itself (a tenth of ``dataclasses.asdict``'s cost); amounts are strings."""
+    return orjson.dumps(event, default=str)
 
 
 def decode_event(payload: bytes) -> UsageEvent:

@@ -309,7 +309,7 @@ class Runtime:
         timeout = settings.GATEWAY_REDIS_TIMEOUT_SECONDS
         cap = max(10 * timeout, 5.0)
         client = create_client(
-            settings.REDIS_URL, timeout=cap, max_connections=settings.GATEWAY_REDIS_MAX_CONNECTIONS
+            settings.REDIS_URL, timeout=None, max_connections=settings.GATEWAY_REDIS_MAX_CONNECTIONS
         )
         store = RedisStore(
             client,

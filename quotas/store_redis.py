@@ -67,7 +67,7 @@ def _packing_with_hiredis(connection_class: type[Any]) -> type[Any]:
     return packing
 
 
-def create_client(url: str, *, timeout: float, max_connections: int = 64) -> aioredis.Redis:
+def create_client(url: str, *, timeout: float | None, max_connections: int = 64) -> aioredis.Redis:
     """A client whose every call ends within ``timeout``: redis-py's default retries (three,
     with backoff) would stretch an outage's wait and could run a script twice. Its connections
     (TCP, TLS or Unix socket, as the URL says) pack commands with hiredis.
@@ -76,8 +76,9 @@ def create_client(url: str, *, timeout: float, max_connections: int = 64) -> aio
     ``timeout``). redis-py's default pool fails the call at once ("Too many connections") past
     100, which under load would admit requests unchecked.
 
-    ``RedisStore`` bounds its calls itself (``StoreDeadline``), discounting the loop's own lag;
-    give its client the wall-time cap as ``timeout``."""
+    ``RedisStore`` with a ``timeout`` bounds its calls itself (``StoreDeadline``, discounting
+    the loop's own lag): its client takes ``timeout=None``, which also spares redis-py's own
+    timer per command."""
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
