@@ -152,6 +152,19 @@ LOGGING = logging_config(
 REDIS_URL = env_str("REDIS_URL", "")
 GATEWAY_REDIS_PREFIX = env_str("GATEWAY_REDIS_PREFIX", "gw:")
 GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
+# Request bounds (README, "Request bounds"): sizes a client controls, refused with a 400 at parse
+# time. The defaults never refuse what OpenAI accepts.
+GATEWAY_MAX_JSON_DEPTH = env_int("GATEWAY_MAX_JSON_DEPTH", 64, minimum=8)
+if GATEWAY_MAX_JSON_DEPTH > 128:
+    # orjson serializes at most 254 levels, and translation and cache keys wrap a body in more.
+    raise ImproperlyConfigured(f"GATEWAY_MAX_JSON_DEPTH must be <= 128, got {GATEWAY_MAX_JSON_DEPTH}")
+GATEWAY_MAX_STRING_CHARS = env_int("GATEWAY_MAX_STRING_CHARS", 10 * 1024 * 1024, minimum=1024)
+GATEWAY_MAX_MESSAGES = env_int("GATEWAY_MAX_MESSAGES", 2048, minimum=1)
+GATEWAY_MAX_MESSAGE_ITEMS = env_int("GATEWAY_MAX_MESSAGE_ITEMS", 2048, minimum=1)
+GATEWAY_MAX_TOOLS = env_int("GATEWAY_MAX_TOOLS", 128, minimum=1)
+GATEWAY_MAX_COMPLETION_TOKENS = env_int("GATEWAY_MAX_COMPLETION_TOKENS", 1024 * 1024, minimum=1)
+GATEWAY_MAX_EMBEDDING_DIMENSIONS = env_int("GATEWAY_MAX_EMBEDDING_DIMENSIONS", 4096, minimum=1)
+GATEWAY_MAX_EMBEDDING_INPUT_TOKENS = env_int("GATEWAY_MAX_EMBEDDING_INPUT_TOKENS", 8192, minimum=1)
 GATEWAY_UPSTREAM_TIMEOUT_SECONDS = env_float("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 600.0, minimum=0.1)
 GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env_float(
     "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1

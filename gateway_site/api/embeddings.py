@@ -9,13 +9,13 @@ from typing import Annotated, Literal
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway_site.api.admission import NO_ESTIMATE, estimate_embeddings
+from gateway_site.api.body_bounds import MAX_EMBEDDING_INPUTS, BodyBounds, check_length, check_maximum
 from gateway_site.api.endpoint import model_endpoint, settles
-from gateway_site.api.errors import RequestError
 from gateway_site.api.exchange import Exchange
-from gateway_site.api.parsing import load_json_object
+from gateway_site.api.parsing import Integer, load_json_object, normalize_integers, validated
 from gateway_site.api.responses import json_response
 from gateway_site.api.views import (
     admit_request,
@@ -29,6 +29,7 @@ from gateway_site.runtime import get_runtime
 from providers.types import Usage
 
 NonEmptyText = Annotated[str, Field(min_length=1)]
+Tokens = Annotated[list[int], Field(min_length=1)]
 
 
 class EmbeddingsBody(BaseModel):
@@ -37,26 +38,38 @@ class EmbeddingsBody(BaseModel):
     model: Annotated[str, Field(min_length=1, max_length=256)]
     input: (
         NonEmptyText
-        | Annotated[list[NonEmptyText], Field(min_length=1, max_length=2048)]
-        | Annotated[list[int], Field(min_length=1)]
-        | Annotated[list[Annotated[list[int], Field(min_length=1)]], Field(min_length=1, max_length=2048)]
+        | Annotated[list[NonEmptyText], Field(min_length=1)]
+        | Tokens
+        | Annotated[list[Tokens], Field(min_length=1)]
     )
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: Annotated[int, Field(ge=1)] | None = None
+    dimensions: Annotated[Integer, Field(ge=1)] | None = None
     user: str | None = None
 
 
-def parse_embeddings_request(body: bytes, *, limit: int) -> tuple[str, dict[str, object]]:
-    raw = load_json_object(body, limit=limit)
-    try:
-        parsed = EmbeddingsBody.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        param = str(first["loc"][0]) if first["loc"] else None
-        if first["type"] == "missing":
-            raise RequestError(f"Missing required parameter: '{param}'.", param=param) from None
-        reason = str(first["msg"]).removeprefix("Value error, ")
-        raise RequestError(f"Invalid value for '{param}': {reason}.", param=param) from None
+def _check_input_sizes(value: object, *, bounds: BodyBounds) -> None:
+    """At most 2048 inputs (OpenAI's limit), and no token array longer than the bound. A flat
+    array is one input: integers (its tokens) or strings (one input each)."""
+    if not isinstance(value, list) or not value:
+        return
+    if isinstance(value[0], int):
+        check_length(value, param="input", limit=bounds.embedding_input_tokens)
+        return
+    check_length(value, param="input", limit=MAX_EMBEDDING_INPUTS)
+    for index, item in enumerate(value):
+        check_length(item, param=f"input[{index}]", limit=bounds.embedding_input_tokens)
+
+
+def parse_embeddings_request(
+    body: bytes, *, limit: int, bounds: BodyBounds | None = None
+) -> tuple[str, dict[str, object]]:
+    """The model and the body to forward; ``bounds`` defaults to the settings'."""
+    bounds = bounds or BodyBounds.from_settings()
+    raw = load_json_object(body, limit=limit, bounds=bounds)
+    _check_input_sizes(raw.get("input"), bounds=bounds)
+    parsed = validated(EmbeddingsBody, raw)
+    check_maximum(parsed.dimensions, param="dimensions", limit=bounds.embedding_dimensions)
+    normalize_integers(raw, ("dimensions",))
     return parsed.model, raw
 
 

@@ -71,19 +71,19 @@ def test_tool_round_trip_messages_are_accepted():
         ),
         (
             {"model": "m", "messages": [{"role": "user"}]},
-            "Invalid value for 'messages.0': a 'user' message needs 'content'.",
-            "messages.0",
+            "Invalid value for 'messages[0]': a 'user' message needs 'content'.",
+            "messages[0]",
         ),
         (
             {"model": "m", "messages": [{"role": "tool", "content": "x"}]},
-            "Invalid value for 'messages.0': a 'tool' message needs 'tool_call_id'.",
-            "messages.0",
+            "Invalid value for 'messages[0]': a 'tool' message needs 'tool_call_id'.",
+            "messages[0]",
         ),
         (
             {"model": "m", "messages": [{"role": "robot", "content": "x"}]},
-            "Invalid value for 'messages.0.role': Input should be 'system', 'developer', 'user', "
+            "Invalid value for 'messages[0].role': Input should be 'system', 'developer', 'user', "
             "'assistant', 'tool' or 'function'.",
-            "messages.0.role",
+            "messages[0].role",
         ),
         (
             {"model": "m", "messages": USER, "stream_options": {"include_usage": True}},
