@@ -137,9 +137,12 @@ def titan_vector(content: bytes) -> tuple[list[float], int]:
 
 
 def mock_vector(text: str, size: int) -> list[float]:
-    """Deterministic, unit-free values in [-1, 1) derived from the text, exact in float32."""
+    """Deterministic, unit-free values in [-1, 1) derived from the text, exact in float32: the
+    text's SHA-256 digest, repeated (built by list repetition, so a large ``dimensions`` costs
+    the copy, not a Python step per value)."""
     digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return [(digest[i % len(digest)] - 128) / 128 for i in range(size)]
+    cycle = [(byte - 128) / 128 for byte in digest]
+    return (cycle * (size // len(cycle) + 1))[:size]
 
 
 def mock_result(body: JsonObject, *, model: str) -> EmbeddingResult:
