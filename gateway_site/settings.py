@@ -184,6 +184,9 @@ GATEWAY_REDIS_MAX_CONNECTIONS = env_int("GATEWAY_REDIS_MAX_CONNECTIONS", 64, min
 # Admission control (README, "Overload"): past this many requests in flight in one worker
 # (streams until they end), or with its event loop running this late, a request is shed with
 # a 503 before any work.
+# A reservation is a lease: it ends by itself this long after the request's deadline, so a
+# process that dies holding it blocks nothing for long (README, "Cost quotas").
+GATEWAY_LEASE_MARGIN_SECONDS = env_float("GATEWAY_LEASE_MARGIN_SECONDS", 60.0, minimum=1)
 GATEWAY_MAX_IN_FLIGHT = env_int("GATEWAY_MAX_IN_FLIGHT", 1000, minimum=1)
 GATEWAY_MAX_LOOP_LAG_MS = env_float("GATEWAY_MAX_LOOP_LAG_MS", 250.0, minimum=1)
 GATEWAY_QUOTA_TIMEZONE = env_timezone("GATEWAY_QUOTA_TIMEZONE", "UTC")

@@ -37,7 +37,6 @@ from quotas.registry import KeyContext
 
 IMAGE_TOKEN_BOUND = 1500
 _TOP_LEVEL_PROMPT_FIELDS = ("tools", "functions", "response_format")
-LEASE_MARGIN_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +136,7 @@ def _lease_ms(deployments: Sequence[DeploymentConfig], *, deadline: float | None
     longest = max((d.provider.timeout_seconds or default) for d in deployments)
     if deadline is not None:
         longest = max(longest, deadline - time.perf_counter())
-    return int((longest + LEASE_MARGIN_SECONDS) * 1000)
+    return int((longest + settings.GATEWAY_LEASE_MARGIN_SECONDS) * 1000)
 
 
 # What a request whose key has no limits reserves: nothing is counted for it.

@@ -1,7 +1,7 @@
 """A gateway killed mid-request (SIGKILL: nothing settles) blocks its tenant's hard cost quota
-only until the reservations' lease ends: the provider's upstream deadline plus 60 s. Then the
-reservations are gone from the shared counters without any reservation made after them, and
-the tenant is served again. Takes about 70 s: the lease is that long."""
+only until the reservations' lease ends: the request's deadline plus the lease margin
+(``GATEWAY_LEASE_MARGIN_SECONDS``, shortened here). Then the reservations are gone from the
+shared counters without any reservation made after them, and the tenant is served again."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 UPSTREAM_KEY_ENV = "GW_E2E_LEASES_UPSTREAM_KEY"
 UPSTREAM_TIMEOUT_S = 4
-LEASE_S = UPSTREAM_TIMEOUT_S + 60
+LEASE_MARGIN_S = 8
+LEASE_S = UPSTREAM_TIMEOUT_S + LEASE_MARGIN_S
 # One and two dollars per million tokens; "hi" with max_tokens 46 reserves 8 + 92 = 100
 # micro-dollars and, answered with 8 + 26 tokens, costs 60. The quota holds five reservations.
 CONFIG = """
@@ -35,6 +36,7 @@ providers:
     timeout_seconds: {timeout}
 models:
   - name: gpt-4o-mini
+    timeout_seconds: {timeout}  # the model's deadline bounds the lease too (retries, fallbacks)
     deployments:
       - provider: slow-openai
         model: gpt-4o-mini-upstream
@@ -80,7 +82,8 @@ def test_a_killed_gateways_reservations_end_with_their_lease(
     quota = CostQuota.objects.get(tenant__name="acme")
     ids = {"quota_id": quota.pk, "tenant_id": key.tenant.pk}
     openai_upstream.default = Reply(usage=FakeUsage(8, 26), delay=30)
-    doomed = gateway_factory(REDIS_URL=settings.REDIS_URL, **{UPSTREAM_KEY_ENV: CANARY})
+    lease = {"GATEWAY_LEASE_MARGIN_SECONDS": str(LEASE_MARGIN_S)}
+    doomed = gateway_factory(REDIS_URL=settings.REDIS_URL, **lease, **{UPSTREAM_KEY_ENV: CANARY})
 
     with ThreadPoolExecutor(5) as pool:
         in_flight = [pool.submit(chat, doomed.base_url, key.raw) for _ in range(5)]
@@ -98,7 +101,7 @@ def test_a_killed_gateways_reservations_end_with_their_lease(
     assert len([name for name in fields if name.startswith(b"r:")]) == 5
     assert leases_exist
 
-    gateway = gateway_factory(REDIS_URL=settings.REDIS_URL, **{UPSTREAM_KEY_ENV: CANARY})
+    gateway = gateway_factory(REDIS_URL=settings.REDIS_URL, **lease, **{UPSTREAM_KEY_ENV: CANARY})
     held = chat(gateway.base_url, key.raw)
     assert held.status_code == 429
     assert held.json()["error"]["code"] == "insufficient_quota"

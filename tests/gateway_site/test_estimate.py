@@ -105,6 +105,7 @@ def test_max_cost_covers_the_fallback_models_deployments():
 
 def test_the_lease_outlives_the_longest_the_request_may_wait(settings):
     settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS = 600
+    settings.GATEWAY_LEASE_MARGIN_SECONDS = 60
     quick = DeploymentConfig(
         id=1,
         provider=ProviderConfig(name="p", kind="openai", base_url="http://x", timeout_seconds=30),
