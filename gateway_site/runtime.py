@@ -201,7 +201,7 @@ class SnapshotWatcher:
     def _subscribe(self) -> redis.client.PubSub | None:
         try:
             client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=1, health_check_interval=30)
-            pubsub: redis.client.PubSub = client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub: redis.client.PubSub = client.pubsub()
             pubsub.subscribe(revision_channel())
             return pubsub
         except redis.RedisError as exc:
