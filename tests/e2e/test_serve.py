@@ -225,10 +225,12 @@ def test_a_killed_worker_is_replaced_while_the_other_keeps_answering(serve, conf
     assert "restarting" not in served.log().split(f"replacing pid {victim}")[1]
 
 
+# (not anchored at a line's start: a worker's output may share the line)
+STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
 EXIT_LINE = re.compile(
-    r"^(\S+ \S+) ERROR \S+ worker pid (\d+) exited \(exit code 1\); restarting in ([\d.]+) s$", re.M
+    STAMP + r" ERROR \S+ worker pid (\d+) exited \(exit code 1\); restarting in ([\d.]+) s$", re.M
 )
-START_LINE = re.compile(r"^(\S+ \S+) INFO \S+ worker pid (\d+) started, replacing pid (\d+)$", re.M)
+START_LINE = re.compile(STAMP + r" INFO \S+ worker pid (\d+) started, replacing pid (\d+)$", re.M)
 
 
 def _stamp(text: str) -> float:
