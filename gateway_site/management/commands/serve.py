@@ -126,7 +126,7 @@ class Supervisor:
         if slot.process is not None and slot.process.poll() is not None:
             self._reap(slot, now)
         elif slot.process is None and not self._signals and now >= (slot.restart_at or float("inf")):
-            self._spawn(slot, replacing=slot.last_pid)
+            self._spawn(slot, replacing=slot.last_pid or None)
 
     def _reap(self, slot: Slot, now: float) -> None:
         assert slot.process is not None
