@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import io
+import logging
 
 import redis
 from celery import shared_task
@@ -12,6 +14,8 @@ from django.core.management import call_command
 
 from accounting.ledger import consumer_name, drain, forget_idle_consumers, outbox_stream
 from accounting.rollups import usage_purge, usage_rollup
+
+logger = logging.getLogger(__name__)
 
 # A drain run stops after this many batches so one task never holds a worker for long; beat
 # sends the next one a moment later.
@@ -79,5 +83,11 @@ def purge_usage() -> int:
 @shared_task(name="accounting.tasks.reconcile_quotas", ignore_result=True)
 def reconcile_quotas() -> None:
     """``manage.py reconcilequotas`` on a schedule (raises counters behind the records, releases
-    orphaned reservations)."""
-    call_command("reconcilequotas")
+    orphaned reservations). Its report goes to the log at DEBUG, not to the stdout of the process
+    that runs the schedule (a gateway's, when beat runs in process)."""
+    if not settings.REDIS_URL:  # the counters are in each gateway process, started from the records
+        return
+    report = io.StringIO()
+    call_command("reconcilequotas", stdout=report)
+    for line in report.getvalue().splitlines():
+        logger.debug("reconcilequotas: %s", line)

@@ -11,16 +11,14 @@ The stream is drained by Celery (``accounting.tasks.drain_usage_outbox``, every
 ``GATEWAY_USAGE_DRAIN_SECONDS`` from beat) when ``CELERY_BROKER_URL`` is set; otherwise every
 gateway process drains it itself in a ``usage-outbox`` thread (one consumer each in the same
 consumer group, so several gateways share the work and claim a dead one's entries), and the other
-periodic tasks run in an ``in-process-beat`` thread (``InProcessBeat``)."""
+periodic tasks run in an ``in-process-beat`` thread (``gateway_site.periodic``)."""
 
 from __future__ import annotations
 
 import functools
 import logging
 import threading
-import time
 from collections.abc import Callable
-from typing import cast
 
 import redis
 from django.db import DatabaseError, close_old_connections
@@ -140,44 +138,3 @@ class OutboxDrainer:
         self._stop.set()
         self._thread.join(timeout)
         self._client.close()
-
-
-class InProcessBeat:
-    """Without a Celery broker: runs the beat schedule's periodic tasks (rollups, retention,
-    quota reconciliation) in a background thread of the gateway process, each at its interval,
-    first one interval after start. Every ``serve`` worker runs them; they are idempotent."""
-
-    def __init__(self, schedule: dict[str, dict[str, object]], *, skip: frozenset[str] = frozenset()) -> None:
-        self._entries = [
-            (str(entry["task"]), float(cast(float, entry["schedule"])))
-            for name, entry in schedule.items()
-            if name not in skip
-        ]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="in-process-beat", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from gateway_site.celery import app
-
-        due = {task: time.monotonic() + every for task, every in self._entries}
-        while not self._stop.is_set():
-            now = time.monotonic()
-            for task, every in self._entries:
-                if now >= due[task]:
-                    due[task] = now + every
-                    self._call(app.tasks[task])
-            self._stop.wait(max(0.05, min(due.values()) - time.monotonic()) if due else 3600)
-
-    @staticmethod
-    def _call(task: Callable[[], object]) -> None:
-        try:
-            task()
-        except Exception:  # a periodic task's failure must not stop the others
-            logger.exception("periodic task failed")
-        finally:
-            close_old_connections()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)

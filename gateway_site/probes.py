@@ -11,6 +11,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 
 from gateway_site.api.responses import json_response
+from gateway_site.periodic import celery_report
 from gateway_site.runtime import get_runtime
 
 
@@ -60,5 +61,8 @@ async def health(request: HttpRequest) -> HttpResponse:
                 "store": "redis" if settings.REDIS_URL else "process",
                 "admitted_unchecked": runtime.admitted_unchecked(),
             },
+            "periodic": runtime.beat.report()
+            if runtime.beat
+            else celery_report(settings.CELERY_BEAT_SCHEDULE),
         }
     )

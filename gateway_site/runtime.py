@@ -30,9 +30,10 @@ from accounting.prices import load_price_table
 from accounting.pricing import PriceTable
 from accounting.recorder import UsageWriter
 from accounting.spend import recorded_spend
-from gateway_site.ledger import InProcessBeat, OutboxDrainer, UsageSink
+from gateway_site.ledger import OutboxDrainer, UsageSink
 from gateway_site.metrics import observe_redis_error, redis_error_hook
 from gateway_site.overload import LoadGate
+from gateway_site.periodic import InProcessBeat
 from providers.catalog import load_catalog
 from providers.http import create_http_client
 from providers.types import Catalog
@@ -202,7 +203,7 @@ class SnapshotWatcher:
     def _subscribe(self) -> redis.client.PubSub | None:
         try:
             client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=1, health_check_interval=30)
-            pubsub: redis.client.PubSub = client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub: redis.client.PubSub = client.pubsub()
             pubsub.subscribe(revision_channel())
             return pubsub
         except redis.RedisError as exc:
@@ -273,7 +274,10 @@ class Runtime:
         self.beat = (
             None
             if settings.CELERY_BROKER_URL
-            else InProcessBeat(settings.CELERY_BEAT_SCHEDULE, skip=frozenset({"drain-usage-outbox"}))
+            else InProcessBeat(
+                settings.CELERY_BEAT_SCHEDULE,
+                delegated={"drain-usage-outbox": "usage-outbox thread"} if self.drainer else None,
+            )
         )
         self._routers = PerLoop(self._build_router)
         self._background: set[asyncio.Task[None]] = set()

@@ -223,6 +223,7 @@ GATEWAY_USAGE_PURGE_BATCH = env_int("GATEWAY_USAGE_PURGE_BATCH", 5000, minimum=1
 GATEWAY_RECONCILE_SECONDS = env_float("GATEWAY_RECONCILE_SECONDS", 300.0, minimum=1)
 # Outbox consumers (one per process) idle this long with nothing pending are removed.
 GATEWAY_USAGE_CONSUMER_IDLE_SECONDS = env_float("GATEWAY_USAGE_CONSUMER_IDLE_SECONDS", 86400.0, minimum=60)
+GATEWAY_USAGE_CONSUMER_FORGET_SECONDS = env_float("GATEWAY_USAGE_CONSUMER_FORGET_SECONDS", 3600.0, minimum=1)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "drain-usage-outbox": {
         "task": "accounting.tasks.drain_usage_outbox",
@@ -232,7 +233,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "rollup-usage": {"task": "accounting.tasks.rollup_usage", "schedule": GATEWAY_ROLLUP_SECONDS},
     "purge-usage": {"task": "accounting.tasks.purge_usage", "schedule": GATEWAY_USAGE_PURGE_SECONDS},
     "reconcile-quotas": {"task": "accounting.tasks.reconcile_quotas", "schedule": GATEWAY_RECONCILE_SECONDS},
-    "forget-idle-consumers": {"task": "accounting.tasks.forget_idle_consumers", "schedule": 3600.0},
+    "forget-idle-consumers": {
+        "task": "accounting.tasks.forget_idle_consumers",
+        "schedule": GATEWAY_USAGE_CONSUMER_FORGET_SECONDS,
+    },
 }
 GATEWAY_BREAKER_FAILURES = env_int("GATEWAY_BREAKER_FAILURES", 5, minimum=1)
 GATEWAY_BREAKER_SUCCESSES = env_int("GATEWAY_BREAKER_SUCCESSES", 2, minimum=1)
