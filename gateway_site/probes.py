@@ -11,6 +11,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 
 from gateway_site.api.responses import json_response
+from gateway_site.overload import LoadGate
 from gateway_site.periodic import celery_report
 from gateway_site.runtime import get_runtime
 
@@ -61,8 +62,19 @@ async def health(request: HttpRequest) -> HttpResponse:
                 "store": "redis" if settings.REDIS_URL else "process",
                 "admitted_unchecked": runtime.admitted_unchecked(),
             },
+            "load": _load(runtime.gate()),
             "periodic": runtime.beat.report()
             if runtime.beat
             else celery_report(settings.CELERY_BEAT_SCHEDULE),
         }
     )
+
+
+def _load(gate: LoadGate) -> dict[str, object]:
+    """This worker's admission gate: requests in flight, the event loop's lag and the bounds."""
+    return {
+        "in_flight": gate.in_flight,
+        "max_in_flight": gate.max_in_flight,
+        "loop_lag_ms": round(gate.monitor.lag() * 1000, 3),
+        "max_loop_lag_ms": round(gate.max_lag * 1000, 3),
+    }

@@ -58,10 +58,14 @@ def test_a_stream_holds_its_place_until_it_ends(start_proxy):
         assert next(lines).startswith("data: ")
         during = proxy.http.post("/v1/chat/completions", json=proxy.chat_body())
         assert (during.status_code, during.json()) == (503, SHED)
+        load = proxy.http.get("/health").json()["load"]
+        assert (load["in_flight"], load["max_in_flight"], load["max_loop_lag_ms"]) == (1, 1, 250.0)
+        assert 0 <= load["loop_lag_ms"] < 250
         assert list(lines)[-2:] == ["data: [DONE]", ""]
 
     after = proxy.http.post("/v1/chat/completions", json=proxy.chat_body())
     assert after.status_code == 200
+    assert proxy.http.get("/health").json()["load"]["in_flight"] == 0
     assert len(proxy.upstream.requests) == 2
     # the models list costs nothing upstream and is never shed
     assert proxy.http.get("/v1/models").status_code == 200
