@@ -152,6 +152,11 @@ LOGGING = logging_config(
 REDIS_URL = env_str("REDIS_URL", "")
 GATEWAY_REDIS_PREFIX = env_str("GATEWAY_REDIS_PREFIX", "gw:")
 GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
+# Under Daphne, a request's headers must arrive within the first deadline (from the connection's
+# start, or the request's first byte on a kept-alive connection), its body within the second
+# (from the end of the headers); past either, 408 and the connection closes (README, "HTTP edge").
+GATEWAY_HEADER_TIMEOUT_SECONDS = env_float("GATEWAY_HEADER_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+GATEWAY_BODY_TIMEOUT_SECONDS = env_float("GATEWAY_BODY_TIMEOUT_SECONDS", 30.0, minimum=0.1)
 GATEWAY_UPSTREAM_TIMEOUT_SECONDS = env_float("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 600.0, minimum=0.1)
 GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env_float(
     "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponseBase
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway_site.api.admission import NO_ESTIMATE, admit, estimate_embeddings
+from gateway_site.api.body import request_body
 from gateway_site.api.endpoint import api_endpoint, tracking
 from gateway_site.api.errors import RequestError
 from gateway_site.api.exchange import Exchange, UsageTracker
@@ -66,7 +67,7 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
     runtime = get_runtime()
     snapshot, key = await authenticate(request, exchange)
     check_declared_size(request)
-    model, raw = parse_embeddings_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
+    model, raw = parse_embeddings_request(await request_body(request), limit=settings.GATEWAY_MAX_BODY_BYTES)
     snapshot, key, route = await resolve_route(request, snapshot, key, model, exchange)
     router = runtime.router()
     attempt = router.plan(route, catalog=snapshot.catalog)
