@@ -138,10 +138,19 @@ def build_application() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
             await lean(scope, receive, send)
         elif scope["type"] == "lifespan":
             await _lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            await _refuse_websocket(receive, send)
         else:
             await standard(scope, receive, send)
 
     return application
+
+
+async def _refuse_websocket(receive: Receive, send: Send) -> None:
+    """The gateway serves no WebSocket: the handshake is refused (Daphne answers 403) instead of
+    Django raising, logged with a stack trace on every attempt."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close"})
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

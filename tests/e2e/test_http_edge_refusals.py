@@ -138,3 +138,15 @@ def test_a_spoofed_host_on_the_admin_logs_one_line_without_a_traceback(gateway_f
     assert len(lines) == 2
     assert all(" ERROR django.security.DisallowedHost " in line for line in lines)
     assert "Traceback" not in log
+
+
+def test_a_websocket_handshake_is_refused_without_a_stack_trace(gateway_factory):
+    """No WebSocket is served; Daphne answers the refused handshake itself (403, no body)."""
+    gateway = gateway_factory()
+    upgrade = (
+        b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    response, closed = exchange(gateway.base_url, upgrade)
+    assert (response.status, response.body, closed) == (403, b"", True)
+    assert "Traceback" not in gateway.log()
