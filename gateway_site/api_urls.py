@@ -13,7 +13,7 @@ urlpatterns = [
     path("v1/models", views.list_models),
     path("v1/models/<path:model_id>", views.retrieve_model),
     path("v1/usage", self_usage.key_usage),
-    re_path(r"^v1/", views.not_found),
+    re_path(r"^[vV]1(?:/|$)", views.not_found),  # either case: the asgi module routes both here
     path("live", probes.live),
     path("ready", probes.ready),
     path("health", probes.health),

@@ -2,13 +2,19 @@
 
 The API and the probes go to a Django handler with no middleware (each of Django's built-in
 middleware costs thread hops per request under ASGI); everything else, the admin included, goes
-to the standard handler with the full stack."""
+to the standard handler with the full stack. Every path under ``/v1`` goes to the API, whatever
+its case, so that an unknown one is answered in the API's error envelope.
+
+Under Daphne, the HTTP layer is ``gateway_site.http_edge`` (installed here): a request reaches
+the application when its headers are complete, and its body is read only as the view asks for
+it (``gateway_site.api.body``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
+import io
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
@@ -23,6 +29,8 @@ from django.urls import get_resolver, set_script_prefix, set_urlconf
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 django.setup(set_prefix=False)
 
+from gateway_site import http_edge  # noqa: E402
+from gateway_site.api.body import BodyStream, StreamedASGIRequest, announces_body  # noqa: E402
 from gateway_site.tracing import configure_tracing, record_response, server_span  # noqa: E402
 
 Scope = dict[str, Any]
@@ -30,7 +38,12 @@ Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 LEAN_URLCONF = "gateway_site.api_urls"
-LEAN_PREFIXES = ("/v1/", "/live", "/ready", "/health", "/metrics")
+PROBE_PREFIXES = ("/live", "/ready", "/health", "/metrics")
+
+
+def is_lean(path: str) -> bool:
+    """The API (any case: ``/V1/...`` is the API's 404, not the admin's page) and the probes."""
+    return path[:4].lower() in ("/v1/", "/v1") or path.startswith(PROBE_PREFIXES)
 
 
 class LeanASGIHandler(ASGIHandler):
@@ -39,6 +52,8 @@ class LeanASGIHandler(ASGIHandler):
     ``response.close`` run through ``sync_to_async``, a new thread per request under
     ``ThreadSensitiveContext``). Views on this path never touch the ORM from the event loop,
     so those receivers (query log reset, closing stale DB connections) have nothing to do."""
+
+    request_class = StreamedASGIRequest
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware: list[Any] = []
@@ -55,19 +70,12 @@ class LeanASGIHandler(ASGIHandler):
             await self._handle(scope, receive, send)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            body = await self.read_body(receive)
-        except RequestAborted:
-            return
-        set_script_prefix(get_script_prefix(scope))
-        request, error_response = self.create_request(scope, body)
+        stream = BodyStream(receive)
+        request = await self._start(scope, stream, send)
         if request is None:
-            body.close()
-            if error_response is not None:
-                await self.send_response(error_response, send)
             return
         responder = asyncio.ensure_future(self._respond(request, send))
-        watcher = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        watcher = asyncio.ensure_future(stream.disconnected())
         try:
             await asyncio.wait((responder, watcher), return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -78,7 +86,25 @@ class LeanASGIHandler(ASGIHandler):
                     task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, RequestAborted):
                     await task
-            body.close()
+
+    async def _start(self, scope: Scope, stream: BodyStream, send: Send) -> HttpRequest | None:
+        """The request, created before its body is read: the view reads a body
+        (``request_body``) after it authenticated the caller. An empty body is read at once, so
+        the disconnect watcher listens from the start. None when there is nothing to serve."""
+        set_script_prefix(get_script_prefix(scope))
+        created, error_response = self.create_request(scope, io.BytesIO())
+        if created is None:
+            if error_response is not None:
+                await self.send_response(error_response, send)
+            return None
+        request = cast(StreamedASGIRequest, created)
+        request.body_stream = stream
+        if not announces_body(request.headers):
+            try:
+                await stream.read(limit=0)
+            except RequestAborted:
+                return None
+        return request
 
     async def _respond(self, request: HttpRequest, send: Send) -> None:
         set_urlconf(LEAN_URLCONF)
@@ -96,6 +122,7 @@ class LeanASGIHandler(ASGIHandler):
 def build_application() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     from gateway_site.runtime import get_runtime
 
+    http_edge.install()
     configure_tracing()  # before the standard handler loads its middleware (Django instrumentation)
     standard = ASGIHandler()
     lean = LeanASGIHandler()
@@ -107,14 +134,23 @@ def build_application() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     gc.freeze()
 
     async def application(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(LEAN_PREFIXES):
+        if scope["type"] == "http" and is_lean(scope["path"]):
             await lean(scope, receive, send)
         elif scope["type"] == "lifespan":
             await _lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            await _refuse_websocket(receive, send)
         else:
             await standard(scope, receive, send)
 
     return application
+
+
+async def _refuse_websocket(receive: Receive, send: Send) -> None:
+    """The gateway serves no WebSocket: the handshake is refused (Daphne answers 403) instead of
+    Django raising, logged with a stack trace on every attempt."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close"})
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

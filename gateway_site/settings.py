@@ -165,6 +165,11 @@ GATEWAY_MAX_TOOLS = env_int("GATEWAY_MAX_TOOLS", 128, minimum=1)
 GATEWAY_MAX_COMPLETION_TOKENS = env_int("GATEWAY_MAX_COMPLETION_TOKENS", 1024 * 1024, minimum=1)
 GATEWAY_MAX_EMBEDDING_DIMENSIONS = env_int("GATEWAY_MAX_EMBEDDING_DIMENSIONS", 4096, minimum=1)
 GATEWAY_MAX_EMBEDDING_INPUT_TOKENS = env_int("GATEWAY_MAX_EMBEDDING_INPUT_TOKENS", 8192, minimum=1)
+# Under Daphne, a request's headers must arrive within the first deadline (from the connection's
+# start, or the request's first byte on a kept-alive connection), its body within the second
+# (from the end of the headers); past either, 408 and the connection closes (README, "HTTP edge").
+GATEWAY_HEADER_TIMEOUT_SECONDS = env_float("GATEWAY_HEADER_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+GATEWAY_BODY_TIMEOUT_SECONDS = env_float("GATEWAY_BODY_TIMEOUT_SECONDS", 30.0, minimum=0.1)
 GATEWAY_UPSTREAM_TIMEOUT_SECONDS = env_float("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 600.0, minimum=0.1)
 GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env_float(
     "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponseBase
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway_site.api.admission import NO_ESTIMATE, estimate_embeddings
+from gateway_site.api.body import request_body
 from gateway_site.api.body_bounds import MAX_EMBEDDING_INPUTS, BodyBounds, check_length, check_maximum
 from gateway_site.api.endpoint import model_endpoint, settles
 from gateway_site.api.exchange import Exchange
@@ -79,7 +80,7 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
     runtime = get_runtime()
     snapshot, key = await authenticate(request, exchange)
     check_declared_size(request)
-    model, raw = parse_embeddings_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
+    model, raw = parse_embeddings_request(await request_body(request), limit=settings.GATEWAY_MAX_BODY_BYTES)
     snapshot, key, route = await resolve_route(request, snapshot, key, model, exchange)
     router = runtime.router()
     attempt = router.plan(route, catalog=snapshot.catalog)

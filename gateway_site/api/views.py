@@ -11,6 +11,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from gateway_site.api.admission import NO_ESTIMATE, Estimate, admit, estimate_chat
+from gateway_site.api.body import request_body
 from gateway_site.api.caching import ChatCache, consult_cache, may_answer_from_cache
 from gateway_site.api.endpoint import api_endpoint, model_endpoint, settles
 from gateway_site.api.errors import MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
@@ -140,7 +141,7 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
     runtime = get_runtime()
     snapshot, key = await authenticate(request, exchange)
     check_declared_size(request)
-    chat = parse_chat_request(request.body, limit=settings.GATEWAY_MAX_BODY_BYTES)
+    chat = parse_chat_request(await request_body(request), limit=settings.GATEWAY_MAX_BODY_BYTES)
     snapshot, key, route = await resolve_route(request, snapshot, key, chat.model, exchange)
     router = runtime.router()
     cache_control = parse_cache_control(request.headers.get("cache-control"))
