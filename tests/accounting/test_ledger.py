@@ -35,6 +35,7 @@ from quotas.lua import SETTLE
 from quotas.models import ApiKey
 from quotas.policy import Plan, QuotaLine, QuotaPolicy
 from quotas.store_redis import RedisStore
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -226,7 +227,12 @@ def test_a_dead_consumers_pending_events_are_claimed_by_another(redis_prefix, ma
     assert UsageRecord.objects.count() == 4
     assert pending_count(client, stream) == 6
 
-    time.sleep(0.05)
+    # Time passing, by Redis's clock: every entry of "ghost" idle for the 20 ms claimed below.
+    wait_for(
+        lambda: all(
+            e["time_since_delivered"] >= 20 for e in client.xpending_range(stream, GROUP, "-", "+", 10)
+        )
+    )
     assert drain(client, stream=stream, consumer="live", batch_size=4, claim_idle_ms=20) == 6
     assert sorted(UsageRecord.objects.values_list("request_id", flat=True)) == sorted(
         f"req_{n}" for n in range(10)
@@ -245,7 +251,8 @@ def test_idle_consumers_with_nothing_pending_are_forgotten(redis_prefix, make_ke
         [(_, taken)] = client.xreadgroup(GROUP, name, {stream: ">"}, count=count)
         if name != "stuck":
             client.xack(stream, GROUP, *[entry_id for entry_id, _ in taken])
-    time.sleep(0.05)
+    # Time passing, by Redis's clock: every consumer idle for the 20 ms asked below.
+    wait_for(lambda: all(c["idle"] >= 20 for c in client.xinfo_consumers(stream, GROUP)))
 
     assert forget_idle_consumers(client, stream=stream, idle_ms=60_000, keep="live") == []
     assert forget_idle_consumers(client, stream=stream, idle_ms=20, keep="live") == ["gone"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import os
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
@@ -36,6 +38,15 @@ def event(request_id: str, tenant_id: int, key_id: int, **changes) -> UsageEvent
     return dataclasses.replace(base, **changes)
 
 
+def lock_waiters(path: Path) -> int:
+    """How many ``flock`` calls wait for the lock on ``path``: Linux's ``/proc/locks`` lists
+    each blocked request as ``N: -> FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> ...``."""
+    stat = path.stat()
+    file_id = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    blocked = [line.split() for line in Path("/proc/locks").read_text().splitlines() if " -> " in line]
+    return sum(1 for fields in blocked if fields[2] == "FLOCK" and fields[6] == file_id)
+
+
 @pytest.fixture
 def writer(tmp_path):
     writer = UsageWriter(flush_seconds=0.05, batch_size=100, spool_path=tmp_path / "spool.jsonl")
@@ -49,8 +60,8 @@ def test_duplicate_request_ids_are_recorded_once(writer, make_key):
         writer.record(event("req_a", key.tenant.pk, key.key_id))
     writer.record(event("req_b", key.tenant.pk, key.key_id, status=502, error_type="upstream_error"))
     writer.flush()
-    time.sleep(0.2)
-    writer.flush()
+    # The writer's thread may hold some of them in its batch: closing joins it, batch written.
+    writer.close()
     rows = {r.request_id: r for r in UsageRecord.objects.all()}
     assert sorted(rows) == ["req_a", "req_b"]
     assert rows["req_a"].cost_usd == Decimal("0.0000045")
@@ -153,7 +164,7 @@ def test_the_spool_is_only_touched_under_its_lock_shared_by_every_worker(tmp_pat
         with (tmp_path / "spool.jsonl.lock").open("a+b") as other:
             fcntl.flock(other, fcntl.LOCK_EX)
             writer.record(event("req_new", key.tenant.pk, key.key_id))
-            time.sleep(0.5)
+            wait_for(lambda: lock_waiters(tmp_path / "spool.jsonl.lock") == 1)  # the writer's replay
             assert UsageRecord.objects.count() == 0
             assert spool.exists()
             fcntl.flock(other, fcntl.LOCK_UN)

@@ -39,11 +39,12 @@ def embed(proxy: Proxy, text: str = TEXT):
 def clear_of_minute_boundary() -> None:
     """Fixed one-minute windows: start well inside one so a test's requests share it."""
     into = time.time() % 60
-    if into > 45:
+    if into > 45:  # time passing: into the next window
         time.sleep(60 - into + 0.5)
 
 
-def test_requests_and_tokens_per_minute_count_embeddings(start_proxy):
+def test_requests_and_tokens_per_minute_count_embeddings(start_proxy, make_key):
+    fence = make_key("fence")  # another tenant, without limits, whose request comes last
     proxy = start_proxy(
         extra_yaml=EMBED_YAML
         + """
@@ -80,8 +81,16 @@ tenants:
     assert len([r for r in proxy.upstream.requests if r.path == "/v1/embeddings"]) == 3
     rows = records(3)
     assert [(r.endpoint, r.prompt_tokens, r.status) for r in rows] == [("embeddings", 8, 200)] * 3
-    time.sleep(0.5)
-    assert UsageRecord.objects.count() == 3
+    # A record of the refused request would travel the outbox stream ahead of the fence's.
+    fenced = proxy.http.post(
+        "/v1/embeddings",
+        json={"model": EMBED_MODEL, "input": TEXT},
+        headers={"Authorization": f"Bearer {fence.raw}"},
+    )
+    assert fenced.status_code == 200
+    wait_for(lambda: UsageRecord.objects.filter(tenant_name="fence").count() == 1)
+    assert UsageRecord.objects.filter(tenant_name="acme").count() == 3
+    assert UsageRecord.objects.count() == 4
 
 
 def test_hard_cost_quota_reserves_the_input_bound_and_settles_the_actual_cost(start_proxy, redis_prefix):

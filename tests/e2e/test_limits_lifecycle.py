@@ -59,7 +59,8 @@ def fire(proxy: Proxy, count: int, body: dict[str, object]) -> list[httpx.Respon
             return list(pool.map(one, range(count)))
 
 
-def test_soft_quota_alert_is_posted_once_and_recorded(start_proxy, receiver):
+def test_soft_quota_alert_is_posted_once_and_recorded(start_proxy, make_key, receiver):
+    fence = make_key("fence")  # another tenant, whose own alert comes after any of acme's
     proxy = start_proxy(
         extra_yaml=PRICES
         + f"""
@@ -68,6 +69,13 @@ tenants:
     quotas:
       - period: day
         limit_usd: "0.0005"
+        hard: false
+        alert_at: 0.5
+        alert_webhook: {receiver.url}
+  - name: fence
+    quotas:
+      - period: day
+        limit_usd: "0.0001"
         hard: false
         alert_at: 0.5
         alert_webhook: {receiver.url}
@@ -80,9 +88,17 @@ tenants:
     responses = fire(proxy, 10, proxy.chat_body("hi"))
 
     assert {r.status_code for r in responses} == {200}
-    wait_for(lambda: receiver.received, timeout=5)
-    time.sleep(0.5)  # a second alert, if any, would have arrived by now
-    assert len(receiver.received) == 1
+    # All ten settled (each settlement appends its usage event in the same Redis round trip), so
+    # a second alert of acme's, if any, is already queued. Then one request of the fence tenant
+    # crosses its own threshold (60 of 100, at 50): the dispatcher's one thread posts alerts in
+    # order, so a second alert of acme's would arrive before the fence's.
+    wait_for(lambda: UsageRecord.objects.count() == 10)
+    fenced = proxy.http.post(
+        "/v1/chat/completions", json=proxy.chat_body("hi"), headers={"Authorization": f"Bearer {fence.raw}"}
+    )
+    assert fenced.status_code == 200
+    wait_for(lambda: len(receiver.received) >= 2, timeout=5)
+    assert [a["tenant"] for a in receiver.received] == ["acme", "fence"]
     alert = receiver.received[0]
     assert alert["type"] == "quota.alert"
     assert (alert["tenant"], alert["owner"], alert["period"], alert["hard"]) == (
@@ -93,11 +109,14 @@ tenants:
     )
     assert (alert["limit_usd"], alert["threshold"]) == ("0.0005", "0.500")
     assert alert["spent_usd"] == "0.0003"
-    row = wait_for(lambda: QuotaAlert.objects.filter(delivered_at__isnull=False).first())
+    row = wait_for(
+        lambda: QuotaAlert.objects.filter(quota__tenant__name="acme", delivered_at__isnull=False).first()
+    )
     assert (row.period_key, row.attempts, row.webhook) == (alert["period_key"], 1, receiver.url)
     assert row.spent_usd == Decimal("0.0003")
-    assert QuotaAlert.objects.count() == 1
-    wait_for(lambda: UsageRecord.objects.count() == 10)
+    assert QuotaAlert.objects.filter(quota__tenant__name="acme").count() == 1
+    assert QuotaAlert.objects.count() == 2
+    wait_for(lambda: UsageRecord.objects.count() == 11)
 
 
 def test_without_redis_the_same_limits_hold_in_process(start_proxy):
@@ -114,7 +133,7 @@ tenants:
         REDIS_URL="",
     )
     into = time.time() % 60
-    if into > 50:
+    if into > 50:  # time passing: the next fixed minute window, so every request shares one
         time.sleep(60 - into + 0.5)
 
     # A streamed response carries the headers too.

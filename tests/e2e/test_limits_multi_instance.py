@@ -133,8 +133,9 @@ def setup(cluster, configure, make_key):
 
     _setup.upstream_seen = lambda: len(cluster.upstream.requests) - upstream_seen  # type: ignore[attr-defined]
     yield _setup
-    # Usage still in a gateway's writer must land before the tables are emptied.
-    time.sleep(0.2)
+    # Usage still on its way must land before the tables are emptied: every request that reached
+    # the upstream (no retries here) leaves exactly one record.
+    wait_for(lambda: UsageRecord.objects.count() == _setup.upstream_seen())
 
 
 def avoid_minute_edge(margin: float = 10.0) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, IssuedKey
+from tests.conftest import ROOT, IssuedKey, wait_for
 from tests.e2e.conftest import MODEL
 from tests.fakes.openai_upstream import ErrorReply, Reply
 
@@ -113,16 +113,16 @@ def prometheus(tmp_path: Path) -> Iterator[callable]:
         )
         processes.append(process)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             assert process.poll() is None, (tmp_path / "prometheus.log").read_text()
             try:
-                if httpx.get(f"{base}/-/ready", timeout=1).status_code == 200:
-                    return base
+                return httpx.get(f"{base}/-/ready", timeout=1).status_code == 200
             except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        pytest.fail("prometheus did not become ready")
+                return False
+
+        wait_for(ready, timeout=20, interval=0.1)
+        return base
 
     yield _start
     for process in processes:
@@ -134,8 +134,10 @@ def prometheus(tmp_path: Path) -> Iterator[callable]:
             process.wait(5)
 
 
-def send_traffic(base: str, keys: dict[str, IssuedKey], upstream, *, seconds: float) -> None:
-    """Mixed traffic from one thread (the fake's scripted answers are taken in order)."""
+def send_traffic(base: str, keys: dict[str, IssuedKey], upstream, *, prometheus: str, rounds: int) -> None:
+    """Mixed traffic from one thread (the fake's scripted answers are taken in order), in rounds
+    each followed by a scrape: with two rounds or more, every series is scraped twice or more and
+    grows in between, as ``rate()`` needs."""
 
     def client(tenant: str) -> httpx.Client:
         return httpx.Client(
@@ -147,8 +149,7 @@ def send_traffic(base: str, keys: dict[str, IssuedKey], upstream, *, seconds: fl
     with client("acme") as acme, client("limited") as limited, client("broke") as broke:
         assert broke.post("/v1/chat/completions", json=body).status_code == 429  # quota
         assert limited.post("/v1/chat/completions", json=body).status_code == 200
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        for _ in range(rounds):
             assert acme.post("/v1/chat/completions", json=body).status_code == 200
             # the same question to a caching model: a miss the first time, L1 hits after
             assert acme.post("/v1/chat/completions", json={**body, "model": "cached"}).status_code == 200
@@ -162,7 +163,18 @@ def send_traffic(base: str, keys: dict[str, IssuedKey], upstream, *, seconds: fl
             assert acme.post("/v1/chat/completions", json={**body, "model": "flaky"}).status_code == 200
             assert limited.post("/v1/chat/completions", json=body).status_code == 429  # rate limit
             assert httpx.post(f"{base}/v1/chat/completions", json=body).status_code == 401
-            time.sleep(0.4)
+            scraped_after(prometheus, time.time())
+
+
+def scraped_after(prometheus: str, moment: float) -> None:
+    """Wait until Prometheus holds a scrape of the gateway begun after ``moment`` (wall clock):
+    its ``up`` sample is stamped with the scrape's start."""
+
+    def latest_scrape() -> float:
+        result = query(prometheus, 'timestamp(up{job="llm-gateway"})')
+        return float(result[0]["value"][1]) if result else 0.0  # type: ignore[index]
+
+    wait_for(lambda: latest_scrape() > moment, timeout=10)
 
 
 def query(prometheus_base: str, expr: str) -> list[dict[str, object]]:
@@ -183,8 +195,7 @@ def test_every_dashboard_query_returns_data(start_proxy, make_key, prometheus):
     )
     keys = {"acme": proxy.key, "limited": make_key("limited"), "broke": make_key("broke")}
     prom = prometheus(re.sub(r"^http://", "", proxy.gateway.base_url))
-    send_traffic(proxy.gateway.base_url, keys, proxy.upstream, seconds=6)
-    time.sleep(1.5)  # a last scrape after the traffic
+    send_traffic(proxy.gateway.base_url, keys, proxy.upstream, prometheus=prom, rounds=3)
 
     empty = []
     for title, expr in queries:

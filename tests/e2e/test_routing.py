@@ -15,6 +15,7 @@ from django.conf import settings
 
 from accounting.models import UsageRecord
 from tests.conftest import GatewayProcess, IssuedKey, wait_for
+from tests.e2e.scrape import scrape, value
 from tests.fakes.openai_upstream import ErrorReply, FakeOpenAIUpstream, Reply
 from tests.gateway_site.test_applyconfig_routing import ISSUE_EXAMPLE
 
@@ -87,6 +88,14 @@ def chat(client: httpx.Client, model: str = "chat-ha", **fields: object) -> http
     and these tests count how identical requests are routed)."""
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}], **fields}
     return client.post("/v1/chat/completions", json=body, headers={"Cache-Control": "no-store"})
+
+
+def breaker_state(gateway: GatewayProcess, deployment: str) -> float:
+    """The breaker of ``deployment`` ("provider/upstream model") as this gateway's own board
+    holds it, read from its ``/metrics``: 0 closed, 1 half-open, 2 open."""
+    provider = deployment.partition("/")[0]
+    samples = scrape(gateway.base_url)
+    return value(samples, "llm_gateway_breaker_state", provider=provider, deployment=deployment)
 
 
 def test_issue_example_applies_and_weighted_splits_three_to_one(routed, upstreams):
@@ -245,7 +254,7 @@ def test_open_breaker_is_skipped_on_every_instance(
             wait_for(lambda: client.hlen(f"{redis_prefix}breakers") == 1)
         finally:
             client.close()
-        time.sleep(0.5)  # a few sync intervals of the second instance
+        wait_for(lambda: breaker_state(second, "upstream-a/primary-model") == 2)  # synced
         for _ in range(3):
             response = chat(two)
             assert response.headers["x-gateway-attempts"] == "1"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +16,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from tests.conftest import GatewayProcess, wait_for
-from tests.e2e.test_routing import two_deployments, with_upstreams
+from tests.e2e.test_routing import breaker_state, two_deployments, with_upstreams
 from tests.fakes.openai_upstream import ErrorReply, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -53,11 +52,11 @@ def test_a_half_open_breaker_lets_one_probe_through_at_a_time(
     with client_for(gateway, key.raw) as client:
         a.enqueue(DOWN, DOWN)
         assert [served_by(chat(client)) for _ in range(2)] == [SECONDARY] * 2
-        opened_at = time.monotonic()
         skipped = chat(client)  # open: the primary is not even tried
         assert (served_by(skipped), skipped.headers["x-gateway-attempts"]) == (SECONDARY, "1")
         assert len(a.requests) == 2
-        time.sleep(max(0.0, 1.2 - (time.monotonic() - opened_at)))
+        # Its one-second open period passes: the gateway's own board says half-open.
+        wait_for(lambda: breaker_state(gateway, PRIMARY) == 1, timeout=5)
 
         # Half-open: the probe is slow; five requests at once, one of them probes.
         a.enqueue(Reply(delay=2.0))  # long enough for the other four to arrive while it is out
@@ -120,7 +119,7 @@ def test_routing_overview_adds_up_every_instance_through_redis(
         assert [served_by(chat(one)), served_by(chat(two))] == [PRIMARY] * 2
         a.enqueue(DOWN, DOWN)
         assert [served_by(chat(one)) for _ in range(2)] == [SECONDARY] * 2
-        time.sleep(0.5)  # the second instance learns the breaker opened
+        wait_for(lambda: breaker_state(second, PRIMARY) == 2)  # the second instance learned it
         assert [served_by(chat(two)) for _ in range(3)] == [SECONDARY] * 3
 
     settings.GATEWAY_REDIS_PREFIX = redis_prefix

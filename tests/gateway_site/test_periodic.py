@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import threading
 
 import pytest
 import redis
@@ -55,7 +55,9 @@ def counter(settings, redis_prefix):
 
 def test_every_task_runs_at_its_interval_and_failures_keep_their_schedule(counter, caplog):
     caplog.set_level(logging.ERROR, logger="gateway_site.periodic")
+    before = set(threading.enumerate())
     beat = InProcessBeat(SCHEDULE, delegated={"drain": "usage-outbox thread"})
+    [thread] = [t for t in threading.enumerate() if t not in before and t.name == "in-process-beat"]
     try:
         fresh = beat.report()["tasks"]
         assert (fresh["count"]["runs"], fresh["count"]["last_run_at"], fresh["count"]["last_status"]) == (
@@ -67,7 +69,7 @@ def test_every_task_runs_at_its_interval_and_failures_keep_their_schedule(counte
     finally:
         beat.stop()
     report = beat.report()
-    time.sleep(0.5)  # stopped: nothing runs any more
+    assert not thread.is_alive()  # stopped: its thread ended, so nothing runs any more
     assert beat.report() == report
     assert report["runs_in"] == "process"
     tasks = report["tasks"]

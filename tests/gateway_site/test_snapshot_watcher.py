@@ -69,22 +69,26 @@ def test_checks_one_after_another_are_spaced_so_a_flood_is_bounded(watcher):
 
 def test_a_request_waits_at_most_a_second_for_a_check_that_does_not_finish(watcher):
     snapshot = watcher.current()
-    # A check stuck on the database: here, the watcher's own check lock held elsewhere.
-    stuck = threading.Event()
-    holder = threading.Thread(target=_hold, args=(watcher, stuck), daemon=True)
+    # A check stuck on the database: here, the watcher's own check lock held elsewhere until
+    # the test frees it.
+    stuck, freed = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold, args=(watcher, stuck, freed), daemon=True)
     holder.start()
     assert stuck.wait(5)
 
     started = time.monotonic()
-    assert asyncio.run(watcher.catch_up(snapshot)) is snapshot
-    waited = time.monotonic() - started
+    try:
+        assert asyncio.run(watcher.catch_up(snapshot)) is snapshot
+        waited = time.monotonic() - started
+    finally:
+        freed.set()
 
     assert SnapshotWatcher.CHECK_WAIT_SECONDS <= waited < SnapshotWatcher.CHECK_WAIT_SECONDS + 0.5
     holder.join(10)
     wait_for(lambda: watcher.revision_checks == 2, timeout=5)  # the stuck check runs once free
 
 
-def _hold(watcher: SnapshotWatcher, holding: threading.Event) -> None:
+def _hold(watcher: SnapshotWatcher, holding: threading.Event, freed: threading.Event) -> None:
     with watcher._check_lock:  # the test stands in for a database that hangs
         holding.set()
-        time.sleep(2)
+        freed.wait(10)

@@ -203,7 +203,7 @@ async def test_a_lease_ends_by_itself_with_no_reservation_after_it(stores, redis
         plan(quota_policy(), redis_prefix, "crashed", at_ms=T0_MS, cost=900), lease_ms=200
     )
     assert (await both(stores, lambda: crashed, at_ms=T0_MS)).refusal is None
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.4)  # time passing: past the 200 ms lease by the wall clock (Redis's too)
 
     for store in stores.values():
         assert await store.quota_states(crashed.quotas, now_ms=T0_MS + 199) == (QuotaState(0, 900),)
