@@ -18,7 +18,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -30,8 +30,10 @@ from django.db import (
     IntegrityError,
     close_old_connections,
     connections,
+    router,
     transaction,
 )
+from django.db.models import NOT_PROVIDED, Field
 
 from accounting.models import UsageRecord
 from quotas.services import keys_mark_used
@@ -134,8 +136,33 @@ def write_events(events: list[UsageEvent]) -> None:
 
 
 def _insert(records: list[UsageRecord]) -> None:
-    with transaction.atomic():
-        UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
+    """One statement, ``executemany``: the ORM's ``bulk_create`` assembled the SQL of every row
+    field by field, which cost the draining process more than the request did. Columns the
+    database fills itself (``db_default``, such as ``ingested_at``) are left out."""
+    connection = connections[router.db_for_write(UsageRecord)]
+    fields = _inserted_fields()
+    rows = [
+        tuple(field.get_db_prep_save(field.pre_save(record, True), connection) for field in fields)
+        for record in records
+    ]
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.executemany(_insert_statement(connection.ops.quote_name, fields), rows)
+
+
+def _inserted_fields() -> list[Field[object, object]]:
+    return [
+        field
+        for field in UsageRecord._meta.concrete_fields
+        if not field.primary_key and field.db_default is NOT_PROVIDED
+    ]
+
+
+def _insert_statement(quote: Callable[[str], str], fields: list[Field[object, object]]) -> str:
+    """Only field and table names from the model, quoted; every value is a parameter."""
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    values = ", ".join(["%s"] * len(fields))
+    table, unique = quote(UsageRecord._meta.db_table), quote("request_id")
+    return f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({unique}) DO NOTHING"  # noqa: S608
 
 
 def _insert_one(record: UsageRecord) -> bool:

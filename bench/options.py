@@ -81,7 +81,10 @@ def parse_options(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--concurrency", type=_levels, default=(1, 16, 64), help="Fixed upstream (1,16,64).")
     parser.add_argument(
-        "--delay-concurrency", type=_levels, default=(1, 16, 64, 256), help="50 ms upstream (1,16,64,256)."
+        "--delay-concurrency",
+        type=_levels,
+        default=(1, 16, 64, 256, 1000),
+        help="50 ms upstream (1,16,64,256,1000).",
     )
     parser.add_argument(
         "--stream-concurrency", type=_levels, default=(1, 16, 64), help="Streaming TTFT client (1,16,64)."

@@ -17,8 +17,9 @@ class Row:
     requests_per_s: float
     p50_ms: float
     p99_ms: float
-    non_2xx: int = 0
+    non_2xx: int = 0  # errors: sheds are not among them
     socket_errors: int = 0
+    shed: int = 0  # 503 answers of a gateway shedding load (explicit, not errors)
     added_p50_ms: float | None = None
     ratio: float | None = None  # req/s over the direct upstream's req/s
     vs_bare: float | None = None  # a gateway's req/s over the bare Django view's
@@ -67,6 +68,7 @@ COLUMNS = (
     ("RSS MB", 7, ">"),
     ("non-2xx", 8, ">"),
     ("sock err", 8, ">"),
+    ("shed", 7, ">"),
 )
 
 
@@ -88,6 +90,7 @@ def _cells(row: Row) -> list[str]:
         _number(row.rss_mb, 1),
         f"{row.non_2xx}{' !' if row.non_2xx else ''}",
         f"{row.socket_errors}{' !' if row.socket_errors else ''}",
+        str(row.shed),
     ]
 
 
@@ -114,7 +117,7 @@ def render_table(rows: list[Row]) -> str:
 def error_summary(rows: list[Row]) -> str:
     failed = [row for row in rows if row.failed]
     if not failed:
-        return "errors: none (no non-2xx responses, no socket errors)"
+        return "errors: none (no non-2xx responses but explicit sheds, no socket errors)"
     lines = [f"ERRORS in {len(failed)} row(s), marked ! above:"]
     lines += [
         f"  {row.label} c={row.concurrency}: {row.non_2xx} non-2xx, {row.socket_errors} socket errors"

@@ -237,7 +237,8 @@ class Bench:
         scripts: dict[str, Path] = {}
         for target in targets:
             path = self.workdir / f"{scenario}-{target.name}.lua"
-            path.write_text(lua_script(body=chat_request(target.model), key=target.key))
+            sheds = isinstance(target.server, Gateway)
+            path.write_text(lua_script(body=chat_request(target.model), key=target.key, count_sheds=sheds))
             scripts[target.name] = path
 
         def run(target: Target, concurrency: int, seconds: int) -> WrkResult:
@@ -248,7 +249,7 @@ class Bench:
                 seconds=seconds,
                 cpu=load_cpu,
             )
-            target.completed(result.requests, in_flight=concurrency)
+            target.completed(result.requests - result.shed, in_flight=concurrency)  # sheds: no record
             return result
 
         rows: list[Row] = []
@@ -336,6 +337,7 @@ def wrk_row(scenario: str, target: str, concurrency: int, measured: list[Measure
         p99_ms=_median([r.p99_ms for r in runs]),
         non_2xx=sum(r.non_2xx for r in runs),
         socket_errors=sum(r.socket_errors for r in runs),
+        shed=sum(r.shed for r in runs),
         runs=[r.as_dict() for r in runs],
     )
     _apply_costs(row, measured)
@@ -387,7 +389,8 @@ def show_wrk(result: WrkResult) -> str:
         else ""
     )
     latency = f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
-    return f"{result.requests_per_s:9,.0f} req/s  {latency}{errors}"
+    shed = f", {result.shed} shed (503)" if result.shed else ""
+    return f"{result.requests_per_s:9,.0f} req/s  {latency}{errors}{shed}"
 
 
 def _show_stream(run: StreamRun) -> str:

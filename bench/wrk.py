@@ -20,15 +20,26 @@ INSTALL_HINT = (
 _DONE = r"""
 done = function(summary, latency, requests)
   local e = summary.errors
+  local shed = 0
+  for _, thread in ipairs(threads) do shed = shed + (thread:get("shed") or 0) end
   io.write(string.format(
     "BENCH_RESULT {\"requests\": %.0f, \"duration_us\": %.0f, \"p50_us\": %.1f, \"p90_us\": %.1f, "
     .. "\"p99_us\": %.1f, \"mean_us\": %.1f, \"max_us\": %.1f, \"connect\": %.0f, \"read\": %.0f, "
-    .. "\"write\": %.0f, \"status\": %.0f, \"timeout\": %.0f}\n",
+    .. "\"write\": %.0f, \"status\": %.0f, \"timeout\": %.0f, \"shed\": %.0f}\n",
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.mean, latency.max, e.connect, e.read, e.write, e.status,
-    e.timeout))
+    e.timeout, shed))
 end
 """
+# Sheds (503 from an overloaded gateway) are counted apart from errors. Only scripts that ask
+# for it define response(): wrk then parses every response, which would slow the direct runs.
+_COUNT_SHEDS = r"""
+threads = {}
+setup = function(thread) table.insert(threads, thread) end
+init = function(args) shed = 0 end
+response = function(status, headers, body) if status == 503 then shed = shed + 1 end end
+"""
+_NO_SHEDS = "threads = {}\n"
 
 
 @dataclass(frozen=True)
@@ -40,15 +51,17 @@ class WrkResult:
     p99_ms: float
     mean_ms: float
     max_ms: float
-    non_2xx: int  # wrk counts a status >= 400 as a status error
+    non_2xx: int  # wrk counts a status >= 400 as a status error; sheds excluded
     connect_errors: int
     read_errors: int
     write_errors: int
     timeouts: int
+    shed: int = 0  # 503 answers of a gateway shedding load (counted when the script asked)
 
     @property
     def requests_per_s(self) -> float:
-        return self.requests / self.duration_s if self.duration_s else 0.0
+        """Answered requests a second, sheds excluded."""
+        return (self.requests - self.shed) / self.duration_s if self.duration_s else 0.0
 
     @property
     def socket_errors(self) -> int:
@@ -68,7 +81,8 @@ def _lua_string(text: str) -> str:
     return f"[==[{text}]==]"
 
 
-def lua_script(*, body: bytes, key: str | None) -> str:
+def lua_script(*, body: bytes, key: str | None, count_sheds: bool = False) -> str:
+    """The POST of ``body``; ``count_sheds``: count 503 answers (load shedding) apart."""
     lines = [
         'wrk.method = "POST"',
         f"wrk.body = {_lua_string(body.decode())}",
@@ -76,7 +90,7 @@ def lua_script(*, body: bytes, key: str | None) -> str:
     ]
     if key:
         lines.append(f'wrk.headers["Authorization"] = {_lua_string("Bearer " + key)}')
-    return "\n".join(lines) + "\n" + _DONE
+    return "\n".join(lines) + "\n" + (_COUNT_SHEDS if count_sheds else _NO_SHEDS) + _DONE
 
 
 def parse_output(stdout: str) -> WrkResult:
@@ -92,11 +106,12 @@ def parse_output(stdout: str) -> WrkResult:
         p99_ms=raw["p99_us"] / 1000,
         mean_ms=raw["mean_us"] / 1000,
         max_ms=raw["max_us"] / 1000,
-        non_2xx=int(raw["status"]),
+        non_2xx=int(raw["status"]) - int(raw.get("shed", 0)),
         connect_errors=int(raw["connect"]),
         read_errors=int(raw["read"]),
         write_errors=int(raw["write"]),
         timeouts=int(raw["timeout"]),
+        shed=int(raw.get("shed", 0)),
     )
 
 

@@ -193,7 +193,7 @@ GATEWAY_REDIS_MAX_CONNECTIONS = env_int("GATEWAY_REDIS_MAX_CONNECTIONS", 64, min
 # process that dies holding it blocks nothing for long (README, "Cost quotas").
 GATEWAY_LEASE_MARGIN_SECONDS = env_float("GATEWAY_LEASE_MARGIN_SECONDS", 60.0, minimum=1)
 GATEWAY_MAX_IN_FLIGHT = env_int("GATEWAY_MAX_IN_FLIGHT", 1000, minimum=1)
-GATEWAY_MAX_LOOP_LAG_MS = env_float("GATEWAY_MAX_LOOP_LAG_MS", 250.0, minimum=1)
+GATEWAY_MAX_LOOP_LAG_MS = env_float("GATEWAY_MAX_LOOP_LAG_MS", 1000.0, minimum=1)
 GATEWAY_QUOTA_TIMEZONE = env_timezone("GATEWAY_QUOTA_TIMEZONE", "UTC")
 GATEWAY_DEFAULT_MAX_TOKENS = env_int("GATEWAY_DEFAULT_MAX_TOKENS", 1024, minimum=1)
 # Routing and resilience (README, "Routing and resilience").

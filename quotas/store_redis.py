@@ -9,6 +9,7 @@ restart)."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -17,7 +18,6 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 from redis.exceptions import DataError, RedisError
 from redis.typing import EncodableT
 
@@ -32,11 +32,19 @@ from quotas.admission import (
     StoreUnavailable,
     Verdict,
 )
+from quotas.autopipeline import AutoPipeline, Script
 from quotas.deadline import DeadlinePassed, StoreDeadline, never_stalled
 from quotas.lua import ADMIT, QUOTA_STATES, SETTLE
 from quotas.policy import Plan, QuotaLine
 
 _KINDS: dict[int, RefusalKind] = {1: "rate", 2: "too_large", 3: "parallel", 4: "quota"}
+
+
+def _script(source: str) -> Script:
+    return Script(source=source, sha=hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
+
+ADMIT_SCRIPT, SETTLE_SCRIPT, QUOTA_STATES_SCRIPT = _script(ADMIT), _script(SETTLE), _script(QUOTA_STATES)
 Arg = str | int
 
 
@@ -161,13 +169,12 @@ class RedisStore:
         timeout: float | None = None,
         cap: float = 10.0,
         stalled: Callable[[], float] = never_stalled,
+        linger: float = 0.002,
     ) -> None:
         self._client = client
         self._timeout, self._cap, self._stalled = timeout, cap, stalled
         self._on_error = on_error  # counts failed Redis calls (metrics)
-        self._admit: AsyncScript = client.register_script(ADMIT)
-        self._settle: AsyncScript = client.register_script(SETTLE)
-        self._quota_states: AsyncScript = client.register_script(QUOTA_STATES)
+        self._pipeline = AutoPipeline(client, linger=linger)
         self._retry_seconds = retry_seconds
         self._monotonic = monotonic
         self._down_until = 0.0
@@ -195,14 +202,16 @@ class RedisStore:
         self._down_until = self._monotonic() + self._retry_seconds
         self._on_error()
 
-    async def _run(self, script: AsyncScript, args: Sequence[Arg | bytes]) -> Sequence[Any]:
-        reply = await self._call(lambda: script(keys=[], args=args))
+    async def _run(
+        self, script: Script, args: Sequence[Arg | bytes], *, urgent: bool = True
+    ) -> Sequence[Any]:
+        reply = await self._call(lambda: self._pipeline.call(script, args, urgent=urgent))
         if not isinstance(reply, list):
             raise StoreUnavailable("unexpected reply from a limiter script")
         return reply
 
     async def evaluate(self, plan: Plan, *, now_ms: int | None = None) -> Verdict:
-        return parse_verdict(plan, await self._run(self._admit, admit_args(plan, now_ms)))
+        return parse_verdict(plan, await self._run(ADMIT_SCRIPT, admit_args(plan, now_ms)))
 
     async def settle(
         self,
@@ -221,7 +230,8 @@ class RedisStore:
             args += [outbox.stream, outbox.payload]
         elif args[3:6] == [0, 0, 0]:
             return ()
-        values = [int(v) for v in await self._run(self._settle, args)]
+        # not urgent: it rides with the next admission's pipeline, or its own a moment later
+        values = [int(v) for v in await self._run(SETTLE_SCRIPT, args, urgent=False)]
         return tuple(Settled(spent=values[i], alert=values[i + 1] == 1) for i in range(0, len(values), 2))
 
     async def quota_states(
@@ -232,8 +242,9 @@ class RedisStore:
         args: list[Arg] = ["" if now_ms is None else now_ms]
         for line in lines:
             args += [line.key, line.leases_key]
-        values = [int(v) for v in await self._run(self._quota_states, args)]
+        values = [int(v) for v in await self._run(QUOTA_STATES_SCRIPT, args)]
         return tuple(QuotaState(values[i], values[i + 1]) for i in range(0, len(values), 2))
 
     async def aclose(self) -> None:
+        await self._pipeline.drain()
         await self._client.aclose()
