@@ -1,5 +1,5 @@
-"""Usage records and the ledger that fills them (the in-process writer; the Redis outbox drained
-by Celery, ``ledger.py``, ``tasks.py``), price versions and cost rules (``pricing.py``,
-``prices.py``), hour/day rollups and retention (``rollups.py``), the report queries
-(``reports.py``) and quota spend rebuilt from the records (``reconcilequotas``). Imports
-``quotas`` (tenants, keys, quota counters) and nothing else of ours."""
+"""Usage records and what fills them: the usage event and its writer (``recorder``), the
+Redis outbox drained into records (``outbox``, ``tasks``), price versions and cost rules
+(``pricing``, ``prices``), hour/day rollups and retention (``rollups``), the report queries
+(``reports``) and quota spend rebuilt from the records (``spend``, ``reconcilequotas``).
+Imports ``quotas`` (tenants, keys, quota counters) and nothing else of ours."""

@@ -5,7 +5,7 @@ Exactly once: ``request_id`` is unique and inserts ignore a duplicate. Nothing i
 clean stop (``close`` drains the queue) nor while the database is down (a failed batch is
 appended to a local spool file, replayed before the next batch once the database answers, or
 within ``SPOOL_RETRY_SECONDS`` when no batch comes). With ``REDIS_URL`` the writer is the fallback
-of the Redis outbox (``accounting.ledger``): it gets only the events Redis could not take."""
+of the Redis outbox (``accounting.outbox``): it gets only the events Redis could not take."""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ from django.db.models import Q, Sum
 from accounting.models import UsageRecord, UsageRollup
 from accounting.rollups import MICRO_COST, hour_ceil, hour_floor, watermark
 from quotas.budget import Period, PeriodName, current_period
-from quotas.lua import RECONCILE
 from quotas.models import CostQuota
 from quotas.policy import quota_counter_key, quota_expire_at_ms, quota_leases_key
+from quotas.stores.scripts import RECONCILE
 
 
 @dataclass(frozen=True, slots=True)

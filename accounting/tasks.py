@@ -12,7 +12,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.management import call_command
 
-from accounting.ledger import consumer_name, drain, forget_idle_consumers, outbox_stream
+from accounting.outbox import consumer_name, drain, forget_idle_consumers, outbox_stream
 from accounting.rollups import usage_purge, usage_rollup
 
 logger = logging.getLogger(__name__)

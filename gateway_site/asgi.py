@@ -31,13 +31,13 @@ django.setup(set_prefix=False)
 
 from gateway_site import http_edge  # noqa: E402
 from gateway_site.api.body import BodyStream, StreamedASGIRequest, announces_body  # noqa: E402
-from gateway_site.tracing import configure_tracing, record_response, server_span  # noqa: E402
+from gateway_site.observability.tracing import configure_tracing, record_response, server_span  # noqa: E402
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 
-LEAN_URLCONF = "gateway_site.api_urls"
+LEAN_URLCONF = "gateway_site.api.urls"
 PROBE_PREFIXES = ("/live", "/ready", "/health", "/metrics")
 
 
@@ -120,7 +120,7 @@ class LeanASGIHandler(ASGIHandler):
 
 
 def build_application() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    from gateway_site.runtime import get_runtime
+    from gateway_site.runtime.process import get_runtime
 
     http_edge.install()
     configure_tracing()  # before the standard handler loads its middleware (Django instrumentation)

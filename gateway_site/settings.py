@@ -23,7 +23,7 @@ from gateway_site.env import (
     env_timezone,
     tracing_enabled,
 )
-from gateway_site.logconfig import logging_config
+from gateway_site.observability.logconfig import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("GATEWAY_DATA_DIR", str(BASE_DIR / "var")))
@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "gateway_site",
+    "gateway_site.console",
     "providers",
     "quotas",
     "accounting",
@@ -211,7 +212,7 @@ GATEWAY_USAGE_CLAIM_IDLE_SECONDS = env_float("GATEWAY_USAGE_CLAIM_IDLE_SECONDS",
 GATEWAY_USAGE_DRAIN_SECONDS = env_float("GATEWAY_USAGE_DRAIN_SECONDS", 1.0, minimum=0.05)
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
 # Without a broker (embedded default) tasks run in process: ``delay()`` runs at once and the
-# gateway drains the usage outbox itself (gateway_site.ledger).
+# gateway drains the usage outbox itself (gateway_site.runtime.usage_sink).
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_DEFAULT_QUEUE = env_str("GATEWAY_CELERY_QUEUE", "gateway")
 CELERY_TASK_ACKS_LATE = True

@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import path
 
-from gateway_site import api_urls, routing_overview, usage_api, usage_pages
+from gateway_site.api import urls as api_urls
+from gateway_site.console import reports_api, routing_overview, usage_pages
 
 urlpatterns = [
     *api_urls.urlpatterns,
-    path("api/usage/summary", usage_api.SummaryView.as_view()),
-    path("api/usage/totals", usage_api.TotalsView.as_view()),
-    path("api/usage/timeseries", usage_api.TimeSeriesView.as_view()),
+    path("api/usage/summary", reports_api.SummaryView.as_view()),
+    path("api/usage/totals", reports_api.TotalsView.as_view()),
+    path("api/usage/timeseries", reports_api.TimeSeriesView.as_view()),
     path(
         "admin/usage/<int:tenant_id>/", admin.site.admin_view(usage_pages.tenant_usage), name="tenant-usage"
     ),

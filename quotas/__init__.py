@@ -1,4 +1,5 @@
-"""Tenants, API keys, model access rules, rate tiers and cost quotas: their models, the
-in-process key registry that authenticates a request with no ORM query, the access decision,
-and admission: the limiter maths (pure), the Redis (Lua) and in-process limit stores, the
-refusal errors and the quota alerts. Imports nothing of ours (Django, redis and httpx only)."""
+"""Tenants, API keys, model access rules, rate tiers and cost quotas: their models, who is
+calling (``authentication``), the access decision (``access``), and admission: the limits of a
+request as a plan (``policy``), the rate-limit maths (``algorithms``, pure), the limiter that
+admits and settles (``limiter``) over a store (``stores``), the refusal errors and the quota
+alerts. Imports nothing of ours (Django, redis and httpx only)."""

@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from quotas.keys import generate_key
+from quotas.authentication.keys import generate_key
 from quotas.models import ApiKey, CostQuota, ModelAccessRule, QuotaAlert, RateTier, Tenant, TierModelLimit
 from quotas.revision import bump_revision
 from quotas.services import keys_revoke

@@ -15,8 +15,8 @@ import httpx
 from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
-from quotas.admission import QuotaAlertNotice
 from quotas.budget import from_micro
+from quotas.limiter import QuotaAlertNotice
 from quotas.models import CostQuota, QuotaAlert
 
 logger = logging.getLogger(__name__)

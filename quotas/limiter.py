@@ -1,175 +1,268 @@
-"""Rate-limit maths: pure functions over one limit line's stored state and the time, for the
-four algorithms. No I/O, no clock: ``now_ms`` is passed in (integer milliseconds since the
-epoch). The Redis script (``quotas/lua.py``) performs exactly these computations, operation for
-operation, so both stores decide alike; the in-process store calls these functions.
+"""Admission: one store round trip decides every limit of a request (``Limiter.admit``), and
+one more replaces its reservation by what it actually used (``Admission.settle``).
 
-A line allows ``limit`` units (requests, or tokens) per window of ``window_ms``:
-
-* ``fixed_window``: a counter per window aligned to the epoch (minutes, UTC days); it resets at
-  the window's end.
-* ``sliding_window``: the sliding-window counter: the previous window's count weighted by the
-  part of it still inside the last ``window_ms``, plus the current window's count.
-* ``token_bucket``: a bucket of ``limit`` tokens refilled continuously at ``limit / window``;
-  bursts up to the whole limit, then the steady rate.
-* ``leaky_bucket``: a meter draining continuously at ``limit / window`` that holds one
-  sixtieth of the limit (a second's flow for per-minute lines, a minute's for per-day lines), so
-  traffic is smoothed to the steady rate; a request bigger than that fits only an empty bucket.
-
-A request whose cost exceeds the whole ``limit`` never fits (``retry_ms`` is None).
-"""
+The store is Redis (shared by every gateway process) or in-process (``quotas.stores.local``);
+this module holds what both share: the verdict a store returns, the ``x-ratelimit-*`` headers,
+the refusal errors, and the policy for an unreachable Redis (fail open: admit, count, log once a
+minute; fail closed: 503), which recovers by itself."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import logging
 import math
-from dataclasses import dataclass
-from typing import Literal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-Algorithm = Literal["fixed_window", "sliding_window", "token_bucket", "leaky_bucket"]
-ALGORITHMS: tuple[Algorithm, ...] = ("fixed_window", "sliding_window", "token_bucket", "leaky_bucket")
-LEAKY_BURST_DIVISOR = 60
+from quotas.budget import Period, from_micro
+from quotas.errors import AdmissionError, LimiterUnavailable, Overloaded, QuotaExceeded, RateLimited
+from quotas.policy import Plan, QuotaLine, QuotaPolicy, RateLine
+from quotas.stores.base import (
+    LimitStore,
+    LineState,
+    Outbox,
+    QuotaState,
+    StoreOverloaded,
+    StoreUnavailable,
+    Verdict,
+)
 
-MINUTE_MS = 60_000
-DAY_MS = 86_400_000
+logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a line says about one request.
-
-    ``remaining``: units left (after this request when admitted), rounded down; ``reset_ms``:
-    until the line is back to its full allowance; ``retry_ms``: when refused, until this same
-    request would be admitted (None: never, it is larger than the limit); 0 when admitted."""
-
-    admitted: bool
-    remaining: int
-    reset_ms: int
-    retry_ms: int | None
+FAIL_OPEN_LOG_SECONDS = 60.0
+PARALLEL_RETRY_MS = 1000
 
 
 @dataclass(frozen=True, slots=True)
-class Bucket:
-    """A bucket line's stored state: its value (tokens left, or the meter's level) at ``at_ms``."""
-
-    value: float
-    at_ms: int
-
-
-def window_index(now_ms: int, window_ms: int) -> int:
-    return now_ms // window_ms
+class QuotaAlertNotice:
+    quota: QuotaPolicy
+    tenant_id: int
+    period: Period
+    spent_micro: int
 
 
-def _floor(value: float) -> int:
-    return math.floor(max(0.0, value))
+def duration(ms: int) -> str:
+    """OpenAI's reset format: ``20ms``, ``1.5s``, ``6m0s``, ``1h2m3s``."""
+    if ms < 1000:
+        return f"{max(0, ms)}ms"
+    minutes, seconds = divmod(ms / 1000, 60)
+    if minutes == 0:
+        return f"{seconds:g}s"
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}h{minutes}m{seconds:g}s" if hours else f"{minutes}m{seconds:g}s"
 
 
-def _window_reset(sliding: bool, current: float, previous: float, until_end: int, window_ms: int) -> int:
-    if current > 0:
-        return until_end + window_ms if sliding else until_end
-    if sliding and previous > 0:
-        return until_end
-    return 0
+def rate_limit_headers(lines: tuple[RateLine, ...], states: tuple[LineState, ...]) -> dict[str, str]:
+    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` from the tightest line of each
+    dimension (least remaining; on a tie, the later reset). A dimension without lines gets none."""
+    headers: dict[str, str] = {}
+    for dimension in ("requests", "tokens"):
+        pairs = [
+            (line, state) for line, state in zip(lines, states, strict=True) if line.dimension == dimension
+        ]
+        if not pairs:
+            continue
+        line, state = min(pairs, key=lambda pair: (pair[1].remaining, -pair[1].reset_ms))
+        headers[f"x-ratelimit-limit-{dimension}"] = str(line.limit)
+        headers[f"x-ratelimit-remaining-{dimension}"] = str(state.remaining)
+        headers[f"x-ratelimit-reset-{dimension}"] = duration(state.reset_ms)
+    return headers
 
 
-def _sliding_wait(
-    current: float, previous: float, elapsed: int, *, limit: float, window_ms: int, cost: float
-) -> int:
-    room = limit - current - cost
-    if room >= 0:
-        # Within this window, once enough of the previous window has slid out.
-        return math.ceil(window_ms - room * window_ms / previous - elapsed)
-    # In the next window this window's count becomes the weighted one.
-    later = window_ms - (limit - cost) * window_ms / current
-    return math.ceil((window_ms - elapsed) + max(0.0, later))
+def _retry_headers(headers: dict[str, str], retry_ms: int | None) -> dict[str, str]:
+    if retry_ms is None:
+        return headers
+    return {
+        **headers,
+        "retry-after": str(max(1, math.ceil(retry_ms / 1000))),
+        "retry-after-ms": str(retry_ms),
+    }
 
 
-def window(
-    *,
-    sliding: bool,
-    current: float,
-    previous: float,
-    now_ms: int,
-    window_ms: int,
-    limit: float,
-    cost: float,
-) -> Outcome:
-    """Fixed or sliding window. ``current`` / ``previous``: counts of the window containing
-    ``now_ms`` and of the one before (ignored for a fixed window). Admitting adds ``cost`` to
-    the current window's count (the caller stores it)."""
-    elapsed = now_ms - window_index(now_ms, window_ms) * window_ms
-    until_end = window_ms - elapsed
-    weight = (window_ms - elapsed) / window_ms if sliding else 0.0
-    used = previous * weight + current
-    if cost > limit:
-        return Outcome(
-            False, _floor(limit - used), _window_reset(sliding, current, previous, until_end, window_ms), None
-        )
-    if used + cost <= limit:
-        reset = _window_reset(sliding, current + cost, previous, until_end, window_ms)
-        return Outcome(True, _floor(limit - (used + cost)), reset, 0)
-    wait = (
-        _sliding_wait(current, previous, elapsed, limit=limit, window_ms=window_ms, cost=cost)
-        if sliding
-        else until_end
+def _quota_refusal(
+    line: QuotaLine, state: QuotaState, headers: dict[str, str], now: dt.datetime
+) -> QuotaExceeded:
+    quota = line.quota
+    over_alone = state.spent + line.amount_micro > line.limit_micro
+    seconds = line.period.seconds_left(now) if over_alone else PARALLEL_RETRY_MS / 1000
+    retry_ms = None if seconds is None else math.ceil(seconds * 1000)
+    where = {"day": "daily", "week": "weekly", "month": "monthly"}.get(quota.period, "lifetime")
+    message = (
+        f"You exceeded your current quota: the {quota.owner}'s {where} limit is ${quota.limit_usd}, "
+        f"${from_micro(state.spent)} is spent and ${from_micro(state.reserved)} is reserved by requests "
+        f"in flight; this request may cost up to ${from_micro(line.amount_micro)}."
     )
-    return Outcome(
-        False, _floor(limit - used), _window_reset(sliding, current, previous, until_end, window_ms), wait
-    )
+    return QuotaExceeded(message, headers=_retry_headers(headers, retry_ms))
 
 
-def token_bucket(
-    state: Bucket | None, *, now_ms: int, window_ms: int, limit: float, cost: float
-) -> tuple[Outcome, Bucket]:
-    """Returns the outcome and the state to store (unchanged tokens when refused)."""
-    rate = limit / window_ms
-    tokens = limit if state is None else min(limit, state.value + (now_ms - state.at_ms) * rate)
-    if cost > limit:
-        return Outcome(False, _floor(tokens), math.ceil((limit - tokens) / rate), None), Bucket(
-            tokens, now_ms
+def refusal_error(
+    plan: Plan, verdict: Verdict, headers: dict[str, str], *, now: dt.datetime
+) -> AdmissionError:
+    refusal = verdict.refusal
+    assert refusal is not None
+    if refusal.kind == "quota":
+        return _quota_refusal(plan.quotas[refusal.index], verdict.quotas[refusal.index], headers, now)
+    if refusal.kind == "parallel":
+        parallel = plan.parallel[refusal.index]
+        message = (
+            f"Too many requests in flight ({parallel.scope}): the limit is {parallel.limit} at a time. "
+            "Please try again when one has finished."
         )
-    if tokens >= cost:
-        left = tokens - cost
-        return Outcome(True, _floor(left), math.ceil((limit - left) / rate), 0), Bucket(left, now_ms)
-    wait = math.ceil((cost - tokens) / rate)
-    return Outcome(False, _floor(tokens), math.ceil((limit - tokens) / rate), wait), Bucket(tokens, now_ms)
+        return RateLimited(message, error_type="requests", headers=_retry_headers(headers, refusal.retry_ms))
+    line, state = plan.rates[refusal.index], verdict.rates[refusal.index]
+    if refusal.kind == "too_large":
+        message = (
+            f"Request too large for {line.label}: limit {line.limit}, requested {line.cost}. "
+            "Send a shorter prompt or a smaller max_tokens."
+        )
+        return RateLimited(message, error_type=line.dimension, headers=headers)
+    wait = duration(refusal.retry_ms or 0)
+    message = (
+        f"Rate limit reached for {line.label}: limit {line.limit}, remaining {state.remaining}, "
+        f"requested {line.cost}. Please try again in {wait}."
+    )
+    return RateLimited(message, error_type=line.dimension, headers=_retry_headers(headers, refusal.retry_ms))
 
 
-def leaky_bucket(
-    state: Bucket | None, *, now_ms: int, window_ms: int, limit: float, cost: float
-) -> tuple[Outcome, Bucket]:
-    """Returns the outcome and the state to store (the drained level when refused)."""
-    rate = limit / window_ms
-    capacity = limit / LEAKY_BURST_DIVISOR
-    level = 0.0 if state is None else max(0.0, state.value - (now_ms - state.at_ms) * rate)
-    if cost > limit:
-        return Outcome(False, _floor(capacity - level), math.ceil(level / rate), None), Bucket(level, now_ms)
-    if level + cost <= capacity or level <= 0:
-        after = level + cost
-        return Outcome(True, _floor(capacity - after), math.ceil(after / rate), 0), Bucket(after, now_ms)
-    wait = math.ceil((level + cost - capacity) / rate) if cost <= capacity else math.ceil(level / rate)
-    return Outcome(False, _floor(capacity - level), math.ceil(level / rate), wait), Bucket(level, now_ms)
+@dataclass(slots=True)
+class Admission:
+    """An admitted request's claim on its limits; ``settle`` exactly once when it ends."""
+
+    plan: Plan | None
+    admitted_ms: int
+    headers: dict[str, str] = field(default_factory=dict)
+    limiter: Limiter | None = None
+    settled: bool = False
+
+    def settle(self, *, tokens: int, cost_micro: int) -> None:
+        """Schedule the settlement (never blocks, never raises)."""
+        if self.settled:
+            return
+        self.settled = True
+        if self.limiter is not None and self.plan is not None and self.plan.needs_settlement:
+            self.limiter.settle_soon(self, tokens=tokens, cost_micro=cost_micro)
 
 
-def settle_bucket(
-    algorithm: Algorithm, state: Bucket, *, now_ms: int, window_ms: int, limit: float, delta: float
-) -> Bucket:
-    """Replace a reservation by the actual amount: ``delta`` = actual - reserved. A token
-    bucket may go into debt (a request that used more than estimated delays the next ones);
-    a meter never drops below empty."""
-    rate = limit / window_ms
-    if algorithm == "token_bucket":
-        tokens = min(limit, state.value + (now_ms - state.at_ms) * rate)
-        return Bucket(min(limit, tokens - delta), now_ms)
-    level = max(0.0, state.value - (now_ms - state.at_ms) * rate)
-    return Bucket(max(0.0, level + delta), now_ms)
+class Limiter:
+    def __init__(
+        self,
+        store: LimitStore,
+        *,
+        fail_open: bool,
+        on_alert: Callable[[QuotaAlertNotice], None],
+    ) -> None:
+        self.store = store
+        self._fail_open = fail_open
+        self._on_alert = on_alert
+        self._pending: set[asyncio.Task[None]] = set()
+        self.unenforced_total = 0
+        self._unenforced_since_log = 0
+        self._last_log = -math.inf
 
+    async def admit(self, plan: Plan, *, now_ms: int | None = None) -> Admission:
+        """The request's admission, or the refusal error (429, or 503 when failing closed)."""
+        try:
+            verdict = await self.store.evaluate(plan, now_ms=now_ms)
+        except StoreOverloaded:
+            raise Overloaded(
+                "The gateway is overloaded; please retry shortly.", headers={"retry-after": "1"}
+            ) from None
+        except StoreUnavailable as exc:
+            if not self._fail_open:
+                raise LimiterUnavailable(
+                    "The gateway cannot check rate limits right now; please retry shortly.",
+                    headers={"retry-after": "1"},
+                ) from None
+            self._count_unenforced(exc)
+            return Admission(plan=None, admitted_ms=0)
+        headers = rate_limit_headers(plan.rates, verdict.rates)
+        if verdict.refusal is not None:
+            now = dt.datetime.fromtimestamp(verdict.now_ms / 1000, tz=dt.UTC)
+            raise refusal_error(plan, verdict, headers, now=now)
+        return Admission(plan=plan, admitted_ms=verdict.now_ms, headers=headers, limiter=self)
 
-def settle_count(count: float, delta: float) -> float:
-    """A window counter after replacing a reservation by the actual amount."""
-    return max(0.0, count + delta)
+    def _count_unenforced(self, exc: StoreUnavailable) -> None:
+        self.unenforced_total += 1
+        self._unenforced_since_log += 1
+        moment = time.monotonic()
+        if moment - self._last_log >= FAIL_OPEN_LOG_SECONDS:
+            logger.warning(
+                "rate limits and quotas unavailable (%s): %d request(s) admitted unchecked since last said",
+                exc,
+                self._unenforced_since_log,
+            )
+            self._last_log, self._unenforced_since_log = moment, 0
 
+    def settle_soon(
+        self, admission: Admission | None, *, tokens: int, cost_micro: int, outbox: Outbox | None = None
+    ) -> None:
+        """Schedule the settlement of ``admission`` (any admission, or none) together with the
+        append of ``outbox``: one store round trip (never blocks, never raises)."""
+        if admission is not None:
+            admission.settled = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            logger.warning("settlement outside an event loop dropped; its reservations expire by themselves")
+            if outbox is not None:
+                outbox.on_failure()
+            return
+        task = loop.create_task(self.settle(admission, tokens=tokens, cost_micro=cost_micro, outbox=outbox))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
-def bucket_ttl_ms(algorithm: Algorithm, state: Bucket, *, window_ms: int, limit: float) -> int:
-    """How long a bucket's state matters: until it is full (token) or empty (leaky) again."""
-    rate = limit / window_ms
-    missing = limit - state.value if algorithm == "token_bucket" else state.value
-    return math.ceil(max(0.0, missing) / rate) + 1000
+    async def settle(
+        self,
+        admission: Admission | None,
+        *,
+        tokens: int,
+        cost_micro: int,
+        now_ms: int | None = None,
+        outbox: Outbox | None = None,
+    ) -> None:
+        plan = admission.plan if admission is not None else None
+        if plan is not None and not plan.needs_settlement:
+            plan = None
+        if plan is None and outbox is None:
+            return
+        admitted_ms = admission.admitted_ms if admission is not None else 0
+        try:
+            results = await self.store.settle(
+                plan,
+                admitted_ms=admitted_ms,
+                tokens=tokens,
+                cost_micro=cost_micro,
+                now_ms=now_ms,
+                outbox=outbox,
+            )
+        except (StoreUnavailable, StoreOverloaded) as exc:
+            if plan is not None:
+                logger.warning(
+                    "settlement of %s failed, its reservations expire by themselves: %s", plan.request_id, exc
+                )
+            if outbox is not None:
+                outbox.on_failure()
+            return
+        if plan is None:
+            return
+        for line, result in zip(plan.quotas, results, strict=True):
+            if result.alert:
+                self._on_alert(
+                    QuotaAlertNotice(
+                        quota=line.quota,
+                        tenant_id=plan.tenant_id,
+                        period=line.period,
+                        spent_micro=result.spent,
+                    )
+                )
+
+    async def drain(self) -> None:
+        """Wait for scheduled settlements (shutdown and tests)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        await self.store.aclose()

@@ -18,8 +18,8 @@ from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from quotas.algorithms import DAY_MS, MINUTE_MS, Algorithm
 from quotas.budget import Period, PeriodName, alert_threshold, current_period, to_micro
-from quotas.limiter import DAY_MS, MINUTE_MS, Algorithm
 
 Dimension = Literal["requests", "tokens"]
 

@@ -9,7 +9,7 @@ from django.db import models, transaction
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from quotas.keys import DISPLAY_PREFIX_LENGTH, generate_key, hash_key
+from quotas.authentication.keys import DISPLAY_PREFIX_LENGTH, generate_key, hash_key
 from quotas.models import ApiKey, RateTier, Tenant
 from quotas.revision import bump_revision
 

@@ -1,7 +1,7 @@
 """The router: orders a public model's deployments by its strategy (``routing.strategies``), then
 calls them in that order, retrying retryable failures with backoff (``routing.retry``) and moving
 on to the next deployment, then to the model's fallback models, until one answers or the
-model's total deadline passes. ``Attempt`` records the plan, the deployment that served (or
+model's total deadline passes. ``RoutePlan`` records the plan, the deployment that served (or
 failed last), the number of upstream calls and the time spent upstream.
 
 A stream counts as served once its first content event arrived; until then a failure is
@@ -42,7 +42,7 @@ class NoDeploymentAvailable(UpstreamError):
 
 
 @dataclass(frozen=True, slots=True)
-class UpstreamTry:
+class CallRecord:
     """One upstream call of a request, for metrics, traces and logs: which deployment, the
     retry number on that deployment (0 for the first call), whether it served a fallback
     model, when it started (``time.perf_counter()``), how long it took, and how it ended
@@ -60,31 +60,35 @@ class UpstreamTry:
 
 
 @dataclass(slots=True)
-class Attempt:
-    """What the edge needs to account for one routed call, filled in as it runs: ``deployment``
-    is the one that served (or was tried last), ``attempts`` the number of upstream calls."""
+class RoutePlan:
+    """The deployments a request may be sent to (``candidates``, in order, within ``deadline``)
+    and, filled in as it runs, the upstream calls made (``calls``); ``deployment`` is the one
+    that served (or was called last)."""
 
     deployment: DeploymentConfig
     candidates: tuple[DeploymentConfig, ...] = ()
     deadline: float = float("inf")  # time.perf_counter() value
-    attempts: int = 0
     upstream_seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter)
     primary: int = 1  # the first ``primary`` candidates are the model's own; the rest are fallbacks
-    tries: list[UpstreamTry] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
+
+    @property
+    def call_count(self) -> int:
+        return len(self.calls)
 
     @property
     def retries(self) -> int:
-        return sum(1 for t in self.tries if t.retry > 0)
+        return sum(1 for t in self.calls if t.retry > 0)
 
     @property
     def fell_back(self) -> bool:
-        return any(t.fallback for t in self.tries)
+        return any(t.fallback for t in self.calls)
 
     def response_headers(self) -> dict[str, str]:
         d = self.deployment
         return {
-            "x-gateway-attempts": str(self.attempts),
+            "x-gateway-attempts": str(self.call_count),
             "x-gateway-deployment": f"{d.provider.name}/{d.upstream_model}",
         }
 
@@ -168,7 +172,7 @@ class Router:
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
         unavailable_too: bool = False,
-    ) -> Attempt:
+    ) -> RoutePlan:
         """The deployments to try, in order: the model's by its strategy, then each fallback
         model's by its own. Raises ``NoDeploymentAvailable`` when there is none, unless
         ``unavailable_too``: then every deployment is planned in priority order, breakers
@@ -198,17 +202,17 @@ class Router:
         if not candidates:
             raise NoDeploymentAvailable(f"No deployment of the model '{route.name}' is available right now.")
         timeout = route.timeout_seconds or self._default_timeout
-        return Attempt(
+        return RoutePlan(
             deployment=candidates[0],
             candidates=tuple(candidates),
             deadline=time.perf_counter() + timeout,
             primary=primary,
         )
 
-    def _call(self, attempt: Attempt, body: JsonObject, request_id: str) -> UpstreamCall:
-        deployment = attempt.deployment
+    def _call(self, route_plan: RoutePlan, body: JsonObject, request_id: str) -> UpstreamCall:
+        deployment = route_plan.deployment
         provider_timeout = deployment.provider.timeout_seconds or self._default_timeout
-        remaining = max(0.001, attempt.deadline - time.perf_counter())
+        remaining = max(0.001, route_plan.deadline - time.perf_counter())
         return UpstreamCall(
             deployment=deployment,
             body=body,
@@ -219,7 +223,7 @@ class Router:
 
     async def _once(
         self,
-        attempt: Attempt,
+        route_plan: RoutePlan,
         operation: Callable[[UpstreamCall], Awaitable[T]],
         call: UpstreamCall,
         *,
@@ -228,9 +232,8 @@ class Router:
         kind: str = "chat",
     ) -> T:
         """One upstream call (one span); its outcome feeds the deployment's breaker, latency
-        average and call counts and is appended to ``attempt.tries``. A non-retryable error (a
+        average and call counts and is appended to ``route_plan.calls``. A non-retryable error (a
         4xx) shows the deployment is up, so it counts as a success."""
-        attempt.attempts += 1
         self.breakers.start(call.deployment.id)
         started = time.perf_counter()
         error: UpstreamError | None = None
@@ -246,7 +249,7 @@ class Router:
                 raise
             finally:
                 status, error_type = _ending(error, answered=answered)
-                done = UpstreamTry(
+                done = CallRecord(
                     deployment=call.deployment,
                     retry=retry,
                     fallback=fallback,
@@ -255,14 +258,14 @@ class Router:
                     status=status,
                     error_type=error_type,
                 )
-                self._account(attempt, done, error=error, answered=answered)
+                self._account(route_plan, done, error=error, answered=answered)
                 record_outcome(span, status=done.status, error_type=done.error_type, result=answer)
 
     def _account(
-        self, attempt: Attempt, done: UpstreamTry, *, error: UpstreamError | None, answered: bool
+        self, route_plan: RoutePlan, done: CallRecord, *, error: UpstreamError | None, answered: bool
     ) -> None:
         """Feed one call's outcome to the breaker, the latency average, the call counts and
-        ``attempt.tries``. Only retryable failures count against the deployment; a cancelled
+        ``route_plan.calls``. Only retryable failures count against the deployment; a cancelled
         call (or a bug of ours) just releases its half-open probe slot."""
         deployment_id, latency_ms = done.deployment.id, done.seconds * 1000
         failed = error is not None and is_retryable(error)
@@ -271,12 +274,12 @@ class Router:
             self.stats.record(deployment_id, failed=failed, latency_ms=latency_ms)
             if error is None:
                 self.latency.observe(deployment_id, latency_ms)
-        attempt.upstream_seconds += done.seconds
-        attempt.tries.append(done)
+        route_plan.upstream_seconds += done.seconds
+        route_plan.calls.append(done)
 
     async def _run(
         self,
-        attempt: Attempt,
+        route_plan: RoutePlan,
         body: JsonObject,
         request_id: str,
         operation: Callable[[UpstreamCall], Awaitable[T]],
@@ -285,20 +288,20 @@ class Router:
         """Try the candidates in order with retries; raise the last failure when all failed.
         ``kind`` is the GenAI operation name of the attempts' spans (``chat``, ``embeddings``)."""
         last: UpstreamError | None = None
-        for index, deployment in enumerate(attempt.candidates or (attempt.deployment,)):
+        for index, deployment in enumerate(route_plan.candidates or (route_plan.deployment,)):
             retry = 0
-            fallback = index >= attempt.primary
+            fallback = index >= route_plan.primary
             while True:
                 if not self.breakers.allows(deployment.id):
                     break  # opened (or probed by another request) since the plan
-                attempt.deployment = deployment
-                if time.perf_counter() >= attempt.deadline:
+                route_plan.deployment = deployment
+                if time.perf_counter() >= route_plan.deadline:
                     raise last or UpstreamTimeout("The model's deadline passed before an upstream answered.")
                 try:
                     return await self._once(
-                        attempt,
+                        route_plan,
                         operation,
-                        self._call(attempt, body, request_id),
+                        self._call(route_plan, body, request_id),
                         retry=retry,
                         fallback=fallback,
                         kind=kind,
@@ -307,7 +310,7 @@ class Router:
                     last = exc
                     if not is_retryable(exc):
                         raise
-                    remaining = attempt.deadline - time.perf_counter()
+                    remaining = route_plan.deadline - time.perf_counter()
                     wait = wait_before_retry(
                         self._retry, error=exc, retry=retry, draw=self._rng.random(), remaining=remaining
                     )
@@ -319,22 +322,24 @@ class Router:
             raise NoDeploymentAvailable("No deployment of the model is available right now.")
         raise last
 
-    async def complete(self, attempt: Attempt, body: JsonObject, *, request_id: str) -> Completion:
+    async def complete(self, route_plan: RoutePlan, body: JsonObject, *, request_id: str) -> Completion:
         async def operation(call: UpstreamCall) -> Completion:
             return await adapter_for(call.deployment.provider.kind).complete(call)
 
-        return await self._run(attempt, body, request_id, operation)
+        return await self._run(route_plan, body, request_id, operation)
 
-    async def open_stream(self, attempt: Attempt, body: JsonObject, *, request_id: str) -> UpstreamStream:
+    async def open_stream(
+        self, route_plan: RoutePlan, body: JsonObject, *, request_id: str
+    ) -> UpstreamStream:
         """Returns once the upstream stream produced its first content (or ended cleanly)."""
-        return await self._run(attempt, body, request_id, _open_started_stream)
+        return await self._run(route_plan, body, request_id, _open_started_stream)
 
-    async def embed(self, attempt: Attempt, body: JsonObject, *, request_id: str) -> EmbeddingResult:
-        return await self._run(attempt, body, request_id, embed, kind="embeddings")
+    async def embed(self, route_plan: RoutePlan, body: JsonObject, *, request_id: str) -> EmbeddingResult:
+        return await self._run(route_plan, body, request_id, embed, kind="embeddings")
 
 
 def _ending(error: UpstreamError | None, *, answered: bool) -> tuple[int, str]:
-    """``UpstreamTry.status`` and ``error_type`` of a call: the status of the upstream's error
+    """``CallRecord.status`` and ``error_type`` of a call: the status of the upstream's error
     answer (0 when none came back: timeout, unreachable; and when cancelled)."""
     if not answered:
         return 0, "cancelled"

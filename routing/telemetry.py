@@ -1,4 +1,4 @@
-"""The span of one upstream attempt, named and attributed after the OpenTelemetry GenAI semantic
+"""The span of one upstream call, named and attributed after the OpenTelemetry GenAI semantic
 conventions (``chat gpt-4o``; ``gen_ai.*``), plus the gateway's own ``llm_gateway.*`` attributes.
 
 Only the OpenTelemetry API is used: with no SDK configured (tracing off) the tracer is a no-op
@@ -35,7 +35,7 @@ def attempt_span(
     """A CLIENT span around one upstream call, current while it runs (so the HTTP client span
     nests under it). Exceptions are not recorded here: ``record_outcome`` names how it ended.
     With no SDK installed (tracing off) it yields the invalid span at once: the API's no-op
-    tracer would still attach a context, some microseconds per attempt."""
+    tracer would still attach a context, some microseconds per route_plan."""
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         yield trace.INVALID_SPAN
         return
@@ -61,7 +61,7 @@ def attempt_span(
 
 
 def record_outcome(span: Span, *, status: int, error_type: str, result: object = None) -> None:
-    """How the attempt ended: ``status`` (200, the mapped error status, 0 when no answer came),
+    """How the call ended: ``status`` (200, the mapped error status, 0 when no answer came),
     ``error_type``; a ``Completion`` adds the response model and token usage."""
     if not span.is_recording():
         return

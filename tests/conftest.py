@@ -21,7 +21,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from gateway_site.declarative import apply_config, parse_config
+from gateway_site.console.declarative import apply_config, parse_config
 from quotas.models import Tenant
 from quotas.services import key_issue, tenant_create
 

@@ -14,13 +14,14 @@ from typing import Any
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from gateway_site.access_log import log_refused
 from gateway_site.api.errors import RequestError
-from gateway_site.api.exchange import Exchange, UsageTracker, client_request_id, new_request_id
+from gateway_site.api.exchange import Exchange, UsageTracker
 from gateway_site.api.responses import error_response, internal_error_response
-from gateway_site.metrics import observe_response, observe_shed
-from gateway_site.overload import LoadGate
-from gateway_site.runtime import get_runtime
+from gateway_site.observability.access_log import log_refused
+from gateway_site.observability.metrics import observe_response, observe_shed
+from gateway_site.observability.request_ids import client_request_id, new_request_id
+from gateway_site.runtime.overload import LoadGate
+from gateway_site.runtime.process import get_runtime
 from providers.errors import UpstreamError
 from quotas.errors import AdmissionError, Overloaded
 
@@ -108,7 +109,7 @@ def _respond(
         response.close()  # a streamed body that will not be sent finishes its request
         response = internal_error_response(exchange.public_id)
         response["x-request-id"] = exchange.public_id
-    observe_response(exchange, response)
+    observe_response(tracked=exchange.tracked, model=exchange.model, status=response.status_code)
     return response
 
 
@@ -143,6 +144,6 @@ def settles(tracker: UsageTracker) -> Iterator[None]:
         tracker.fail(status=500, error_type="server_error")
         raise
     finally:
-        tracker.exchange.upstream_seconds = tracker.attempt.upstream_seconds
+        tracker.exchange.upstream_seconds = tracker.route_plan.upstream_seconds
         if failed or not tracker.handed_off:  # a body that is not returned never finishes it
             tracker.finish()

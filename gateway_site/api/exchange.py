@@ -4,36 +4,24 @@
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from accounting.pricing import PriceTable, PriceVersion, request_cost
 from accounting.recorder import UsageEvent
-from gateway_site import metrics
-from gateway_site.access_log import log_admitted, response_text
-from gateway_site.ledger import UsageSink
+from gateway_site.observability import metrics
+from gateway_site.observability.access_log import log_admitted, response_text
+from gateway_site.observability.tracing import StreamEnd
+from gateway_site.runtime.usage_sink import UsageSink
 from providers.tokens import count_message_tokens, count_tokens
 from providers.types import DeploymentConfig, Usage
-from quotas.admission import Admission
+from quotas.authentication.registry import KeyContext
 from quotas.budget import to_micro
-from quotas.registry import KeyContext
-from routing.router import Attempt
+from quotas.limiter import Admission
+from routing.router import RoutePlan
 
 logger = logging.getLogger("gateway.api")
-
-_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
-
-
-def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
-
-
-def client_request_id(header: str | None) -> str:
-    """A well-formed client-supplied ``X-Request-ID`` (letters, digits, ``._:-``, at most 64)."""
-    return header if header and _CLIENT_REQUEST_ID.fullmatch(header) else ""
 
 
 @dataclass(slots=True)
@@ -83,13 +71,13 @@ def price_in_force(table: PriceTable | None, deployment: DeploymentConfig, momen
 class UsageTracker:
     """Collects what happened to an admitted request, emits one ``UsageEvent`` and settles its
     admission (the reserved tokens and cost replaced by the actual ones, parallel slots freed),
-    both through ``writer`` (a ``gateway_site.ledger.UsageSink``)."""
+    both through ``writer`` (a ``gateway_site.runtime.usage_sink.UsageSink``)."""
 
     writer: UsageSink
     exchange: Exchange
     key: KeyContext
     model: str
-    attempt: Attempt
+    route_plan: RoutePlan
     body: dict[str, object]
     streamed: bool = False
     endpoint: str = "chat.completions"
@@ -133,6 +121,16 @@ class UsageTracker:
             prompt = count_message_tokens(message_texts(self.body))
         return Usage(prompt_tokens=prompt, completion_tokens=count_tokens("".join(self.streamed_text))), True
 
+    def stream_end(self) -> StreamEnd:
+        """How the stream ended, for its span."""
+        usage = self.usage
+        return StreamEnd(
+            status=self.status,
+            error_type=self.error_type,
+            prompt_tokens=usage.prompt_tokens if usage is not None else None,
+            completion_tokens=usage.completion_tokens if usage is not None else None,
+        )
+
     def hand_off(self) -> None:
         """A streamed body holds the tracker from here on: it finishes it when the stream ends
         or the response is closed, not the view's guard."""
@@ -163,10 +161,10 @@ class UsageTracker:
             logger.exception("usage event of %s not emitted", event.request_id)
         try:
             overhead_ms = self.exchange.overhead_ms()
-            metrics.observe_finish(event, overhead_ms=overhead_ms, tries=self.attempt.tries)
+            metrics.observe_finish(event, overhead_ms=overhead_ms, calls=self.route_plan.calls)
             log_admitted(
                 event,
-                attempt=self.attempt,
+                route_plan=self.route_plan,
                 overhead_ms=overhead_ms,
                 content=self._content if self.key.log_content else None,
             )
@@ -176,7 +174,7 @@ class UsageTracker:
     def build_event(self) -> tuple[UsageEvent, int]:
         """The usage event of the request as it ended, and its total tokens (for settlement)."""
         usage, estimated = self._final_usage()
-        deployment = self.attempt.deployment
+        deployment = self.route_plan.deployment
         prices = price_in_force(self.writer.price_table(), deployment, self.exchange.started_wall)
         upstream_cost = request_cost(
             kind=deployment.provider.kind,
@@ -218,7 +216,7 @@ class UsageTracker:
         cost_saved: Decimal,
         price_version_id: int | None,
     ) -> UsageEvent:
-        deployment = self.attempt.deployment
+        deployment = self.route_plan.deployment
         return UsageEvent(
             request_id=self.exchange.request_id,
             client_request_id=self.exchange.client_request_id,
@@ -247,7 +245,7 @@ class UsageTracker:
             streamed=self.streamed,
             client_disconnected=self.client_disconnected,
             latency_ms=(time.perf_counter() - self.exchange.started) * 1000,
-            upstream_latency_ms=self.attempt.upstream_seconds * 1000,
+            upstream_latency_ms=self.route_plan.upstream_seconds * 1000,
             ttft_ms=(
                 (self.first_token_at - self.exchange.started) * 1000
                 if self.first_token_at is not None

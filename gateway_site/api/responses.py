@@ -18,9 +18,9 @@ from typing import Protocol
 import orjson
 from django.http import HttpResponse
 
-from gateway_site.access_log import site_redactor
-from gateway_site.redaction import Redactor
-from gateway_site.runtime import get_runtime
+from gateway_site.observability.access_log import site_redactor
+from gateway_site.observability.redaction import Redactor
+from gateway_site.runtime.process import get_runtime
 from providers.errors import UpstreamError
 from providers.types import Catalog
 

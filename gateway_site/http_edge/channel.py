@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.base import DelayedCall
 from twisted.web import http
 
-from gateway_site.api.exchange import new_request_id
 from gateway_site.http_edge.limits import EdgeLimits
 from gateway_site.http_edge.refusals import (
     BAD_REQUEST,
@@ -29,6 +28,7 @@ from gateway_site.http_edge.refusals import (
     log_refusal,
     peer_name,
 )
+from gateway_site.observability.request_ids import new_request_id
 
 if TYPE_CHECKING:
     from gateway_site.http_edge.request import StreamedRequest

@@ -18,9 +18,9 @@ from typing import Any
 
 from daphne.http_protocol import WebRequest
 
-from gateway_site.api.exchange import new_request_id
 from gateway_site.http_edge.channel import GatewayChannel
 from gateway_site.http_edge.refusals import Refusal, from_daphne, log_refusal, peer_name
+from gateway_site.observability.request_ids import new_request_id
 
 
 class _Unbuffered:

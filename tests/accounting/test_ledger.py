@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.client import Monitor
 
-from accounting.ledger import (
+from accounting.models import UsageRecord
+from accounting.outbox import (
     GROUP,
     drain,
     ensure_group,
@@ -27,14 +28,14 @@ from accounting.ledger import (
     outbox_stream,
     pending_count,
 )
-from accounting.models import UsageRecord
 from accounting.recorder import UsageEvent, decode_event, encode_event, write_events
-from quotas.admission import Admission, Limiter, Outbox
 from quotas.budget import Period
-from quotas.lua import SETTLE
+from quotas.limiter import Admission, Limiter
 from quotas.models import ApiKey
 from quotas.policy import Plan, QuotaLine, QuotaPolicy
-from quotas.store_redis import RedisStore
+from quotas.stores.base import Outbox
+from quotas.stores.scripts import SETTLE
+from quotas.stores.shared import RedisStore
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

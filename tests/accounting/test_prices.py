@@ -17,16 +17,16 @@ from accounting.models import DeploymentPrice, UsageRecord
 from accounting.prices import DEFAULT_PRICES_PATH, load_price_table
 from accounting.recorder import UsageWriter
 from gateway_site.api.exchange import Exchange, UsageTracker
-from gateway_site.declarative import parse_config
-from gateway_site.ledger import UsageSink
+from gateway_site.console.declarative import parse_config
+from gateway_site.runtime.usage_sink import UsageSink
 from providers.catalog import load_catalog
 from providers.models import Deployment, Provider
 from providers.types import Usage
-from quotas.admission import Limiter
-from quotas.registry import load_registry
+from quotas.authentication.registry import load_registry
+from quotas.limiter import Limiter
 from quotas.revision import bump_revision, current_revision
-from quotas.store_local import LocalStore
-from routing.router import Attempt
+from quotas.stores.local import LocalStore
+from routing.router import RoutePlan
 from tests.conftest import openai_provider_yaml
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +54,7 @@ def deployment(configure) -> Deployment:
 
 
 def test_prices_section_creates_versions_for_matching_deployments_idempotently(deployment, configure):
-    from gateway_site.declarative import apply_config
+    from gateway_site.console.declarative import apply_config
 
     report = apply_config(parse_config(PRICES))
     assert len(report.created) == 2
@@ -117,7 +117,7 @@ def _record(tmp_path, key, *, started: float, usage: Usage, cache_hit: bool = Fa
         exchange=exchange,
         key=context,
         model="gpt-4o-mini",
-        attempt=Attempt(deployment=route.deployments[0]),
+        route_plan=RoutePlan(deployment=route.deployments[0]),
         body={},
         cache_hit=cache_hit,
     )
@@ -129,7 +129,7 @@ def _record(tmp_path, key, *, started: float, usage: Usage, cache_hit: bool = Fa
 
 @pytest.mark.django_db(transaction=True)
 def test_each_request_is_billed_at_the_version_in_force_when_it_started(deployment, make_key, tmp_path):
-    from gateway_site.declarative import apply_config
+    from gateway_site.console.declarative import apply_config
 
     apply_config(parse_config(PRICES))
     key = make_key()

@@ -29,22 +29,22 @@ class InjectedFault(RuntimeError):
 # (module, attribute path) of each stage; ``after`` stages fail on their Nth call in a request.
 STAGES: dict[str, tuple[str, str, int]] = {
     # before admission: nothing may be reserved or recorded
-    "estimate": ("gateway_site.api.views", "estimate_chat", 1),
-    "admit": ("quotas.store_redis", "RedisStore.evaluate", 1),
+    "estimate": ("gateway_site.api.estimate", "estimate_chat", 1),
+    "admit": ("quotas.stores.shared", "RedisStore.evaluate", 1),
     # after admission: settled once and recorded once
-    "cache_lookup": ("gateway_site.api.views", "consult_cache", 1),
+    "cache_lookup": ("gateway_site.api.views.chat", "consult_cache", 1),
     "adapter_request": ("providers.adapters.openai", "to_upstream", 1),
     "upstream_send": ("providers.adapters.base", "send", 1),
     "adapter_response": ("providers.adapters.openai", "from_upstream", 1),
     "stream_open": ("providers.sse", "SSEDecoder.feed", 1),
-    "cache_store": ("gateway_site.api.caching", "ChatCache.store", 1),
-    "render": ("gateway_site.api.views", "json_response", 1),
-    "stream_response": ("gateway_site.api.streaming", "_sse_response", 1),
-    "stream_relay": ("gateway_site.api.streaming", "sse_data", 2),
+    "cache_store": ("gateway_site.api.cache", "ChatCache.store", 1),
+    "render": ("gateway_site.api.route", "json_response", 1),
+    "stream_response": ("gateway_site.api.stream", "_sse_response", 1),
+    "stream_relay": ("gateway_site.api.stream", "sse_data", 2),
     "price": ("gateway_site.api.exchange", "UsageTracker.build_event", 1),
-    "settle": ("quotas.admission", "Limiter.settle_soon", 1),
-    "outbox_encode": ("gateway_site.ledger", "encode_event", 1),
-    "metrics": ("gateway_site.metrics", "observe_finish", 1),
+    "settle": ("quotas.limiter", "Limiter.settle_soon", 1),
+    "outbox_encode": ("gateway_site.runtime.usage_sink", "encode_event", 1),
+    "metrics": ("gateway_site.observability.metrics", "observe_finish", 1),
     "access_log": ("gateway_site.api.exchange", "log_admitted", 1),
 }
 

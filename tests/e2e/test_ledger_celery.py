@@ -16,8 +16,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from accounting.ledger import GROUP, outbox_stream, pending_count
 from accounting.models import UsageRecord
+from accounting.outbox import GROUP, outbox_stream, pending_count
 from tests.conftest import ROOT, wait_for
 from tests.e2e.conftest import Proxy
 from tests.fakes.openai_upstream import ErrorReply, FakeUsage, Reply

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from accounting.ledger import outbox_stream, pending_count
 from accounting.models import UsageRecord
+from accounting.outbox import outbox_stream, pending_count
 from tests.conftest import openai_provider_yaml, wait_for
 from tests.e2e.conftest import MODEL, PROVIDER, UPSTREAM_KEY_ENV
 from tests.e2e.test_limits_redis_outage import TIER, RedisServer, chat

@@ -22,7 +22,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from accounting.ledger import outbox_stream
+from accounting.outbox import outbox_stream
 from accounting.recorder import SPOOL_RETRY_SECONDS
 from tests.conftest import ROOT, GatewayProcess, openai_provider_yaml, start_gateway, wait_for
 from tests.e2e.conftest import MODEL, PROVIDER, UPSTREAM_KEY_ENV

@@ -538,7 +538,7 @@ models:
     assert quota_429.headers["retry-after"] == "20"
     assert "retry-after" not in results[0][0].headers
 
-    # The SDK sees the statuses it knows (max_retries=0: one attempt each).
+    # The SDK sees the statuses it knows (max_retries=0: one call each).
     upstream.enqueue(
         ErrorReply(
             429, "Slow down.", type="requests", code="rate_limit_exceeded", headers={"retry-after": "1"}

@@ -191,9 +191,8 @@ def test_a_failing_periodic_task_is_reported_and_the_others_keep_running(
     assert (forget["failures"], forget["last_status"]) == (0, "ok")
     assert "usagerollup" not in str(health)  # the database's message stays in the log
     log = gateway.log()
-    assert (
-        "ERROR gateway_site.periodic periodic task rollup-usage (accounting.tasks.rollup_usage) failed" in log
-    )
+    failed = "periodic task rollup-usage (accounting.tasks.rollup_usage) failed"
+    assert f"ERROR gateway_site.runtime.periodic {failed}" in log
     assert 'relation "accounting_usagerollup" does not exist' in gateway.log()
 
     # the table back: the same schedule succeeds again, and rolls up what was recorded meanwhile

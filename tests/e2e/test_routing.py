@@ -244,7 +244,7 @@ def test_open_breaker_is_skipped_on_every_instance(
             assert response.headers["x-gateway-attempts"] == "2"
             assert response.headers["x-gateway-deployment"] == "upstream-b/secondary-model"
         assert (len(a.requests), len(b.requests)) == (4, 2)
-        # Open on the first instance: the primary gets no traffic, not even a failed attempt.
+        # Open on the first instance: the primary gets no traffic, not even a failed call.
         response = chat(one)
         assert response.headers["x-gateway-attempts"] == "1"
         assert response.headers["x-gateway-deployment"] == "upstream-b/secondary-model"

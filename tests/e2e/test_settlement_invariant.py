@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from accounting.ledger import drain, outbox_stream
 from accounting.models import UsageRecord
+from accounting.outbox import drain, outbox_stream
 from quotas.budget import to_micro
 from quotas.models import CostQuota
 from tests.conftest import CANARY, IssuedKey, wait_for

@@ -8,8 +8,7 @@ import sys
 
 from django.urls import resolve
 
-from gateway_site import exposition, probes
-from gateway_site.api import embeddings, self_usage, views
+from gateway_site.api.views import chat, embeddings, metrics, models, not_found, probes, usage
 from tests.conftest import ROOT
 
 PROBE = """
@@ -18,8 +17,8 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "gateway_site.settings"
 import django
 django.setup()
 from django.urls import resolve
-match = resolve("/v1/chat/completions", urlconf="gateway_site.api_urls")
-heavy = ("rest_framework.serializers", "requests", "gateway_site.usage_api")
+match = resolve("/v1/chat/completions", urlconf="gateway_site.api.urls")
+heavy = ("rest_framework.serializers", "requests", "gateway_site.console.reports_api")
 loaded = sorted(m for m in heavy if m in sys.modules)
 print(match.func.__module__, loaded)
 """
@@ -40,25 +39,25 @@ def run_probe(code: str, data_dir) -> str:
 
 
 def test_the_api_urlconf_does_not_import_the_reports_api(tmp_path):
-    assert run_probe(PROBE, tmp_path) == "gateway_site.api.views []"
+    assert run_probe(PROBE, tmp_path) == "gateway_site.api.views.chat []"
 
 
 ROUTES = {
-    "/v1/chat/completions": views.chat_completions,
+    "/v1/chat/completions": chat.chat_completions,
     "/v1/embeddings": embeddings.embeddings,
-    "/v1/models": views.list_models,
-    "/v1/models/org/some-model": views.retrieve_model,
-    "/v1/usage": self_usage.key_usage,
-    "/v1/nothing/here": views.not_found,
+    "/v1/models": models.list_models,
+    "/v1/models/org/some-model": models.retrieve_model,
+    "/v1/usage": usage.key_usage,
+    "/v1/nothing/here": not_found.not_found,
     "/live": probes.live,
     "/ready": probes.ready,
     "/health": probes.health,
-    "/metrics": exposition.metrics,
+    "/metrics": metrics.metrics,
 }
 
 
 def test_both_urlconfs_route_the_api_and_the_probes_to_the_same_views():
-    for urlconf in ("gateway_site.api_urls", "gateway_site.urls"):
+    for urlconf in ("gateway_site.api.urls", "gateway_site.urls"):
         assert {path: resolve(path, urlconf=urlconf).func for path in ROUTES} == ROUTES
         assert resolve("/v1/models/org/some-model", urlconf=urlconf).kwargs == {"model_id": "org/some-model"}
 
@@ -71,7 +70,8 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 import gateway_site.asgi
-print(gc.get_freeze_count(), len(gc.get_objects()), "gateway_site.api.views" in __import__("sys").modules)
+loaded = "gateway_site.api.views.chat" in __import__("sys").modules
+print(gc.get_freeze_count(), len(gc.get_objects()), loaded)
 """
 
 

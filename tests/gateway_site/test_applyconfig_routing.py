@@ -7,7 +7,7 @@ from typing import get_args
 
 import pytest
 
-from gateway_site.declarative import ConfigError, ModelSpec, apply_config, parse_config
+from gateway_site.console.declarative import ConfigError, ModelSpec, apply_config, parse_config
 from providers.catalog import load_catalog
 from providers.models import PublicModel
 from providers.types import CachePolicy

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import orjson
 
-from gateway_site.api.admission import IMAGE_TOKEN_BOUND, _lease_ms, estimate_chat, max_cost
+from gateway_site.api.admit import _lease_ms
+from gateway_site.api.estimate import IMAGE_TOKEN_BOUND, estimate_chat, max_cost
 from providers.types import DeploymentConfig, ModelRoute, Prices, ProviderConfig
 
 

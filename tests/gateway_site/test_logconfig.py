@@ -9,7 +9,7 @@ import sys
 import orjson
 from pythonjsonlogger.orjson import OrjsonFormatter
 
-from gateway_site.logconfig import ACCESS_LOGGER, logging_config
+from gateway_site.observability.logconfig import ACCESS_LOGGER, logging_config
 
 
 def _json_formatter() -> OrjsonFormatter:

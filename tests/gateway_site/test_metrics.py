@@ -8,15 +8,13 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpResponse
 
 from accounting.recorder import UsageEvent
-from gateway_site import metrics
-from gateway_site.api.exchange import Exchange
 from gateway_site.env import env_networks
-from gateway_site.exposition import client_allowed, token_accepted
+from gateway_site.observability import metrics
+from gateway_site.observability.exposition import client_allowed, token_accepted
 from providers.types import DeploymentConfig, ProviderConfig
-from routing.router import UpstreamTry
+from routing.router import CallRecord
 
 DEFAULT_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 
@@ -43,9 +41,9 @@ def test_observe_finish_counts_the_event_and_each_upstream_try():
         cost_usd=Decimal("0.0015"), ttft_ms=80.0,
     )  # fmt: skip
     tries = [
-        UpstreamTry(deployment=primary, retry=0, fallback=False, started=0.0, seconds=0.01, status=502),
-        UpstreamTry(deployment=primary, retry=1, fallback=False, started=0.0, seconds=0.02, status=502),
-        UpstreamTry(deployment=backup, retry=0, fallback=True, started=0.0, seconds=0.2, status=200),
+        CallRecord(deployment=primary, retry=0, fallback=False, started=0.0, seconds=0.01, status=502),
+        CallRecord(deployment=primary, retry=1, fallback=False, started=0.0, seconds=0.02, status=502),
+        CallRecord(deployment=backup, retry=0, fallback=True, started=0.0, seconds=0.2, status=200),
     ]
     names = [
         ("llm_gateway_requests_total", {"provider": "pb", "model": "unit-model", "status": "200"}),
@@ -65,7 +63,7 @@ def test_observe_finish_counts_the_event_and_each_upstream_try():
     ]
     before = [sample(name, **labels) for name, labels in names]
     metrics.request_started()
-    metrics.observe_finish(event, overhead_ms=1.5, tries=tries)
+    metrics.observe_finish(event, overhead_ms=1.5, calls=tries)
     deltas = [round(sample(name, **labels) - b, 9) for (name, labels), b in zip(names, before, strict=True)]
     assert deltas == [1, 11, 3, 2, 0.0015, 0.25, 1, 2, 1, 1, 0, 1, 1, 0]
 
@@ -73,11 +71,9 @@ def test_observe_finish_counts_the_event_and_each_upstream_try():
 def test_untracked_errors_are_counted_once_and_tracked_or_successful_ones_not():
     labels = {"provider": "none", "model": "", "status": "401"}
     before = sample("llm_gateway_requests_total", **labels)
-    untracked = Exchange(request_id="req_2", client_request_id="")
-    metrics.observe_response(untracked, HttpResponse(status=401))
-    metrics.observe_response(untracked, HttpResponse(status=200))  # /v1/models: not a model request
-    tracked = Exchange(request_id="req_3", client_request_id="", tracked=True)
-    metrics.observe_response(tracked, HttpResponse(status=401))
+    metrics.observe_response(tracked=False, model="", status=401)
+    metrics.observe_response(tracked=False, model="", status=200)  # /v1/models: not a model request
+    metrics.observe_response(tracked=True, model="", status=401)
     assert sample("llm_gateway_requests_total", **labels) - before == 1
     assert sample("llm_gateway_requests_total", provider="none", model="", status="200") == 0
 

@@ -8,10 +8,11 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway_site import metrics
-from gateway_site.exposition import exposition, tenant_blind
-from gateway_site.metrics import ScrapeState, TenantBlind
-from gateway_site.runtime import Snapshot, load_snapshot
+from gateway_site.api.views.metrics import tenant_blind
+from gateway_site.observability import metrics
+from gateway_site.observability.exposition import exposition
+from gateway_site.observability.metrics import ScrapeState, TenantBlind
+from gateway_site.runtime.snapshot import ConfigSnapshot, load_snapshot
 from quotas.models import ModelAccessRule, Tenant
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +36,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture
-def snapshot(configure, make_key) -> Snapshot:
+def snapshot(configure, make_key) -> ConfigSnapshot:
     """acme may use gpt-* and acme-* (not mock-echo); beta anything but acme-*; gamma has no key."""
     configure(CONFIG)
     acme, beta = make_key("acme").tenant, make_key("beta").tenant
@@ -47,9 +48,9 @@ def snapshot(configure, make_key) -> Snapshot:
     return load_snapshot()
 
 
-def scrape(settings, snapshot: Snapshot, *, tenant_labels: bool) -> Samples:
-    settings.GATEWAY_METRICS_TENANT_LABELS = tenant_labels
-    body, content_type = exposition(ScrapeState(breakers=BREAKERS), snapshot=snapshot, accept="")
+def scrape(settings, snapshot: ConfigSnapshot, *, tenant_labels: bool) -> Samples:
+    blind = None if tenant_labels else tenant_blind(snapshot)
+    body, content_type = exposition(ScrapeState(breakers=BREAKERS), blind=blind, accept="")
     assert content_type.startswith("text/plain")
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value

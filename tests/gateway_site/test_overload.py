@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway_site.overload import LoadGate, LoopMonitor
+from gateway_site.runtime.overload import LoadGate, LoopMonitor
 
 
 async def test_the_monitor_measures_how_late_the_loop_runs():

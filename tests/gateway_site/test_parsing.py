@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from gateway_site.api.errors import PayloadTooLarge, RequestError
-from gateway_site.api.parsing import parse_chat_request
+from gateway_site.api.parse.chat import parse_chat_request
 
 USER = [{"role": "user", "content": "hi"}]
 

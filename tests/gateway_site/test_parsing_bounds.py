@@ -11,10 +11,10 @@ import sys
 import orjson
 import pytest
 
-from gateway_site.api.body_bounds import ORJSON_MAX_DEPTH, BodyBounds
-from gateway_site.api.embeddings import parse_embeddings_request
 from gateway_site.api.errors import RequestError
-from gateway_site.api.parsing import parse_chat_request
+from gateway_site.api.parse.bounds import ORJSON_MAX_DEPTH, BodyBounds
+from gateway_site.api.parse.chat import parse_chat_request
+from gateway_site.api.parse.embeddings import parse_embeddings_request
 from tests.conftest import ROOT
 
 USER = {"role": "user", "content": "hi"}

@@ -7,9 +7,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway_site.api.embeddings import parse_embeddings_request
 from gateway_site.api.errors import RequestError
-from gateway_site.api.parsing import parse_chat_request
+from gateway_site.api.parse.chat import parse_chat_request
+from gateway_site.api.parse.embeddings import parse_embeddings_request
 
 USER = {"role": "user", "content": "hi"}
 

@@ -8,9 +8,9 @@ import copy
 import orjson
 import pytest
 
-from gateway_site.api.embeddings import parse_embeddings_request
 from gateway_site.api.errors import RequestError
-from gateway_site.api.parsing import parse_chat_request
+from gateway_site.api.parse.chat import parse_chat_request
+from gateway_site.api.parse.embeddings import parse_embeddings_request
 
 USER = {"role": "user", "content": "What is the weather?"}
 CUSTOM_TOOL = {"type": "custom", "custom": {"name": "run_sql", "format": {"type": "text"}}}

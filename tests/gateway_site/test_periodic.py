@@ -13,7 +13,7 @@ import redis
 from celery import shared_task
 from django.conf import settings as django_settings
 
-from gateway_site.periodic import InProcessBeat, celery_report
+from gateway_site.runtime.periodic import InProcessBeat, celery_report
 from tests.conftest import redis_url, wait_for
 
 
@@ -54,7 +54,7 @@ def counter(settings, redis_prefix):
 
 
 def test_every_task_runs_at_its_interval_and_failures_keep_their_schedule(counter, caplog):
-    caplog.set_level(logging.ERROR, logger="gateway_site.periodic")
+    caplog.set_level(logging.ERROR, logger="gateway_site.runtime.periodic")
     before = set(threading.enumerate())
     beat = InProcessBeat(SCHEDULE, delegated={"drain": "usage-outbox thread"})
     [thread] = [t for t in threading.enumerate() if t not in before and t.name == "in-process-beat"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway_site.redaction import Redactor, luhn_valid, redaction_key
+from gateway_site.observability.redaction import Redactor, luhn_valid, redaction_key
 
 REDACTOR = Redactor(b"test-key")
 GW_KEY = "sk-gw-" + "Ab3_-x" * 7 + "Z"

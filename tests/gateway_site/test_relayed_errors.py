@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 
 from gateway_site.api.responses import provider_secrets, relayed_error_object, relayed_error_payload
-from gateway_site.redaction import Redactor
+from gateway_site.observability.redaction import Redactor
 from providers.errors import UpstreamHTTPError
 from providers.types import AwsCredentials, Catalog, DeploymentConfig, ModelRoute, ProviderConfig
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gateway_site.runtime import Snapshot, SnapshotWatcher
+from gateway_site.runtime.snapshot import ConfigSnapshot, SnapshotWatcher
 from quotas.errors import UnknownKey
 from tests.conftest import wait_for
 
@@ -26,7 +26,9 @@ def watcher(make_key):
     watching.stop(join_seconds=5)
 
 
-async def _catch_up_together(watcher: SnapshotWatcher, seen: Snapshot, callers: int) -> list[Snapshot]:
+async def _catch_up_together(
+    watcher: SnapshotWatcher, seen: ConfigSnapshot, callers: int
+) -> list[ConfigSnapshot]:
     return list(await asyncio.gather(*(watcher.catch_up(seen) for _ in range(callers))))
 
 

@@ -17,14 +17,14 @@ from accounting.models import UsageRecord
 from accounting.prices import load_price_table
 from accounting.recorder import UsageEvent, UsageWriter
 from gateway_site.api.exchange import Exchange, UsageTracker
-from gateway_site.api.streaming import streaming_response
-from gateway_site.ledger import UsageSink
+from gateway_site.api.stream import streaming_response
+from gateway_site.runtime.usage_sink import UsageSink
 from providers.catalog import load_catalog
 from providers.http import create_http_client
-from quotas.admission import Admission, Limiter
+from quotas.authentication.registry import KeyContext, load_registry
+from quotas.limiter import Admission, Limiter
 from quotas.policy import Plan, build_plan
-from quotas.registry import KeyContext, load_registry
-from quotas.store_local import LocalStore
+from quotas.stores.local import LocalStore
 from routing.router import Router
 from tests.conftest import openai_provider_yaml, wait_for
 from tests.fakes.openai_upstream import FakeOpenAIUpstream, Reply
@@ -100,7 +100,7 @@ async def _serve(setup, *, request_id: str, read: bool) -> tuple[UsageTracker, i
     router = Router(
         client=create_http_client(max_connections=4, timeout_seconds=5, connect_timeout=1), default_timeout=5
     )
-    attempt = router.plan(catalog.models["gpt-4o-mini"], catalog=catalog)
+    route_plan = router.plan(catalog.models["gpt-4o-mini"], catalog=catalog)
     plan = _plan(key, request_id)
     admission: Admission = await limiter.admit(plan)
     assert await _quota(limiter, plan) == (0, 500)
@@ -109,13 +109,13 @@ async def _serve(setup, *, request_id: str, read: bool) -> tuple[UsageTracker, i
         exchange=Exchange(request_id=request_id, client_request_id=""),
         key=key,
         model="gpt-4o-mini",
-        attempt=attempt,
+        route_plan=route_plan,
         body=BODY,
         streamed=True,
         admission=admission,
     )
     assert tracker.exchange.tracked  # admitted: the access line and the request metric come from the tracker
-    stream = await router.open_stream(attempt, BODY, request_id=request_id)
+    stream = await router.open_stream(route_plan, BODY, request_id=request_id)
     closing: list[asyncio.Task[None]] = []
     response = streaming_response(
         stream, tracker, include_usage=False, spawn=lambda work: closing.append(asyncio.create_task(work))

@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from gateway_site.env import tracing_enabled
-from gateway_site.redaction import Redactor
-from gateway_site.span_export import RedactingSpanExporter, scrub_url
-from gateway_site.tracing import server_span, span
+from gateway_site.observability.redaction import Redactor
+from gateway_site.observability.span_export import RedactingSpanExporter, scrub_url
+from gateway_site.observability.tracing import server_span, span
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"

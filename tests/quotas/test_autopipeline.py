@@ -10,8 +10,8 @@ import hashlib
 import pytest
 from redis.exceptions import ResponseError
 
-from quotas.autopipeline import AutoPipeline, Script
-from quotas.store_redis import create_client
+from quotas.stores.autopipeline import AutoPipeline, Script
+from quotas.stores.shared import create_client
 from tests.conftest import redis_url
 from tests.e2e.conftest import closed_port
 

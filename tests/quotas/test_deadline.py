@@ -12,11 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway_site.overload import LoopMonitor
-from quotas.admission import Limiter, StoreOverloaded, StoreUnavailable
+from gateway_site.runtime.overload import LoopMonitor
 from quotas.errors import Overloaded
+from quotas.limiter import Limiter
 from quotas.policy import LimitPolicy, Limits, TierPolicy, build_plan
-from quotas.store_redis import RedisStore, create_client
+from quotas.stores.base import StoreOverloaded, StoreUnavailable
+from quotas.stores.shared import RedisStore, create_client
 from tests.conftest import redis_url
 
 TIMEOUT = 0.1

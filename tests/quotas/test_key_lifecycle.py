@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from quotas.keys import hash_key
+from quotas.authentication.keys import hash_key
 from quotas.models import ApiKey
 from quotas.revision import bump_revision, current_revision
 from quotas.services import key_issue, keys_mark_used, keys_revoke, tenant_create

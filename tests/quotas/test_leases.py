@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from quotas.admission import QuotaState
-from quotas.store_redis import RedisStore, create_client
+from quotas.stores.base import QuotaState
+from quotas.stores.shared import RedisStore, create_client
 from tests.conftest import redis_url
 from tests.quotas.test_stores import T0_MS, plan, quota_policy, tier_policy
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from quotas.limiter import (
+from quotas.algorithms import (
     Bucket,
     Outcome,
     bucket_ttl_ms,

@@ -11,11 +11,11 @@ import pytest
 from django.utils import timezone
 
 from quotas.access import compile_patterns
+from quotas.authentication.keys import hash_key
+from quotas.authentication.registry import load_registry
 from quotas.errors import AuthenticationError
-from quotas.keys import hash_key
 from quotas.models import ApiKey, CostQuota, RateTier, TierModelLimit
 from quotas.policy import LimitPolicy, Limits, ModelLimits, QuotaPolicy, TierPolicy, build_plan
-from quotas.registry import load_registry
 from quotas.services import key_issue, key_rotate, tenant_create
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)

@@ -7,7 +7,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import DataError
 
-from quotas.store_redis import create_client
+from quotas.stores.shared import create_client
 
 COMMANDS = [
     ("EVALSHA", "a" * 40, 0, "", "req_1", 60_000, 2, 1, 1, "gw:rate:t:1:rpm", "s", 10**12, 60_000, 1),

@@ -8,10 +8,10 @@ import pytest
 from django.utils import timezone
 
 from quotas.access import AccessPolicy, compile_patterns, model_allowed
+from quotas.authentication.keys import hash_key, key_from_headers
+from quotas.authentication.registry import KeyContext, KeyRegistry, load_registry
 from quotas.errors import AuthenticationError
-from quotas.keys import hash_key, key_from_headers
 from quotas.models import ApiKey, ModelAccessRule
-from quotas.registry import KeyContext, KeyRegistry, load_registry
 from quotas.services import key_issue, keys_revoke, tenant_create
 
 NO_RULES = AccessPolicy(tenant_allow=(), tenant_deny=(), key_allow=())

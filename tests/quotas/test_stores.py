@@ -13,13 +13,14 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
-from quotas.admission import Limiter, LineState, QuotaAlertNotice, QuotaState, StoreUnavailable, Verdict
+from quotas.algorithms import ALGORITHMS, MINUTE_MS
 from quotas.budget import current_period
 from quotas.errors import LimiterUnavailable, QuotaExceeded, RateLimited
-from quotas.limiter import ALGORITHMS, MINUTE_MS
+from quotas.limiter import Limiter, QuotaAlertNotice
 from quotas.policy import LimitPolicy, Limits, Plan, QuotaPolicy, TierPolicy, build_plan
-from quotas.store_local import LocalStore
-from quotas.store_redis import RedisStore, create_client
+from quotas.stores.base import LineState, QuotaState, StoreUnavailable, Verdict
+from quotas.stores.local import LocalStore
+from quotas.stores.shared import RedisStore, create_client
 from tests.conftest import redis_url
 from tests.e2e.conftest import closed_port
 

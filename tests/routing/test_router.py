@@ -74,23 +74,23 @@ async def test_every_upstream_call_is_recorded_with_its_retry_number_and_fallbac
         sleep=_no_sleep,
     )
     upstream.enqueue(*[ErrorReply(503, "busy", type="server_error")] * 2, ErrorReply(400, "bad"))
-    attempt = router.plan(catalog.models["m"], catalog=catalog)
-    assert attempt.primary == 1
+    route_plan = router.plan(catalog.models["m"], catalog=catalog)
+    assert route_plan.primary == 1
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     with pytest.raises(UpstreamHTTPError) as raised:
-        await router.complete(attempt, body, request_id="req_1")
+        await router.complete(route_plan, body, request_id="req_1")
     await router.aclose()
     assert raised.value.status == 400
-    assert [(t.deployment.id, t.retry, t.fallback, t.status, t.error_type) for t in attempt.tries] == [
+    assert [(t.deployment.id, t.retry, t.fallback, t.status, t.error_type) for t in route_plan.calls] == [
         (1, 0, False, 502, "upstream_error"),
         (1, 1, False, 502, "upstream_error"),
         (2, 0, True, 400, "invalid_request_error"),
     ]
-    assert attempt.retries == 1
-    assert attempt.fell_back is True
-    assert attempt.attempts == 3
-    assert all(t.seconds >= 0 for t in attempt.tries)
-    assert attempt.upstream_seconds == pytest.approx(sum(t.seconds for t in attempt.tries))
+    assert route_plan.retries == 1
+    assert route_plan.fell_back is True
+    assert route_plan.call_count == 3
+    assert all(t.seconds >= 0 for t in route_plan.calls)
+    assert route_plan.upstream_seconds == pytest.approx(sum(t.seconds for t in route_plan.calls))
 
 
 async def test_a_fallback_model_stays_a_fallback_when_the_model_itself_is_unavailable(upstream):
@@ -101,13 +101,13 @@ async def test_a_fallback_model_stays_a_fallback_when_the_model_itself_is_unavai
         breakers=BreakerBoard(BreakerPolicy(failure_threshold=1)),
     )
     router.breakers.failed(1)  # open: the model's own deployment takes no traffic
-    attempt = router.plan(catalog.models["m"], catalog=catalog)
-    assert [d.id for d in attempt.candidates] == [2]
+    route_plan = router.plan(catalog.models["m"], catalog=catalog)
+    assert [d.id for d in route_plan.candidates] == [2]
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    await router.complete(attempt, body, request_id="req_1")
+    await router.complete(route_plan, body, request_id="req_1")
     await router.aclose()
-    assert [(t.deployment.id, t.retry, t.fallback, t.status) for t in attempt.tries] == [(2, 0, True, 200)]
-    assert attempt.fell_back is True
+    assert [(t.deployment.id, t.retry, t.fallback, t.status) for t in route_plan.calls] == [(2, 0, True, 200)]
+    assert route_plan.fell_back is True
     assert len(upstream.requests) == 1
 
 

@@ -1,4 +1,4 @@
-"""Each upstream attempt is one span named and attributed after the GenAI semantic conventions,
+"""Each upstream call is one span named and attributed after the GenAI semantic conventions,
 with the traced HTTP client's span under it and the trace carried upstream in ``traceparent``."""
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ async def test_a_retried_call_gives_two_attempt_spans_each_with_its_http_client_
         upstream.enqueue(
             ErrorReply(503, "busy", type="server_error"), Reply(content="Hi there", model="gpt-up-0613")
         )
-        attempt = router.plan(route)
+        route_plan = router.plan(route)
         body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-        await router.complete(attempt, body, request_id="req_1")
+        await router.complete(route_plan, body, request_id="req_1")
         await router.aclose()
     finally:
         upstream.stop()

@@ -32,7 +32,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from prometheus_client import multiprocess
 
-from gateway_site.metrics import MULTIPROC_ENV, multiprocess_dir
+from gateway_site.observability.metrics import MULTIPROC_ENV, multiprocess_dir
 
 logger = logging.getLogger(__name__)
 

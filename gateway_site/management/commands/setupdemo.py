@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from gateway_site.declarative import apply_config, parse_config
+from gateway_site.console.declarative import apply_config, parse_config
 from quotas.models import ApiKey, Tenant
 from quotas.services import key_issue, tenant_create
 

@@ -1,0 +1,20 @@
+"""The API's and the probes' routes: the URLconf of the lean handler (``gateway_site.asgi``), so a
+process serving only ``/v1/*`` never imports the admin, the reports API or Django REST framework
+(about 20 MB). ``gateway_site.urls`` includes these routes too, for the standard handler."""
+
+from django.urls import path, re_path
+
+from gateway_site.api.views import chat, embeddings, metrics, models, not_found, probes, usage
+
+urlpatterns = [
+    path("v1/chat/completions", chat.chat_completions),
+    path("v1/embeddings", embeddings.embeddings),
+    path("v1/models", models.list_models),
+    path("v1/models/<path:model_id>", models.retrieve_model),
+    path("v1/usage", usage.key_usage),
+    re_path(r"^[vV]1(?:/|$)", not_found.not_found),  # either case: the asgi module routes both here
+    path("live", probes.live),
+    path("ready", probes.ready),
+    path("health", probes.health),
+    path("metrics", metrics.metrics),
+]
