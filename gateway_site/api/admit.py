@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from gateway_site.api.estimate import Estimate, max_cost
-from gateway_site.api.exchange import Exchange, UsageTracker
+from gateway_site.api.exchange import Exchange
+from gateway_site.api.settle import AdmittedRequest
 from gateway_site.observability.metrics import (
     observe_refusal,
     observe_shed,
@@ -92,9 +93,10 @@ async def admit_request(
     body: dict[str, object],
     streamed: bool = False,
     endpoint: str = "chat.completions",
-) -> UsageTracker:
+) -> AdmittedRequest:
     """Admit the request (one limiter round trip; raises the refusal) and return what from now
-    on must settle and record it exactly once: the caller runs the rest inside ``settles``."""
+    on must be settled and recorded exactly once: the caller runs the rest inside
+    ``settle.settling``."""
     with span("limits"):
         admission = await admit(
             runtime.limiter(),
@@ -105,8 +107,8 @@ async def admit_request(
             exchange=exchange,
             deadline=route_plan.deadline,
         )
-    return UsageTracker(
-        writer=runtime.usage,
+    return AdmittedRequest(
+        sink=runtime.usage,
         exchange=exchange,
         key=key,
         model=model,

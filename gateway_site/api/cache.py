@@ -5,18 +5,20 @@ is stored, streamed or not. Sets ``x-gateway-cache`` (and ``age`` on a hit)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.http import HttpResponseBase
 
-from gateway_site.api.exchange import UsageTracker
+from gateway_site.api.exchange import Exchange
+from gateway_site.api.outcome import Outcome
 from gateway_site.api.parse.chat import ChatRequest
 from gateway_site.api.responses import json_response
+from gateway_site.api.settle import Settling
 from gateway_site.api.stream import replay_response
 from gateway_site.observability.metrics import observe_cache
 from gateway_site.observability.tracing import mark_cache, span
-from providers.types import Catalog, DeploymentConfig, ModelRoute
+from providers.types import Catalog, DeploymentConfig, ModelRoute, Usage
 from routing.cache import (
     CacheControl,
     CacheHit,
@@ -27,54 +29,56 @@ from routing.cache import (
     plan_caching,
 )
 from routing.cache_stream import StreamAssembler, replay_chunks
+from routing.router import RoutePlan
 
 
 @dataclass(slots=True)
 class ChatCache:
-    """One chat request's cache plan (None: bypass) and what the lookup found."""
+    """One chat request's cache plan (None: bypass), what the lookup found, and the request's
+    route plan (whose serving deployment a stored answer names)."""
 
     cache: ResponseCache
     plan: CachePlan | None
-    tracker: UsageTracker
+    route_plan: RoutePlan
     hit: CacheHit | None = None
 
-    def store(self, body: bytes) -> None:
+    def store(self, body: bytes, *, usage: Usage | None) -> None:
         """Keep a fresh non-streaming answer when the request may be cached and it completed
         normally with its usage reported."""
         if self.plan is not None and completed_normally(body):
-            self.put_answer(body)
+            self.put_answer(body, usage=usage)
 
     def capture(self) -> StreamStore | None:
         """What the SSE relay feeds so a streamed answer can be stored, if it may be."""
         return StreamStore(chat_cache=self) if self.plan is not None else None
 
-    def put_answer(self, body: bytes) -> None:
-        """Store ``body`` (already checked to be complete) with the tracker's usage."""
-        tracker = self.tracker
-        if self.plan is None or tracker.usage is None or tracker.status != 200:
+    def put_answer(self, body: bytes, *, usage: Usage | None) -> None:
+        """Store ``body`` (already checked to be complete) with its usage (none: not stored)."""
+        if self.plan is None or usage is None:
             return
         self.cache.put(
             self.plan.key,
             body=body,
-            usage=tracker.usage,
-            deployment_id=tracker.route_plan.deployment.id,
+            usage=usage,
+            deployment_id=self.route_plan.deployment.id,
             ttl_seconds=self.plan.ttl_seconds,
         )
 
-    def serve_hit(self, hit: CacheHit, *, chat: ChatRequest, catalog: Catalog) -> HttpResponseBase:
+    def serve_hit(
+        self, hit: CacheHit, *, chat: ChatRequest, catalog: Catalog, settling: Settling, exchange: Exchange
+    ) -> HttpResponseBase:
         """The cached answer, recorded as a cache hit against the deployment that produced it
-        (when it still exists) with the usage it reported. Runs inside the request's ``settles``
-        guard, which finishes a JSON answer; a replayed stream finishes when it ends."""
-        tracker = self.tracker
-        tracker.cache_hit, tracker.usage = True, hit.answer.usage
-        tracker.route_plan.deployment = (
-            _deployment(catalog, hit.answer.deployment_id) or tracker.route_plan.deployment
-        )
-        tracker.exchange.headers.update(tracker.route_plan.response_headers())
+        (when it still exists) with the usage it reported: reported to ``settling`` for a JSON
+        answer; a replayed stream finishes the request when it ends."""
+        deployment = _deployment(catalog, hit.answer.deployment_id) or self.route_plan.deployment
+        exchange.headers.update(self.route_plan.response_headers())
+        exchange.headers["x-gateway-deployment"] = f"{deployment.provider.name}/{deployment.upstream_model}"
+        outcome = Outcome(usage=hit.answer.usage, deployment=deployment, cache_hit=True)
         if not chat.stream:
+            settling.served(replace(outcome, response_body=hit.answer.body))
             return json_response(hit.answer.body)
         chunks, text = replay_chunks(hit.answer.body, include_usage=chat.include_usage)
-        return replay_response(chunks, tracker, text=text)
+        return replay_response(chunks, settling, cached=outcome, text=text)
 
 
 @dataclass(slots=True)
@@ -87,10 +91,10 @@ class StreamStore:
     def feed(self, payload: bytes) -> None:
         self.assembler.feed(payload)
 
-    def complete(self) -> None:
+    def complete(self, usage: Usage | None) -> None:
         body = self.assembler.completion()
         if body is not None:
-            self.chat_cache.put_answer(body)
+            self.chat_cache.put_answer(body, usage=usage)
 
 
 def _deployment(catalog: Catalog, deployment_id: int) -> DeploymentConfig | None:
@@ -127,7 +131,9 @@ async def consult_cache(
     control: CacheControl,
     route: ModelRoute,
     chat: ChatRequest,
-    tracker: UsageTracker,
+    tenant_id: int,
+    route_plan: RoutePlan,
+    exchange: Exchange,
 ) -> ChatCache:
     """Plan the request's caching and look it up (one Redis round trip on an L1 miss, only
     when the request may be read from the cache)."""
@@ -135,17 +141,17 @@ async def consult_cache(
         chat.raw,
         policy=route.cache,
         control=control,
-        tenant_id=tracker.key.tenant_id,
+        tenant_id=tenant_id,
         model=chat.model,
         max_request_ttl=settings.GATEWAY_CACHE_MAX_TTL_SECONDS,
     )
-    result = ChatCache(cache=cache, plan=plan, tracker=tracker)
+    result = ChatCache(cache=cache, plan=plan, route_plan=route_plan)
     if plan is not None and plan.read:
         with span("cache") as current:
             result.hit = await cache.get(plan.key, max_age=plan.max_age)
             mark_cache(current, level=result.hit.level if result.hit is not None else None)
         observe_lookup(result.hit, shared=cache.shared)
-    headers = tracker.exchange.headers
+    headers = exchange.headers
     if result.hit is not None:
         headers["x-gateway-cache"] = "hit"
         headers["age"] = str(max(0, int(cache.now() - result.hit.answer.stored_at)))

@@ -4,20 +4,19 @@ OpenAI errors, anything else logged once and answered with a 500 that names the 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from gateway_site.api.errors import RequestError
-from gateway_site.api.exchange import Exchange, UsageTracker
+from gateway_site.api.exchange import Exchange
+from gateway_site.api.outcome import Outcome
 from gateway_site.api.responses import error_response, internal_error_response
-from gateway_site.observability.access_log import log_refused
+from gateway_site.api.settle import finish
 from gateway_site.observability.metrics import observe_response, observe_shed
 from gateway_site.observability.request_ids import client_request_id, new_request_id
 from gateway_site.runtime.overload import LoadGate
@@ -92,16 +91,9 @@ def _respond(
     request: HttpRequest, exchange: Exchange, response: HttpResponseBase, *, error_type: str
 ) -> HttpResponseBase:
     overhead_ms = exchange.overhead_ms()  # one reading for the log line and the header
-    if not exchange.tracked:
-        log_refused(
-            request_id=exchange.request_id,
-            client_request_id=exchange.client_request_id,
-            path=request.path,
-            key=exchange.key,
-            status=response.status_code,
-            error_type=error_type,
-            latency_ms=overhead_ms,
-        )
+    if not exchange.tracked:  # refused before admission: its one end is here
+        outcome = Outcome(status=response.status_code, error_type=error_type)
+        finish(exchange, outcome, request=None, path=request.path, overhead_ms=overhead_ms)
     try:
         _decorate(response, exchange, overhead_ms=overhead_ms)
     except Exception:
@@ -118,32 +110,3 @@ def _decorate(response: HttpResponseBase, exchange: Exchange, *, overhead_ms: fl
         response[name] = value
     response["x-request-id"] = exchange.public_id
     response["x-gateway-overhead-ms"] = f"{overhead_ms:.3f}"
-
-
-@contextmanager
-def settles(tracker: UsageTracker) -> Iterator[None]:
-    """The invariant of an admitted request: from admission on, the view runs inside this, and
-    whatever it raises (an upstream error, a cancellation, a bug at any stage) the request is
-    settled once and recorded once, with the status and error class of what ended it. A
-    streamed answer's body takes the tracker over (``UsageTracker.hand_off``) and finishes it
-    when the stream ends."""
-    failed = True
-    try:
-        yield
-        failed = False
-    except UpstreamError as exc:
-        tracker.fail(status=exc.status, error_type=exc.error_type)
-        raise
-    except asyncio.CancelledError:
-        tracker.disconnected()
-        raise
-    except RequestError as exc:
-        tracker.fail(status=exc.status, error_type=exc.error_type)
-        raise
-    except Exception:
-        tracker.fail(status=500, error_type="server_error")
-        raise
-    finally:
-        tracker.exchange.upstream_seconds = tracker.route_plan.upstream_seconds
-        if failed or not tracker.handed_off:  # a body that is not returned never finishes it
-            tracker.finish()

@@ -22,8 +22,7 @@ import orjson
 from django.conf import settings
 
 from accounting.pricing import PriceTable, PriceVersion, cost_usd
-from gateway_site.api.exchange import message_texts, price_in_force
-from gateway_site.api.parse.chat import ChatRequest, JsonObject
+from gateway_site.api.parse.chat import ChatRequest, JsonObject, message_texts
 from providers.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, count_message_tokens, count_tokens
 from providers.types import DeploymentConfig, ModelRoute
 from quotas.authentication.registry import KeyContext
@@ -153,3 +152,14 @@ def estimate_for(chat: ChatRequest, *, key: KeyContext, route: ModelRoute) -> Es
     if key.limits.empty and route.strategy != COST_OPTIMIZED:
         return NO_ESTIMATE
     return estimate_chat(chat.raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
+
+
+def price_in_force(table: PriceTable | None, deployment: DeploymentConfig, moment: float) -> PriceVersion:
+    """The deployment's price version in force at ``moment``, else its own prices (``id`` None)."""
+    version = table.at(deployment.id, moment) if table is not None else None
+    return version or PriceVersion(
+        id=None,
+        input_per_million=deployment.prices.input_per_million,
+        output_per_million=deployment.prices.output_per_million,
+        cached_input_per_million=deployment.prices.cached_input_per_million,
+    )

@@ -11,9 +11,11 @@ from django.http import HttpResponseBase
 
 from gateway_site.api.cache import ChatCache
 from gateway_site.api.estimate import Estimate
-from gateway_site.api.exchange import Exchange, UsageTracker
+from gateway_site.api.exchange import Exchange
+from gateway_site.api.outcome import Outcome
 from gateway_site.api.parse.chat import ChatRequest
 from gateway_site.api.responses import json_response
+from gateway_site.api.settle import Settling
 from gateway_site.api.stream import streaming_response
 from gateway_site.runtime.process import get_runtime
 from gateway_site.runtime.snapshot import ConfigSnapshot
@@ -53,22 +55,25 @@ def routing_headers(exchange: Exchange, route_plan: RoutePlan) -> Iterator[None]
 
 
 async def call_upstream(
-    router: Router, chat: ChatRequest, tracker: UsageTracker, cached: ChatCache
+    router: Router, chat: ChatRequest, settling: Settling, cached: ChatCache
 ) -> HttpResponseBase:
-    """Call the upstream(s) and respond, streamed or not; a normal answer goes to the cache."""
-    exchange, route_plan = tracker.exchange, tracker.route_plan
+    """Call the upstream(s) and respond, streamed or not; a normal answer goes to the cache.
+    The answer's outcome is reported to ``settling`` as soon as it is known (so a failure after
+    it still records the usage); a stream takes the request over."""
+    request = settling.request
+    exchange, route_plan = request.exchange, request.route_plan
     if chat.stream:
         with routing_headers(exchange, route_plan):
             stream = await router.open_stream(route_plan, chat.raw, request_id=exchange.request_id)
         try:
             return streaming_response(
-                stream, tracker, include_usage=chat.include_usage, capture=cached.capture()
+                stream, settling, include_usage=chat.include_usage, capture=cached.capture()
             )
         except BaseException:
             get_runtime().spawn(stream.aclose())  # no body will close the upstream stream
             raise
     with routing_headers(exchange, route_plan):
         completion = await router.complete(route_plan, chat.raw, request_id=exchange.request_id)
-        tracker.usage, tracker.response_body = completion.usage, completion.body
-    cached.store(completion.body)
+    settling.served(Outcome(usage=completion.usage, response_body=completion.body))
+    cached.store(completion.body, usage=completion.usage)
     return json_response(completion.body)

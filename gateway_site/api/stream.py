@@ -3,8 +3,8 @@
 The usage chunk is dropped unless the client asked for it (``stream_options.include_usage``);
 a failure after the first byte ends the stream with an OpenAI error event (its fields redacted:
 ``responses.relayed_error_payload``), never a clean close;
-a client disconnect closes the upstream connection. Whatever happens, the tracker emits the
-request's one usage event when the relay ends. A ``StreamCapture`` (the response cache) sees
+a client disconnect closes the upstream connection. Whatever happens, the request is finished
+(``settle.finish``) when the relay ends. A ``StreamCapture`` (the response cache) sees
 every chunk and hears when the stream ended normally. ``replay_response`` streams chunks that
 are already known (a cached answer) the same way."""
 
@@ -14,17 +14,20 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import orjson
 from django.http import StreamingHttpResponse
 
-from gateway_site.api.exchange import UsageTracker
+from gateway_site.api.outcome import Outcome, StreamProgress, disconnected
 from gateway_site.api.responses import internal_error_object, relayed_error_object, relayed_error_payload
+from gateway_site.api.settle import AdmittedRequest, Settling, finish
 from gateway_site.observability.tracing import traced_stream
 from gateway_site.runtime.process import get_runtime
 from providers.adapters import UpstreamStream
 from providers.errors import UpstreamError
+from providers.types import Usage
 
 _DONE = b"data: [DONE]\n\n"
 
@@ -34,8 +37,8 @@ logger = logging.getLogger("gateway.api")
 class StreamCapture(Protocol):
     def feed(self, payload: bytes) -> None: ...
 
-    def complete(self) -> None:
-        """The upstream stream ended normally (not cut short, no error event)."""
+    def complete(self, usage: Usage | None) -> None:
+        """The upstream stream ended normally (not cut short, no error event), with ``usage``."""
 
 
 def sse_data(payload: bytes) -> bytes:
@@ -44,11 +47,14 @@ def sse_data(payload: bytes) -> bytes:
 
 async def relay(
     stream: UpstreamStream,
-    tracker: UsageTracker,
+    request: AdmittedRequest,
+    progress: StreamProgress,
     *,
     include_usage: bool,
     capture: StreamCapture | None = None,
 ) -> AsyncIterator[bytes]:
+    """The SSE bytes of ``stream``; ``progress`` follows it, and when the relay ends (done,
+    failed, or the client gone) the request is finished with the outcome it describes."""
     ended = False
     events = stream.events()
     try:
@@ -59,13 +65,13 @@ async def relay(
             except StopAsyncIteration:
                 break
             finally:
-                tracker.route_plan.upstream_seconds += time.perf_counter() - waited
+                request.route_plan.upstream_seconds += time.perf_counter() - waited
             if event.usage is not None:
-                tracker.usage = event.usage
+                progress.usage = event.usage
             if event.text:
-                tracker.on_text(event.text)
+                progress.on_text(event.text)
             if event.error and event.payload is not None:
-                tracker.fail(status=502, error_type="upstream_error")
+                progress.fail(status=502, error_type="upstream_error")
                 ended = True
                 yield sse_data(relayed_error_payload(event.payload))
                 return
@@ -76,45 +82,46 @@ async def relay(
             yield sse_data(event.payload)
         ended = True
         if capture is not None:
-            capture.complete()
+            capture.complete(progress.usage)
         yield _DONE
     except UpstreamError as exc:
-        tracker.fail(status=exc.status, error_type=exc.error_type)
+        progress.fail(status=exc.status, error_type=exc.error_type)
         ended = True
         yield sse_data(orjson.dumps(relayed_error_object(exc)))
     except asyncio.CancelledError:
-        tracker.disconnected()
+        progress.disconnect()
         raise
     except Exception:
         # A gateway bug mid-stream: logged once; the client still gets a terminal error event.
-        logger.exception("stream relay failed (request id %s)", tracker.exchange.request_id)
-        tracker.fail(status=500, error_type="server_error")
+        logger.exception("stream relay failed (request id %s)", request.exchange.request_id)
+        progress.fail(status=500, error_type="server_error")
         ended = True
-        yield sse_data(orjson.dumps(internal_error_object(tracker.exchange.public_id)))
+        yield sse_data(orjson.dumps(internal_error_object(request.exchange.public_id)))
     finally:
-        if not ended and not tracker.client_disconnected:
-            tracker.disconnected()  # closed by the server after the client went away
+        if not ended and not progress.client_disconnected:
+            progress.disconnect()  # closed by the server after the client went away
         try:
             await stream.aclose()
         finally:
-            tracker.finish()
+            finish(request.exchange, progress.outcome(), request=request)
 
 
 def streaming_response(
     stream: UpstreamStream,
-    tracker: UsageTracker,
+    settling: Settling,
     *,
     include_usage: bool,
     capture: StreamCapture | None = None,
     spawn: Callable[[Coroutine[Any, Any, None]], None] | None = None,
 ) -> StreamingHttpResponse:
-    """``spawn`` runs the upstream stream's closing if the response is abandoned unstarted
+    """The SSE response relaying ``stream``; it takes the request over from ``settling``.
+    ``spawn`` runs the upstream stream's closing if the response is abandoned unstarted
     (default: the runtime's background tasks)."""
-    chunks = traced_stream(
-        relay(stream, tracker, include_usage=include_usage, capture=capture), tracker.stream_end
-    )
-    response = _sse_response(_Body(chunks, tracker=tracker, stream=stream, spawn=spawn))
-    tracker.hand_off()
+    request, progress = settling.request, StreamProgress()
+    relayed = relay(stream, request, progress, include_usage=include_usage, capture=capture)
+    chunks = traced_stream(relayed, progress.stream_end)
+    response = _sse_response(_Body(chunks, request=request, stream=stream, spawn=spawn))
+    settling.hand_off()
     return response
 
 
@@ -122,51 +129,69 @@ class _Body:
     """The SSE body: the chunks, and ``close()``, which Django calls when the response is
     closed. A client that went away after the view returned but before the first chunk was
     sent leaves the generator unstarted, so its ``finally`` never runs: then the upstream
-    stream is closed here and the usage event emitted (status 499). After a relay that ran,
-    the tracker has finished and ``close()`` does nothing."""
+    stream is closed here and the request finished (status 499). After a relay that ran,
+    the request has finished and ``close()`` does nothing."""
 
     def __init__(
         self,
         chunks: AsyncIterator[bytes],
         *,
-        tracker: UsageTracker,
+        request: AdmittedRequest,
         stream: UpstreamStream | None,
         spawn: Callable[[Coroutine[Any, Any, None]], None] | None = None,
     ) -> None:
-        self._chunks, self._tracker, self._stream, self._spawn = chunks, tracker, stream, spawn
+        self._chunks, self._request, self._stream, self._spawn = chunks, request, stream, spawn
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks
 
     def close(self) -> None:
-        if self._tracker.finished:
+        if self._request.finished:
             return
-        self._tracker.disconnected()
         if self._stream is not None:
             (self._spawn or get_runtime().spawn)(self._stream.aclose())
-        self._tracker.finish()
+        finish(self._request.exchange, disconnected(), request=self._request)
 
 
-async def replay(payloads: Sequence[bytes], tracker: UsageTracker, *, text: str) -> AsyncIterator[bytes]:
-    """Stream known chunk payloads and ``[DONE]``; the tracker finishes when the replay ends."""
+async def replay(
+    payloads: Sequence[bytes],
+    request: AdmittedRequest,
+    progress: StreamProgress,
+    *,
+    cached: Outcome,
+    text: str,
+) -> AsyncIterator[bytes]:
+    """Stream known chunk payloads and ``[DONE]``; the request finishes when the replay ends,
+    with the cached answer's outcome (or a disconnect)."""
     ended = False
     try:
         for index, payload in enumerate(payloads):
             if index == 1 and text:
-                tracker.on_text(text)
+                progress.on_text(text)
             yield sse_data(payload)
         ended = True
         yield _DONE
     finally:
         if not ended:
-            tracker.disconnected()  # cancelled, or closed after the client went away
-        tracker.finish()
+            progress.disconnect()  # cancelled, or closed after the client went away
+        outcome = replace(
+            cached,
+            status=progress.status,
+            error_type=progress.error_type,
+            client_disconnected=progress.client_disconnected,
+            first_token_at=progress.first_token_at,
+        )
+        finish(request.exchange, outcome, request=request)
 
 
-def replay_response(payloads: Sequence[bytes], tracker: UsageTracker, *, text: str) -> StreamingHttpResponse:
-    chunks = traced_stream(replay(payloads, tracker, text=text), tracker.stream_end)
-    response = _sse_response(_Body(chunks, tracker=tracker, stream=None))
-    tracker.hand_off()
+def replay_response(
+    payloads: Sequence[bytes], settling: Settling, *, cached: Outcome, text: str
+) -> StreamingHttpResponse:
+    """A cached answer replayed as SSE; it takes the request over from ``settling``."""
+    request, progress = settling.request, StreamProgress()
+    chunks = traced_stream(replay(payloads, request, progress, cached=cached, text=text), progress.stream_end)
+    response = _sse_response(_Body(chunks, request=request, stream=None))
+    settling.hand_off()
     return response
 
 

@@ -16,7 +16,9 @@ from django.core.management import call_command
 from accounting.models import DeploymentPrice, UsageRecord
 from accounting.prices import DEFAULT_PRICES_PATH, load_price_table
 from accounting.recorder import UsageWriter
-from gateway_site.api.exchange import Exchange, UsageTracker
+from gateway_site.api.exchange import Exchange
+from gateway_site.api.outcome import Outcome
+from gateway_site.api.settle import AdmittedRequest, finish
 from gateway_site.console.declarative import parse_config
 from gateway_site.runtime.usage_sink import UsageSink
 from providers.catalog import load_catalog
@@ -112,17 +114,15 @@ def _record(tmp_path, key, *, started: float, usage: Usage, cache_hit: bool = Fa
     route = load_catalog().models["gpt-4o-mini"]
     context = load_registry().authenticate(key.raw)
     exchange = Exchange(request_id=f"req_{time.monotonic_ns()}", client_request_id="", started_wall=started)
-    tracker = UsageTracker(
-        writer=sink,
+    admitted = AdmittedRequest(
+        sink=sink,
         exchange=exchange,
         key=context,
         model="gpt-4o-mini",
         route_plan=RoutePlan(deployment=route.deployments[0]),
         body={},
-        cache_hit=cache_hit,
     )
-    tracker.usage = usage
-    tracker.finish()
+    finish(exchange, Outcome(usage=usage, cache_hit=cache_hit), request=admitted)
     writer.close()
     return UsageRecord.objects.get(request_id=exchange.request_id)
 

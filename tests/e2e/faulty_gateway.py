@@ -41,11 +41,11 @@ STAGES: dict[str, tuple[str, str, int]] = {
     "render": ("gateway_site.api.route", "json_response", 1),
     "stream_response": ("gateway_site.api.stream", "_sse_response", 1),
     "stream_relay": ("gateway_site.api.stream", "sse_data", 2),
-    "price": ("gateway_site.api.exchange", "UsageTracker.build_event", 1),
+    "price": ("gateway_site.api.settle", "usage_event", 1),
     "settle": ("quotas.limiter", "Limiter.settle_soon", 1),
     "outbox_encode": ("gateway_site.runtime.usage_sink", "encode_event", 1),
     "metrics": ("gateway_site.observability.metrics", "observe_finish", 1),
-    "access_log": ("gateway_site.api.exchange", "log_admitted", 1),
+    "access_log": ("gateway_site.api.settle", "log_admitted", 1),
 }
 
 _fault: contextvars.ContextVar[str] = contextvars.ContextVar("fault", default="")

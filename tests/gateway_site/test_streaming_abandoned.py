@@ -16,7 +16,8 @@ import pytest
 from accounting.models import UsageRecord
 from accounting.prices import load_price_table
 from accounting.recorder import UsageEvent, UsageWriter
-from gateway_site.api.exchange import Exchange, UsageTracker
+from gateway_site.api.exchange import Exchange
+from gateway_site.api.settle import AdmittedRequest, Settling
 from gateway_site.api.stream import streaming_response
 from gateway_site.runtime.usage_sink import UsageSink
 from providers.catalog import load_catalog
@@ -93,8 +94,8 @@ async def _quota(limiter: Limiter, plan: Plan) -> tuple[int, int]:
     return state.spent, state.reserved
 
 
-async def _serve(setup, *, request_id: str, read: bool) -> tuple[UsageTracker, int, tuple[int, int]]:
-    """Serve one streamed request admitted against the tenant's quota; returns the tracker, how
+async def _serve(setup, *, request_id: str, read: bool) -> tuple[AdmittedRequest, int, tuple[int, int]]:
+    """Serve one streamed request admitted against the tenant's quota; returns the request, how
     many closings were spawned, and the quota's (spent, reserved) once it ended."""
     catalog, key, sink, limiter = setup
     router = Router(
@@ -104,8 +105,8 @@ async def _serve(setup, *, request_id: str, read: bool) -> tuple[UsageTracker, i
     plan = _plan(key, request_id)
     admission: Admission = await limiter.admit(plan)
     assert await _quota(limiter, plan) == (0, 500)
-    tracker = UsageTracker(
-        writer=sink,
+    admitted = AdmittedRequest(
+        sink=sink,
         exchange=Exchange(request_id=request_id, client_request_id=""),
         key=key,
         model="gpt-4o-mini",
@@ -114,11 +115,14 @@ async def _serve(setup, *, request_id: str, read: bool) -> tuple[UsageTracker, i
         streamed=True,
         admission=admission,
     )
-    assert tracker.exchange.tracked  # admitted: the access line and the request metric come from the tracker
+    assert admitted.exchange.tracked  # admitted: the access line and the request metric come from its end
     stream = await router.open_stream(route_plan, BODY, request_id=request_id)
     closing: list[asyncio.Task[None]] = []
     response = streaming_response(
-        stream, tracker, include_usage=False, spawn=lambda work: closing.append(asyncio.create_task(work))
+        stream,
+        Settling(admitted),
+        include_usage=False,
+        spawn=lambda work: closing.append(asyncio.create_task(work)),
     )
     if read:
         async for _ in response.streaming_content:
@@ -129,16 +133,16 @@ async def _serve(setup, *, request_id: str, read: bool) -> tuple[UsageTracker, i
     await limiter.drain()
     quota = await _quota(limiter, plan)
     await router.aclose()
-    return tracker, len(closing), quota
+    return admitted, len(closing), quota
 
 
 def test_a_response_closed_before_its_first_chunk_records_the_request_once(setup, upstream):
     upstream.default = Reply(content="one two three four", chunk_delay=0.5)
 
-    tracker, closings, quota = asyncio.run(_serve(setup, request_id="req_abandoned", read=False))
+    admitted, closings, quota = asyncio.run(_serve(setup, request_id="req_abandoned", read=False))
 
     assert closings == 1
-    assert tracker.finished and tracker.client_disconnected
+    assert admitted.finished
     assert setup[2].handed == ["req_abandoned"]
     wait_for(lambda: UsageRecord.objects.count() == 1)
     assert list(UsageRecord.objects.values_list("request_id", "status", "streamed", "cost_usd")) == [
@@ -150,10 +154,10 @@ def test_a_response_closed_before_its_first_chunk_records_the_request_once(setup
 
 
 def test_closing_a_response_whose_relay_ran_records_nothing_more(setup, upstream):
-    tracker, closings, quota = asyncio.run(_serve(setup, request_id="req_read", read=True))
+    admitted, closings, quota = asyncio.run(_serve(setup, request_id="req_read", read=True))
 
     assert closings == 0
-    assert tracker.finished and not tracker.client_disconnected
+    assert admitted.finished
     assert setup[2].handed == ["req_read"]
     wait_for(lambda: UsageRecord.objects.count() == 1)
     # The fake upstream's usage: 19 prompt and 3 completion tokens at $0.15 and $0.60 a million.

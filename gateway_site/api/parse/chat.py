@@ -283,3 +283,15 @@ def parse_chat_request(body: bytes, *, limit: int, bounds: BodyBounds | None = N
         raise RequestError("'stream_options' is only allowed when 'stream' is true.", param="stream_options")
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
     return ChatRequest(model=parsed.model, stream=stream, include_usage=include_usage, raw=raw)
+
+
+def message_texts(raw: dict[str, object]) -> list[str]:
+    messages = raw.get("messages")
+    texts: list[str] = []
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p)
+    return texts

@@ -10,11 +10,12 @@ from gateway_site.api.admit import admit_request
 from gateway_site.api.authenticate import authenticate, check_declared_size, require_method, resolve_route
 from gateway_site.api.body import request_body
 from gateway_site.api.cache import consult_cache, may_answer_from_cache
-from gateway_site.api.endpoint import model_endpoint, settles
+from gateway_site.api.endpoint import model_endpoint
 from gateway_site.api.estimate import estimate_for
 from gateway_site.api.exchange import Exchange
 from gateway_site.api.parse.chat import parse_chat_request
 from gateway_site.api.route import call_upstream, plan_attempt
+from gateway_site.api.settle import settling
 from gateway_site.runtime.process import get_runtime
 from routing.cache import parse_cache_control
 
@@ -37,7 +38,7 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
         estimate=estimate,
         cached=may_answer_from_cache(cache_control, route=route, chat=chat),
     )
-    tracker = await admit_request(
+    admitted = await admit_request(
         runtime,
         key=key,
         model=chat.model,
@@ -47,14 +48,19 @@ async def chat_completions(request: HttpRequest, exchange: Exchange) -> HttpResp
         body=chat.raw,
         streamed=chat.stream,
     )
-    with settles(tracker):
+    with settling(admitted) as settle:
         cached = await consult_cache(
             runtime.cache(),
             control=cache_control,
             route=route,
             chat=chat,
-            tracker=tracker,
+            tenant_id=key.tenant_id,
+            route_plan=route_plan,
+            exchange=exchange,
         )
         if cached.hit is not None:
-            return cached.serve_hit(cached.hit, chat=chat, catalog=snapshot.catalog)
-        return await call_upstream(router, chat, tracker, cached)
+            hit = cached.hit
+            return cached.serve_hit(
+                hit, chat=chat, catalog=snapshot.catalog, settling=settle, exchange=exchange
+            )
+        return await call_upstream(router, chat, settle, cached)

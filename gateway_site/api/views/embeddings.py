@@ -11,12 +11,14 @@ from django.http import HttpRequest, HttpResponseBase
 from gateway_site.api.admit import admit_request
 from gateway_site.api.authenticate import authenticate, check_declared_size, require_method, resolve_route
 from gateway_site.api.body import request_body
-from gateway_site.api.endpoint import model_endpoint, settles
+from gateway_site.api.endpoint import model_endpoint
 from gateway_site.api.estimate import NO_ESTIMATE, estimate_embeddings
 from gateway_site.api.exchange import Exchange
+from gateway_site.api.outcome import Outcome
 from gateway_site.api.parse.embeddings import parse_embeddings_request
 from gateway_site.api.responses import json_response
 from gateway_site.api.route import routing_headers
+from gateway_site.api.settle import settling
 from gateway_site.runtime.process import get_runtime
 from providers.types import Usage
 
@@ -31,7 +33,7 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
     snapshot, key, route = await resolve_route(request, snapshot, key, model, exchange)
     router = runtime.router()
     route_plan = router.plan(route, catalog=snapshot.catalog)
-    tracker = await admit_request(
+    admitted = await admit_request(
         runtime,
         key=key,
         model=model,
@@ -41,7 +43,8 @@ async def embeddings(request: HttpRequest, exchange: Exchange) -> HttpResponseBa
         body=raw,
         endpoint="embeddings",
     )
-    with settles(tracker), routing_headers(exchange, route_plan):
-        result = await router.embed(route_plan, raw, request_id=exchange.request_id)
-        tracker.usage = Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)
-    return json_response(result.body)
+    with settling(admitted) as settle:
+        with routing_headers(exchange, route_plan):
+            result = await router.embed(route_plan, raw, request_id=exchange.request_id)
+        settle.served(Outcome(usage=Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)))
+        return json_response(result.body)
