@@ -17,7 +17,7 @@ from accounting.models import UsageRecord
 from tests.conftest import GatewayProcess, IssuedKey, wait_for
 from tests.e2e.scrape import scrape, value
 from tests.fakes.openai_upstream import ErrorReply, FakeOpenAIUpstream, Reply
-from tests.gateway_site.test_applyconfig_routing import ISSUE_EXAMPLE
+from tests.gateway_site.console.test_applyconfig_routing import ISSUE_EXAMPLE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from accounting.recorder import write_events
 from accounting.rollups import usage_rollup
 from tests.e2e.test_admin_browser import CHROMIUM_ARGS, PASSWORD, chromium  # noqa: F401 (fixture)
-from tests.gateway_site.test_usage_api import usage_event
+from tests.gateway_site.console.test_usage_api import usage_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from accounting.recorder import write_events
 from accounting.rollups import usage_rollup
 from quotas.models import CostQuota
-from tests.gateway_site.test_usage_api import usage_event
+from tests.gateway_site.console.test_usage_api import usage_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

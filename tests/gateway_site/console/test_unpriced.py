@@ -19,7 +19,7 @@ from accounting.prices import DEFAULT_PRICES_PATH
 from gateway_site.console.declarative import ConfigError, apply_config, parse_config
 from providers.models import Deployment, Provider, PublicModel
 from quotas.revision import bump_revision, current_revision
-from tests.gateway_site.test_admin import deployment_fields, inline_management
+from tests.gateway_site.console.test_admin import deployment_fields, inline_management
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from quotas.stores.base import QuotaState
 from quotas.stores.shared import RedisStore, create_client
 from tests.conftest import redis_url
-from tests.quotas.test_stores import T0_MS, plan, quota_policy, tier_policy
+from tests.quotas.stores.test_stores import T0_MS, plan, quota_policy, tier_policy
 
 
 @pytest.fixture
