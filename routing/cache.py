@@ -52,15 +52,24 @@ MESSAGES_ONLY_FIELDS = ("messages", "tools")
 COMPLETE_FINISH_REASONS = frozenset({"stop", "length", "tool_calls"})
 
 
-def cache_key(body: Mapping[str, object], *, tenant_id: int, model: str, strategy: str) -> str:
+CHAT_DIALECT = "chat.completions"
+
+
+def cache_key(
+    body: Mapping[str, object], *, tenant_id: int, model: str, strategy: str, dialect: str = CHAT_DIALECT
+) -> str:
     """sha256 (hex) of the canonical JSON (sorted keys) of the tenant, the public model, the
     strategy and the request fields it covers: ``full_request`` every field but
-    ``TRANSPORT_FIELDS``, ``messages_only`` the ``MESSAGES_ONLY_FIELDS`` present."""
+    ``TRANSPORT_FIELDS``, ``messages_only`` the ``MESSAGES_ONLY_FIELDS`` present; and, for a
+    dialect other than chat completions, the dialect: two dialects never share an entry."""
     if strategy == MESSAGES_ONLY:
         fields = {name: body[name] for name in MESSAGES_ONLY_FIELDS if name in body}
     else:
         fields = {name: value for name, value in body.items() if name not in TRANSPORT_FIELDS}
-    canonical = orjson.dumps([1, tenant_id, model, strategy, fields], option=orjson.OPT_SORT_KEYS)
+    parts: list[object] = [1, tenant_id, model, strategy, fields]
+    if dialect != CHAT_DIALECT:
+        parts.append(dialect)
+    canonical = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -108,6 +117,7 @@ def plan_caching(
     tenant_id: int,
     model: str,
     max_request_ttl: int,
+    dialect: str = CHAT_DIALECT,
 ) -> CachePlan | None:
     """None (bypass) unless the model has a cache policy or the request opts in with
     ``max-age=N`` (N capped at ``max_request_ttl``; 0 disables the opt-in), and never for
@@ -119,7 +129,7 @@ def plan_caching(
         return None
     strategy = policy.key if policy is not None else FULL_REQUEST
     return CachePlan(
-        key=cache_key(body, tenant_id=tenant_id, model=model, strategy=strategy),
+        key=cache_key(body, tenant_id=tenant_id, model=model, strategy=strategy, dialect=dialect),
         read=_reads(control),
         ttl_seconds=ttl,
         max_age=control.max_age,

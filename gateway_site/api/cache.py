@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from django.conf import settings
 from django.http import HttpResponseBase
 
+from gateway_site.api.dialects.base import Dialect
 from gateway_site.api.exchange import Exchange
 from gateway_site.api.outcome import Outcome
 from gateway_site.api.parse.chat import ChatRequest
@@ -65,7 +66,14 @@ class ChatCache:
         )
 
     def serve_hit(
-        self, hit: CacheHit, *, chat: ChatRequest, catalog: Catalog, settling: Settling, exchange: Exchange
+        self,
+        hit: CacheHit,
+        *,
+        chat: ChatRequest,
+        catalog: Catalog,
+        settling: Settling,
+        exchange: Exchange,
+        dialect: Dialect,
     ) -> HttpResponseBase:
         """The cached answer, recorded as a cache hit against the deployment that produced it
         (when it still exists) with the usage it reported: reported to ``settling`` for a JSON
@@ -76,9 +84,10 @@ class ChatCache:
         outcome = Outcome(usage=hit.answer.usage, deployment=deployment, cache_hit=True)
         if not chat.stream:
             settling.served(replace(outcome, response_body=hit.answer.body))
-            return json_response(hit.answer.body)
+            return json_response(dialect.render_completion(hit.answer.body, chat))
         chunks, text = replay_chunks(hit.answer.body, include_usage=chat.include_usage)
-        return replay_response(chunks, settling, cached=outcome, text=text)
+        encoder = dialect.stream_encoder(chat)
+        return replay_response(chunks, settling, encoder=encoder, cached=outcome, text=text)
 
 
 @dataclass(slots=True)
@@ -134,6 +143,7 @@ async def consult_cache(
     tenant_id: int,
     route_plan: RoutePlan,
     exchange: Exchange,
+    dialect: str,
 ) -> ChatCache:
     """Plan the request's caching and look it up (one Redis round trip on an L1 miss, only
     when the request may be read from the cache)."""
@@ -144,6 +154,7 @@ async def consult_cache(
         tenant_id=tenant_id,
         model=chat.model,
         max_request_ttl=settings.GATEWAY_CACHE_MAX_TTL_SECONDS,
+        dialect=dialect,
     )
     result = ChatCache(cache=cache, plan=plan, route_plan=route_plan)
     if plan is not None and plan.read:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from django.http import HttpResponseBase
 
 from gateway_site.api.cache import ChatCache
+from gateway_site.api.dialects.base import Dialect
 from gateway_site.api.estimate import Estimate
 from gateway_site.api.exchange import Exchange
 from gateway_site.api.outcome import Outcome
@@ -55,7 +56,7 @@ def routing_headers(exchange: Exchange, route_plan: RoutePlan) -> Iterator[None]
 
 
 async def call_upstream(
-    router: Router, chat: ChatRequest, settling: Settling, cached: ChatCache
+    router: Router, chat: ChatRequest, settling: Settling, cached: ChatCache, *, dialect: Dialect
 ) -> HttpResponseBase:
     """Call the upstream(s) and respond, streamed or not; a normal answer goes to the cache.
     The answer's outcome is reported to ``settling`` as soon as it is known (so a failure after
@@ -66,9 +67,8 @@ async def call_upstream(
         with routing_headers(exchange, route_plan):
             stream = await router.open_stream(route_plan, chat.raw, request_id=exchange.request_id)
         try:
-            return streaming_response(
-                stream, settling, include_usage=chat.include_usage, capture=cached.capture()
-            )
+            encoder = dialect.stream_encoder(chat)
+            return streaming_response(stream, settling, encoder=encoder, capture=cached.capture())
         except BaseException:
             get_runtime().spawn(stream.aclose())  # no body will close the upstream stream
             raise
@@ -76,4 +76,4 @@ async def call_upstream(
         completion = await router.complete(route_plan, chat.raw, request_id=exchange.request_id)
     settling.served(Outcome(usage=completion.usage, response_body=completion.body))
     cached.store(completion.body, usage=completion.usage)
-    return json_response(completion.body)
+    return json_response(dialect.render_completion(completion.body, chat))

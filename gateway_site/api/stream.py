@@ -1,12 +1,12 @@
 """Relaying an upstream stream to the client as Server-Sent Events, chunk by chunk.
 
-The usage chunk is dropped unless the client asked for it (``stream_options.include_usage``);
-a failure after the first byte ends the stream with an OpenAI error event (its fields redacted:
-``responses.relayed_error_payload``), never a clean close;
-a client disconnect closes the upstream connection. Whatever happens, the request is finished
-(``settle.finish``) when the relay ends. A ``StreamCapture`` (the response cache) sees
-every chunk and hears when the stream ended normally. ``replay_response`` streams chunks that
-are already known (a cached answer) the same way."""
+Each event is written in the client's dialect (a ``StreamEncoder``); a failure after the first
+byte ends the stream with the dialect's error event (its fields redacted:
+``responses.relayed_error_payload``), never a clean close; a client disconnect closes the
+upstream connection. Whatever happens, the request is finished (``settle.finish``) when the
+relay ends. A ``StreamCapture`` (the response cache) sees every chunk and hears when the stream
+ended normally. ``replay_response`` streams chunks that are already known (a cached answer)
+the same way."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import orjson
 from django.http import StreamingHttpResponse
 
+from gateway_site.api.dialects.base import StreamEncoder
 from gateway_site.api.outcome import Outcome, StreamProgress, disconnected
 from gateway_site.api.responses import internal_error_object, relayed_error_object, relayed_error_payload
 from gateway_site.api.settle import AdmittedRequest, Settling, finish
@@ -27,9 +28,7 @@ from gateway_site.observability.tracing import traced_stream
 from gateway_site.runtime.process import get_runtime
 from providers.adapters import UpstreamStream
 from providers.errors import UpstreamError
-from providers.types import Usage
-
-_DONE = b"data: [DONE]\n\n"
+from providers.types import StreamEvent, Usage
 
 logger = logging.getLogger("gateway.api")
 
@@ -41,20 +40,17 @@ class StreamCapture(Protocol):
         """The upstream stream ended normally (not cut short, no error event), with ``usage``."""
 
 
-def sse_data(payload: bytes) -> bytes:
-    return b"data: " + payload + b"\n\n"
-
-
 async def relay(
     stream: UpstreamStream,
     request: AdmittedRequest,
     progress: StreamProgress,
     *,
-    include_usage: bool,
+    encoder: StreamEncoder,
     capture: StreamCapture | None = None,
 ) -> AsyncIterator[bytes]:
-    """The SSE bytes of ``stream``; ``progress`` follows it, and when the relay ends (done,
-    failed, or the client gone) the request is finished with the outcome it describes."""
+    """The SSE bytes of ``stream`` in the client's dialect (``encoder``); ``progress`` follows
+    it, and when the relay ends (done, failed, or the client gone) the request is finished with
+    the outcome it describes."""
     ended = False
     events = stream.events()
     try:
@@ -73,21 +69,21 @@ async def relay(
             if event.error and event.payload is not None:
                 progress.fail(status=502, error_type="upstream_error")
                 ended = True
-                yield sse_data(relayed_error_payload(event.payload))
+                yield encoder.error(relayed_error_payload(event.payload))
                 return
             if capture is not None and event.payload is not None:
                 capture.feed(event.payload)
-            if event.payload is None or (event.usage_only and not include_usage):
-                continue
-            yield sse_data(event.payload)
+            encoded = encoder.event(event)
+            if encoded:
+                yield encoded
         ended = True
         if capture is not None:
             capture.complete(progress.usage)
-        yield _DONE
+        yield encoder.done(progress.usage)
     except UpstreamError as exc:
         progress.fail(status=exc.status, error_type=exc.error_type)
         ended = True
-        yield sse_data(orjson.dumps(relayed_error_object(exc)))
+        yield encoder.error(orjson.dumps(relayed_error_object(exc)))
     except asyncio.CancelledError:
         progress.disconnect()
         raise
@@ -96,7 +92,7 @@ async def relay(
         logger.exception("stream relay failed (request id %s)", request.exchange.request_id)
         progress.fail(status=500, error_type="server_error")
         ended = True
-        yield sse_data(orjson.dumps(internal_error_object(request.exchange.public_id)))
+        yield encoder.error(orjson.dumps(internal_error_object(request.exchange.public_id)))
     finally:
         if not ended and not progress.client_disconnected:
             progress.disconnect()  # closed by the server after the client went away
@@ -110,7 +106,7 @@ def streaming_response(
     stream: UpstreamStream,
     settling: Settling,
     *,
-    include_usage: bool,
+    encoder: StreamEncoder,
     capture: StreamCapture | None = None,
     spawn: Callable[[Coroutine[Any, Any, None]], None] | None = None,
 ) -> StreamingHttpResponse:
@@ -118,7 +114,7 @@ def streaming_response(
     ``spawn`` runs the upstream stream's closing if the response is abandoned unstarted
     (default: the runtime's background tasks)."""
     request, progress = settling.request, StreamProgress()
-    relayed = relay(stream, request, progress, include_usage=include_usage, capture=capture)
+    relayed = relay(stream, request, progress, encoder=encoder, capture=capture)
     chunks = traced_stream(relayed, progress.stream_end)
     response = _sse_response(_Body(chunks, request=request, stream=stream, spawn=spawn))
     settling.hand_off()
@@ -158,19 +154,20 @@ async def replay(
     request: AdmittedRequest,
     progress: StreamProgress,
     *,
+    encoder: StreamEncoder,
     cached: Outcome,
     text: str,
 ) -> AsyncIterator[bytes]:
-    """Stream known chunk payloads and ``[DONE]``; the request finishes when the replay ends,
-    with the cached answer's outcome (or a disconnect)."""
+    """Stream known chunk payloads and the terminal event; the request finishes when the replay
+    ends, with the cached answer's outcome (or a disconnect)."""
     ended = False
     try:
         for index, payload in enumerate(payloads):
             if index == 1 and text:
                 progress.on_text(text)
-            yield sse_data(payload)
+            yield encoder.event(StreamEvent(payload=payload))
         ended = True
-        yield _DONE
+        yield encoder.done(cached.usage)
     finally:
         if not ended:
             progress.disconnect()  # cancelled, or closed after the client went away
@@ -185,11 +182,12 @@ async def replay(
 
 
 def replay_response(
-    payloads: Sequence[bytes], settling: Settling, *, cached: Outcome, text: str
+    payloads: Sequence[bytes], settling: Settling, *, encoder: StreamEncoder, cached: Outcome, text: str
 ) -> StreamingHttpResponse:
     """A cached answer replayed as SSE; it takes the request over from ``settling``."""
     request, progress = settling.request, StreamProgress()
-    chunks = traced_stream(replay(payloads, request, progress, cached=cached, text=text), progress.stream_end)
+    replayed = replay(payloads, request, progress, encoder=encoder, cached=cached, text=text)
+    chunks = traced_stream(replayed, progress.stream_end)
     response = _sse_response(_Body(chunks, request=request, stream=None))
     settling.hand_off()
     return response

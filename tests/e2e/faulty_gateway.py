@@ -32,7 +32,7 @@ STAGES: dict[str, tuple[str, str, int]] = {
     "estimate": ("gateway_site.api.estimate", "estimate_chat", 1),
     "admit": ("quotas.stores.shared", "RedisStore.evaluate", 1),
     # after admission: settled once and recorded once
-    "cache_lookup": ("gateway_site.api.views.chat", "consult_cache", 1),
+    "cache_lookup": ("gateway_site.api.pipeline", "consult_cache", 1),
     "adapter_request": ("providers.adapters.openai", "to_upstream", 1),
     "upstream_send": ("providers.adapters.base", "send", 1),
     "adapter_response": ("providers.adapters.openai", "from_upstream", 1),
@@ -40,7 +40,7 @@ STAGES: dict[str, tuple[str, str, int]] = {
     "cache_store": ("gateway_site.api.cache", "ChatCache.store", 1),
     "render": ("gateway_site.api.route", "json_response", 1),
     "stream_response": ("gateway_site.api.stream", "_sse_response", 1),
-    "stream_relay": ("gateway_site.api.stream", "sse_data", 2),
+    "stream_relay": ("gateway_site.api.dialects.openai_chat", "ChatChunks.event", 2),
     "price": ("gateway_site.api.settle", "usage_event", 1),
     "settle": ("quotas.limiter", "Limiter.settle_soon", 1),
     "outbox_encode": ("gateway_site.runtime.usage_sink", "encode_event", 1),

@@ -16,6 +16,7 @@ import pytest
 from accounting.models import UsageRecord
 from accounting.prices import load_price_table
 from accounting.recorder import UsageEvent, UsageWriter
+from gateway_site.api.dialects.openai_chat import ChatChunks
 from gateway_site.api.exchange import Exchange
 from gateway_site.api.settle import AdmittedRequest, Settling
 from gateway_site.api.stream import streaming_response
@@ -121,7 +122,7 @@ async def _serve(setup, *, request_id: str, read: bool) -> tuple[AdmittedRequest
     response = streaming_response(
         stream,
         Settling(admitted),
-        include_usage=False,
+        encoder=ChatChunks(include_usage=False),
         spawn=lambda work: closing.append(asyncio.create_task(work)),
     )
     if read:

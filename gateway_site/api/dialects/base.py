@@ -1,0 +1,40 @@
+"""What a dialect provides the pipeline: ``Dialect`` and its per-request ``StreamEncoder``."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from django.http import HttpResponse
+
+from gateway_site.api.parse.chat import ChatRequest
+from gateway_site.api.responses import RenderableError
+from providers.types import StreamEvent, Usage
+
+
+class StreamEncoder(Protocol):
+    """Turns the upstream's stream (OpenAI chat chunks, as the adapters produce them) into the
+    dialect's Server-Sent Events, for one request."""
+
+    def event(self, event: StreamEvent) -> bytes:
+        """The SSE bytes for one upstream event (empty: nothing to send for it)."""
+
+    def done(self, usage: Usage | None) -> bytes:
+        """The stream's terminal event(s), after the upstream ended normally."""
+
+    def error(self, error: bytes) -> bytes:
+        """The terminal event of a stream that failed after its first byte; ``error`` is the
+        JSON of an OpenAI error object, already redacted."""
+
+
+class Dialect(Protocol):
+    @property
+    def name(self) -> str:
+        """The usage record's ``endpoint``, a metrics and log label, the cache namespace."""
+
+    def render_error(self, error: RenderableError) -> HttpResponse:
+        """A refusal or failure in the dialect's envelope, with its status and headers."""
+
+    def render_completion(self, body: bytes, request: ChatRequest) -> bytes:
+        """The answer's body in the dialect's format, from the upstream's chat completion."""
+
+    def stream_encoder(self, request: ChatRequest) -> StreamEncoder: ...
