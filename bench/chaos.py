@@ -46,10 +46,16 @@ class Reckoning:
     state: StateCheck
     reconcile_output: str
     disturbed: list[str]  # what happened that the run did not do
+    kill_orphans: list[tuple[int, int]]  # per SIGKILL: requests holding after it, after the lease
 
     def failures(self) -> list[str]:
         found = [f"the run was disturbed: {line}" for line in self.disturbed]
-        found += failures(self.ledger, self.state, self.counters)
+        found += [
+            f"{left} of {held} reservation(s) of the killed worker's requests outlived their lease"
+            for held, left in self.kill_orphans
+            if left
+        ]
+        found += failures(self.ledger, state=self.state, counters=self.counters)
         if not self.settled.settled:
             found.append(
                 f"the run did not settle within {self.settled.waited_s:.0f} s (outbox, spool or records)"
@@ -60,9 +66,13 @@ class Reckoning:
 def _preflight(load: Load) -> None:
     for streamed in (False, True):
         sent = load.probe(streamed=streamed)
+        kind = "streamed" if streamed else "JSON"
         if sent.outcome != "200":
-            kind = "streamed" if streamed else "JSON"
             raise RuntimeError(f"the gateway's first {kind} request ended {sent.outcome} ({sent.error_code})")
+        if not sent.rate_headers:
+            raise RuntimeError(
+                f"the gateway's first {kind} request has no x-ratelimit-* header: no tier applied"
+            )
 
 
 def _reckon(chaos: Chaos, *, disturbed: list[str]) -> Reckoning:
@@ -72,7 +82,7 @@ def _reckon(chaos: Chaos, *, disturbed: list[str]) -> Reckoning:
         load_end = read_redis_state(client, prefix=PREFIX)
     settled = settle(owned, last_request_end=max(s.ended for s in load.sent))
     print(f"settled in {settled.waited_s:.1f} s; probing the rate counters", flush=True)
-    counters = probe_counters(owned, load)
+    counters = probe_counters(owned, load=load)
     with owned.redis.client() as client:
         before = read_redis_state(client, prefix=PREFIX)
         output = manage("reconcilequotas", env=owned.env).strip()
@@ -85,11 +95,19 @@ def _reckon(chaos: Chaos, *, disturbed: list[str]) -> Reckoning:
         after=after,
         spool=read_spool(owned.spool_path),
     )
-    ledger = check_ledger(load.sent, records, kill_times=chaos.kill_times)
-    return Reckoning(settled, counters, ledger, state, output, disturbed)
+    ledger = check_ledger(load.sent, records=records, kill_times=chaos.kill_times)
+    return Reckoning(
+        settled=settled,
+        counters=counters,
+        ledger=ledger,
+        state=state,
+        reconcile_output=output,
+        disturbed=disturbed,
+        kill_orphans=chaos.kill_orphans,
+    )
 
 
-def disturbances(chaos: Chaos, log_path: Path) -> list[str]:
+def disturbances(chaos: Chaos, *, log_path: Path) -> list[str]:
     """What happened that the run did not do: a worker exit other than the SIGKILLs (in
     ``serve``'s log), an owned service not running when the load ended. The checks after such a
     run say little about the faults it was meant to make."""
@@ -139,12 +157,13 @@ def _run_phases(owned: ChaosInstallation, options: Options) -> tuple[Chaos, Reck
     try:
         _preflight(load)
         durations = QUICK if options.chaos_quick else FULL
-        chaos = Chaos(owned, gateway, load, durations, options.chaos_burst)
-        load.run_steady()
+        chaos = Chaos(
+            owned=owned, gateway=gateway, load=load, durations=durations, burst_size=options.chaos_burst
+        )
         for phase in PHASES:
             phase(chaos)
         load.quiet()
-        disturbed = disturbances(chaos, owned.workdir / f"{GATEWAY_NAME}.log")
+        disturbed = disturbances(chaos, log_path=owned.workdir / f"{GATEWAY_NAME}.log")
         for line in disturbed:
             print(f"DISTURBED: {line}", flush=True)
         return chaos, _reckon(chaos, disturbed=disturbed)
@@ -152,7 +171,7 @@ def _run_phases(owned: ChaosInstallation, options: Options) -> tuple[Chaos, Reck
         load.close()
 
 
-def _meta(options: Options, owned: ChaosInstallation, chaos: Chaos, **extra: object) -> dict[str, object]:
+def _meta(options: Options, *, owned: ChaosInstallation, chaos: Chaos, **extra: object) -> dict[str, object]:
     return {
         "mode": "quick" if options.chaos_quick else "full",
         "scenarios": ["chaos"],
@@ -169,10 +188,10 @@ def _meta(options: Options, owned: ChaosInstallation, chaos: Chaos, **extra: obj
 
 
 def _print_report(
-    chaos: Chaos, reckoning: Reckoning, *, gateway_exit: int | None, log: tuple[int, list[str]]
+    chaos: Chaos, *, reckoning: Reckoning, gateway_exit: int | None, log: tuple[int, list[str]]
 ) -> None:
     print()
-    print(outcome_table(chaos.load.sent, [p.name for p in chaos.phases] + ["probe"]))
+    print(outcome_table(chaos.load.sent, phases=_phase_names(chaos)))
     print()
     print("faults:")
     for fault in chaos.faults:
@@ -200,40 +219,23 @@ def _stop_gateway(owned: ChaosInstallation) -> tuple[int | None, list[str]]:
     return owned.gateway.service.process.returncode, late
 
 
-def run_chaos(options: Options, *, source: dict[str, object]) -> int:
-    started = time.monotonic()
-    loadavg_start = list(os.getloadavg())
-    workdir = Path(tempfile.mkdtemp(prefix="gateway-chaos-"))
-    print(f"chaos ({'quick' if options.chaos_quick else 'full'}): working in {workdir}", flush=True)
-    owned = install(workdir, on_redis_error=options.chaos_on_redis_error)
-    try:
-        chaos, reckoning = _run_phases(owned, options)
-        if options.keep:  # every request sent, one JSON object a line, beside the logs
-            lines = (orjson.dumps(s.as_dict()) for s in chaos.load.sent)
-            (workdir / "sent.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-        found = reckoning.failures()
-        gateway_exit, late = _stop_gateway(owned)
-        found += late
-        log = _log_errors(workdir / f"{GATEWAY_NAME}.log")
-    finally:
-        owned.stop(keep=options.keep)
-        if options.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    _print_report(chaos, reckoning, gateway_exit=gateway_exit, log=log)
-    print("\n".join(verdict_lines(found)))
-    meta = _meta(
-        options,
-        owned,
-        chaos,
-        source=source,
-        loadavg_start=loadavg_start,
-        wall_s=round(time.monotonic() - started, 1),
-    )
-    extra = {
+def _phase_names(chaos: Chaos) -> list[str]:
+    return ["setup", *(p.name for p in chaos.phases), "probe"]
+
+
+def _results(
+    chaos: Chaos,
+    *,
+    reckoning: Reckoning,
+    gateway_exit: int | None,
+    log: tuple[int, list[str]],
+    found: list[str],
+) -> dict[str, object]:
+    """The JSON's sections besides ``meta`` (``rows`` is empty: this profile has no table of rates)."""
+    return {
         "outcomes": {
-            p.name: dict(outcomes([s for s in chaos.load.sent if s.phase == p.name])) for p in chaos.phases
+            name: dict(outcomes([s for s in chaos.load.sent if s.phase == name]))
+            for name in _phase_names(chaos)
         },
         "chaos": chaos.as_dict(),
         "settled": asdict(reckoning.settled),
@@ -247,6 +249,37 @@ def run_chaos(options: Options, *, source: dict[str, object]) -> int:
         "failures": found,
         "ok": not found,
     }
+
+
+def _clean_up(owned: ChaosInstallation, *, keep: bool) -> None:
+    owned.stop(keep=keep)
+    if keep:
+        print(f"kept {owned.workdir} and {owned.postgres.base}")
+    else:
+        shutil.rmtree(owned.workdir, ignore_errors=True)
+
+
+def run_chaos(options: Options, *, source: dict[str, object]) -> int:
+    started, loadavg_start = time.monotonic(), list(os.getloadavg())
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-chaos-"))
+    print(f"chaos ({'quick' if options.chaos_quick else 'full'}): working in {workdir}", flush=True)
+    owned = install(workdir, on_redis_error=options.chaos_on_redis_error)
+    try:
+        chaos, reckoning = _run_phases(owned, options)
+        if options.keep:  # every request sent, one JSON object a line, beside the logs
+            lines = (orjson.dumps(s.as_dict()) for s in chaos.load.sent)
+            (workdir / "sent.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+        found = reckoning.failures()
+        gateway_exit, late = _stop_gateway(owned)
+        found += late
+        log = _log_errors(workdir / f"{GATEWAY_NAME}.log")
+    finally:
+        _clean_up(owned, keep=options.keep)
+    _print_report(chaos, reckoning=reckoning, gateway_exit=gateway_exit, log=log)
+    print("\n".join(verdict_lines(found)))
+    wall_s = round(time.monotonic() - started, 1)
+    meta = _meta(options, owned=owned, chaos=chaos, source=source, loadavg_start=loadavg_start, wall_s=wall_s)
+    extra = _results(chaos, reckoning=reckoning, gateway_exit=gateway_exit, log=log, found=found)
     path = write_json([], meta, directory=options.results_dir, mode=f"{meta['mode']}-chaos", extra=extra)
     print(f"results: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return 1 if found else 0

@@ -14,12 +14,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from bench.chaos_load import Load, outcomes
-from bench.chaos_setup import WORKERS, ChaosInstallation
-from bench.chaos_state import read_spool
+from bench.chaos_setup import LEASE_S, PREFIX, WORKERS, ChaosInstallation
+from bench.chaos_state import held_request_ids, read_spool
 from bench.gateway import Gateway
 
 WATCH_TICK_S = 0.2
 RESTART_TIMEOUT_S = 30.0
+ORPHANED_AFTER_S = 2.0
+LEASE_SLACK_S = 2.0  # past the lease: the next admission of the quota releases it
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ FULL = Durations(
 )
 QUICK = Durations(
     steady=8,
-    kill=12,
+    kill=15,  # the kill after 3 s, then the lease (10 s) and 2 s
     kill_at=3,
     redis=16,
     redis_hang_at=2,
@@ -116,12 +118,17 @@ class Chaos:
     faults: list[Fault] = field(default_factory=list)
     phases: list[PhaseSpan] = field(default_factory=list)
     kill_times: list[float] = field(default_factory=list)  # time.time() of each worker SIGKILL
+    kill_orphans: list[tuple[int, int]] = field(default_factory=list)  # held after the kill, after the lease
     spool_peak_lines: int = 0
 
     def note(self, what: str) -> None:
-        fault = Fault(round(time.time() - self.started, 1), self.load.phase, what)
+        fault = Fault(at_s=round(time.time() - self.started, 1), phase=self.load.phase, what=what)
         self.faults.append(fault)
         print(f"  t={fault.at_s:6.1f} s  {fault.phase:<12} {what}", flush=True)
+
+    def held(self) -> set[str]:
+        with self.owned.redis.client() as client:
+            return held_request_ids(client, prefix=PREFIX)
 
     def in_flight(self, *, streamed: bool | None = None) -> int:
         return sum(
@@ -140,7 +147,7 @@ class Chaos:
         print(f"phase {name} ({seconds:.0f} s)", flush=True)
         yield at
         at(seconds)
-        self.phases.append(PhaseSpan(name, started, time.time()))
+        self.phases.append(PhaseSpan(name=name, started=started, ended=time.time()))
 
     def wait(self, until: float) -> None:
         """Sleep until ``until`` (time.time()), noting the spool file's largest size meanwhile."""
@@ -160,15 +167,18 @@ class Chaos:
                 for p in self.phases
             ],
             "spool_peak_lines": self.spool_peak_lines,
+            "kill_orphans": [
+                {"held_after_kill": held, "held_after_lease": left} for held, left in self.kill_orphans
+            ],
         }
 
 
 def steady(chaos: Chaos) -> None:
     with chaos.phase("steady", chaos.durations.steady):
-        pass
+        chaos.load.run_steady()  # the load runs from here to the end of the last phase
 
 
-def _restarted_worker(gateway: Gateway, before: list[int]) -> int | None:
+def _restarted_worker(gateway: Gateway, *, before: list[int]) -> int | None:
     """The pid of the worker ``serve`` started in place of a killed one (None: none came)."""
     deadline = time.monotonic() + RESTART_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -184,6 +194,7 @@ def worker_kill(chaos: Chaos) -> None:
     d = chaos.durations
     with chaos.phase("worker-kill", d.kill) as at:
         at(d.kill_at)
+        held = chaos.held()
         before = chaos.gateway.pids()
         victim = before[0]
         in_flight = chaos.in_flight()
@@ -191,11 +202,22 @@ def worker_kill(chaos: Chaos) -> None:
         chaos.kill_times.append(time.time())
         killed = time.monotonic()
         chaos.note(f"SIGKILL worker pid {victim} of {before} ({in_flight} requests in flight in the client)")
-        new = _restarted_worker(chaos.gateway, before)
+        new = _restarted_worker(chaos.gateway, before=before)
         if new is None:
             chaos.note(f"serve did not start a worker in place of {victim} within {RESTART_TIMEOUT_S:.0f} s")
         else:
             chaos.note(f"serve started worker pid {new} in {time.monotonic() - killed:.1f} s")
+        # A request lasts well under a second: one still holding its reservation or slot this
+        # long after the kill was in flight on the killed worker and is left to its lease.
+        at(d.kill_at + ORPHANED_AFTER_S)
+        orphans = held & chaos.held()
+        chaos.note(f"{len(orphans)} request(s) of the killed worker still hold a reservation or slot")
+        at(d.kill_at + LEASE_S + LEASE_SLACK_S)
+        left = orphans & chaos.held()
+        chaos.kill_orphans.append((len(orphans), len(left)))
+        chaos.note(
+            f"{len(left)} of them held {LEASE_S + LEASE_SLACK_S:.0f} s after the kill (lease {LEASE_S} s)"
+        )
 
 
 def redis_faults(chaos: Chaos) -> None:

@@ -123,7 +123,7 @@ def _error_code(data: bytes) -> str:
     return str(error.get("code") or error.get("type") or "error")
 
 
-async def _read_stream(response: aiohttp.ClientResponse, sent: Sent, *, abort: bool) -> None:
+async def _read_stream(response: aiohttp.ClientResponse, *, sent: Sent, abort: bool) -> None:
     async for line in response.content:
         if not line.startswith(b"data:"):
             continue
@@ -213,7 +213,9 @@ class Load:
     async def _send(
         self, session: aiohttp.ClientSession, *, streamed: bool, abort: bool = False, burst: bool = False
     ) -> Sent:
-        sent = Sent(self._next_id(), self.phase, streamed, time.time(), burst=burst)
+        sent = Sent(
+            client_id=self._next_id(), phase=self.phase, streamed=streamed, started=time.time(), burst=burst
+        )
         self.sent.append(sent)
         headers = {**self._headers, "x-request-id": sent.client_id}
         try:
@@ -224,13 +226,12 @@ class Load:
                 if response.status != 200:
                     sent.error_code = _error_code(await response.read())
                 elif streamed:
-                    await _read_stream(response, sent, abort=abort)
+                    await _read_stream(response, sent=sent, abort=abort)
                 else:
                     await response.read()
                     sent.completed = True
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             sent.transport_error = type(exc).__name__
-            sent.completed = False
         sent.ended = time.time()
         return sent
 

@@ -26,7 +26,7 @@ OUTCOME_ORDER = (
 )
 
 
-def outcome_table(sent: list[Sent], phases: list[str]) -> str:
+def outcome_table(sent: list[Sent], *, phases: list[str]) -> str:
     """Requests sent, by the phase they started in and their outcome."""
     by_phase: dict[str, Counter[str]] = {p: outcomes([s for s in sent if s.phase == p]) for p in phases}
     total = outcomes(sent)
@@ -55,7 +55,7 @@ def ledger_lines(check: LedgerCheck) -> list[str]:
     ]
 
 
-def _state_rows(states: tuple[RedisState, ...], records_micro: int) -> list[tuple[str, ...]]:
+def _state_rows(states: tuple[RedisState, ...], *, records_micro: int) -> list[tuple[str, ...]]:
     def row(label: str, cell: Callable[[RedisState], str]) -> tuple[str, ...]:
         return (label, *(cell(state) for state in states))
 
@@ -74,7 +74,7 @@ def _state_rows(states: tuple[RedisState, ...], records_micro: int) -> list[tupl
 def state_table(check: StateCheck) -> str:
     """The load's end, then settled (leases waited out, probes sent), then after reconciling.
     The records' cost is the final one in every column."""
-    rows = _state_rows((check.load_end, check.before, check.after), check.records_micro)
+    rows = _state_rows((check.load_end, check.before, check.after), records_micro=check.records_micro)
     rows.append(
         ("spool file lines / rejected", "", "", f"{check.spool.lines} / {check.spool.rejected_lines}")
     )

@@ -54,8 +54,8 @@ def settle(owned: ChaosInstallation, *, last_request_end: float) -> Settled:
             count, still_since = now_count, time.monotonic()
         still = now_count is not None and time.monotonic() - still_since >= STILL_S
         if time.time() >= leases_end and still and _drained(owned):
-            return Settled(round(time.monotonic() - started, 1), True, count)
-    return Settled(round(time.monotonic() - started, 1), False, count)
+            return Settled(waited_s=round(time.monotonic() - started, 1), settled=True, records=count)
+    return Settled(waited_s=round(time.monotonic() - started, 1), settled=False, records=count)
 
 
 def _window_start_wait(now_ms: int) -> float:
@@ -64,7 +64,7 @@ def _window_start_wait(now_ms: int) -> float:
     return 0.0 if into <= LATEST_START_IN_WINDOW_S else WINDOW_MS / 1000 - into + 1.0
 
 
-def probe_counters(owned: ChaosInstallation, load: Load) -> CounterCheck | None:
+def probe_counters(owned: ChaosInstallation, *, load: Load) -> CounterCheck | None:
     """Send ``PROBES`` requests (JSON and streamed in turn) inside one window and compare its
     counters before and after with their records; None if their records did not all come."""
     with owned.redis.client() as client:

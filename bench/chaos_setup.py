@@ -45,6 +45,8 @@ RUN_SETTINGS = {
     # An upstream that was down is tried again soon after it is back, not 30 s later.
     "GATEWAY_BREAKER_OPEN_SECONDS": "2",
     "GATEWAY_ACCESS_LOG": "off",
+    # The run's own reconcilequotas is the one reported; the in-process beat's would run first.
+    "GATEWAY_RECONCILE_SECONDS": "3600",
 }
 
 
@@ -140,7 +142,9 @@ def install(workdir: Path, *, on_redis_error: str) -> ChaosInstallation:
     redis_server = OwnedRedis(parent=workdir)
     postgres = OwnedPostgres()  # not under workdir: the postgres user must reach its directory
     upstream = ChaosUpstream(log_dir=workdir)
-    owned = ChaosInstallation(workdir, redis_server, postgres, upstream, env={}, key="")
+    owned = ChaosInstallation(
+        workdir=workdir, redis=redis_server, postgres=postgres, upstream=upstream, env={}, key=""
+    )
     try:
         redis_server.start()
         postgres.init(DATABASE)

@@ -82,13 +82,13 @@ class RedisState:
         return asdict(self)
 
 
-def _sum_zsets(client: redis.Redis, keys: list[bytes], now_ms: int) -> tuple[int, int]:
+def _sum_zsets(client: redis.Redis, *, keys: list[bytes], now_ms: int) -> tuple[int, int]:
     total = sum(int(client.zcard(key)) for key in keys)
     live = sum(int(client.zcount(key, f"({now_ms}", "+inf")) for key in keys)
     return total, live
 
 
-def _outbox(client: redis.Redis, stream: str) -> tuple[int, int]:
+def _outbox(client: redis.Redis, *, stream: str) -> tuple[int, int]:
     if not client.exists(stream):
         return 0, 0
     try:
@@ -98,7 +98,7 @@ def _outbox(client: redis.Redis, stream: str) -> tuple[int, int]:
     return int(client.xlen(stream)), pending
 
 
-def _quota_hashes(client: redis.Redis, keys: list[bytes]) -> tuple[int, int, int]:
+def _quota_hashes(client: redis.Redis, *, keys: list[bytes]) -> tuple[int, int, int]:
     spent = reserved = fields = 0
     for key in keys:
         values: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]
@@ -116,10 +116,10 @@ def read_redis_state(client: redis.Redis, *, prefix: str) -> RedisState:
     leases = [k for k in keys if names[k].endswith(":leases")]
     parallel = [k for k in keys if names[k].endswith(":par")]
     counters = [k for k in keys if _COUNTER.search(names[k])]
-    spent, reserved, fields = _quota_hashes(client, quota)
-    leases_total, leases_live = _sum_zsets(client, leases, now_ms)
-    slots_total, slots_live = _sum_zsets(client, parallel, now_ms)
-    length, pending = _outbox(client, f"{prefix}usage:outbox")
+    spent, reserved, fields = _quota_hashes(client, keys=quota)
+    leases_total, leases_live = _sum_zsets(client, keys=leases, now_ms=now_ms)
+    slots_total, slots_live = _sum_zsets(client, keys=parallel, now_ms=now_ms)
+    length, pending = _outbox(client, stream=f"{prefix}usage:outbox")
     return RedisState(
         now_ms=now_ms,
         quota_spent_micro=spent,
@@ -131,8 +131,22 @@ def read_redis_state(client: redis.Redis, *, prefix: str) -> RedisState:
         live_parallel_slots=slots_live,
         outbox_length=length,
         outbox_pending=pending,
-        negative_counters=sum(1 for k in counters if int(client.get(k) or 0) < 0),  # type: ignore[arg-type]
+        negative_counters=sum(1 for k in counters if int(client.get(k) or 0) < 0),
     )
+
+
+def held_request_ids(client: redis.Redis, *, prefix: str) -> set[str]:
+    """The gateway's ids of the requests holding a quota reservation or a parallel slot."""
+    held: set[str] = set()
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        name = key.decode()
+        if name.endswith(":par"):
+            members: list[bytes] = client.zrange(key, 0, -1)  # type: ignore[assignment]
+            held.update(member.decode() for member in members)
+        elif _QUOTA_HASH.search(name) and client.type(key) == b"hash":
+            fields: list[bytes] = client.hkeys(key)  # type: ignore[assignment]
+            held.update(field.decode()[2:] for field in fields if field.startswith(b"r:"))
+    return held
 
 
 def window_counters(client: redis.Redis, *, prefix: str, window: int) -> dict[str, int]:
@@ -142,7 +156,7 @@ def window_counters(client: redis.Redis, *, prefix: str, window: int) -> dict[st
     for key in client.scan_iter(match=f"{prefix}*:t:*:s:{window}", count=1000):
         match = _COUNTER.search(key.decode())
         if match:
-            totals[match.group(1)] += int(client.get(key) or 0)  # type: ignore[arg-type]
+            totals[match.group(1)] += int(client.get(key) or 0)
     return totals
 
 

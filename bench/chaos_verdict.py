@@ -28,7 +28,7 @@ EXAMPLES = 10  # request ids named per finding in the verdict
 LISTED = 100  # request ids kept per finding in the JSON
 
 
-def cut_by_kill(sent: Sent, kill_times: list[float]) -> bool:
+def cut_by_kill(sent: Sent, *, kill_times: list[float]) -> bool:
     """Answered, then cut (no complete body): by a worker killed while it was in flight."""
     return (
         sent.answered
@@ -69,10 +69,10 @@ class LedgerCheck:
         return {**asdict(self), **listed, "ok": self.ok}
 
 
-def check_ledger(sent: list[Sent], records: list[Record], *, kill_times: list[float]) -> LedgerCheck:
+def check_ledger(sent: list[Sent], *, records: list[Record], kill_times: list[float]) -> LedgerCheck:
     by_client = Counter(r.client_request_id for r in records)
     ids = {s.client_id for s in sent}
-    killed = [s for s in sent if cut_by_kill(s, kill_times)]
+    killed = [s for s in sent if cut_by_kill(s, kill_times=kill_times)]
     killed_ids = {s.client_id for s in killed}
     owed = [s for s in sent if s.answered and s.client_id not in killed_ids]
     unanswered = [s for s in sent if s.status is None]
@@ -160,7 +160,7 @@ class StateCheck:
         }
 
 
-def failures(ledger: LedgerCheck, state: StateCheck, counters: CounterCheck | None) -> list[str]:
+def failures(ledger: LedgerCheck, *, state: StateCheck, counters: CounterCheck | None) -> list[str]:
     """What failed, named; empty: nothing lost and nothing stuck."""
     found = []
     for label, ids in (

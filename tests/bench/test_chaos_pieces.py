@@ -108,31 +108,37 @@ def test_the_load_sends_its_own_ids_aborts_every_other_stream_and_bursts(upstrea
     assert len({s.client_id for s in load.sent}) == len(load.sent)
 
 
-def _sent(number: int, status: int | None, **fields: object) -> Sent:
-    return Sent(
-        f"c{number}", "steady", False, started=100.0 + number, ended=101.0 + number, status=status, **fields
-    )
+def _sent(number: int, *, status: int | None, **fields: object) -> Sent:
+    """Request ``c<number>``, sent at 100 + number and ended a second later."""
+    start = 100.0 + number
+    return Sent(f"c{number}", "steady", False, started=start, ended=start + 1, status=status, **fields)
 
 
-def _record(client_id: str, request_id: str = "") -> Record:
+def _record(client_id: str, *, request_id: str = "") -> Record:
     return Record(request_id or f"req_{client_id}", client_id, 200, False, 19, 7, 8, "", False, False)
 
 
 def test_the_ledger_check_names_each_kind_of_loss():
     sent = [
-        _sent(1, 200, completed=True),  # recorded once
-        _sent(2, 200, completed=True),  # missing
-        _sent(3, 502),  # recorded twice
-        _sent(4, 503, error_code="overloaded"),  # refused, yet recorded
-        _sent(5, 503, error_code="no_deployment_available"),  # refused before admission: no record
-        _sent(6, 503, error_code="no_deployment_available", rate_headers=True),  # admitted: missing
-        _sent(7, 200, transport_error="ServerDisconnectedError"),  # cut by the kill at 107.5
-        _sent(8, None, transport_error="ClientConnectorError"),  # no answer, recorded
-        _sent(9, 200, aborted=True),  # client abort: owed a record
+        _sent(1, status=200, completed=True),  # recorded once
+        _sent(2, status=200, completed=True),  # missing
+        _sent(3, status=502),  # recorded twice
+        _sent(4, status=503, error_code="overloaded"),  # refused, yet recorded
+        _sent(5, status=503, error_code="no_deployment_available"),  # refused before admission: no record
+        _sent(6, status=503, error_code="no_deployment_available", rate_headers=True),  # admitted: missing
+        _sent(7, status=200, transport_error="ServerDisconnectedError"),  # cut by the kill at 107.5
+        _sent(8, status=None, transport_error="ClientConnectorError"),  # no answer, recorded
+        _sent(9, status=200, aborted=True),  # client abort: owed a record
     ]
-    records = [_record("c1"), _record("c3", "req_a"), _record("c3", "req_b"), _record("c4"), _record("c8")]
+    records = [
+        _record("c1"),
+        _record("c3", request_id="req_a"),
+        _record("c3", request_id="req_b"),
+        _record("c4"),
+        _record("c8"),
+    ]
     records += [_record("c9"), _record("stranger")]
-    check = check_ledger(sent, records, kill_times=[107.5])
+    check = check_ledger(sent, records=records, kill_times=[107.5])
     assert (check.sent, check.answered, check.recorded_once) == (9, 5, 2)
     assert (check.missing, check.duplicates) == (["c2", "c6"], ["c3"])
     assert (check.refused_recorded, check.unknown) == (["c4"], ["req_stranger"])
@@ -142,7 +148,11 @@ def test_the_ledger_check_names_each_kind_of_loss():
 
 
 def test_a_ledger_with_every_answered_request_recorded_once_is_ok():
-    sent = [_sent(1, 200, completed=True), _sent(2, 429), _sent(3, None, transport_error="ClientOSError")]
-    check = check_ledger(sent, [_record("c1")], kill_times=[])
+    sent = [
+        _sent(1, status=200, completed=True),
+        _sent(2, status=429),
+        _sent(3, status=None, transport_error="ClientOSError"),
+    ]
+    check = check_ledger(sent, records=[_record("c1")], kill_times=[])
     assert check.ok
     assert (check.answered, check.recorded_once, check.unanswered, check.unanswered_recorded) == (1, 1, 1, 0)
