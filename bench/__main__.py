@@ -1,6 +1,7 @@
 """``python -m bench``: start the upstreams and the gateways, run the scenarios, print the table
 and write the JSON. Exit status: 0; 1 if any run saw errors, a gateway's usage records do not
-match what its clients completed, or the soak failed; 2 if it could not run at all."""
+match what its clients completed, the soak failed, or the chaos profile lost or left anything;
+2 if it could not run at all."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.chaos import run_chaos
 from bench.fleet import Fleet
 from bench.options import Options, parse_options
 from bench.proc import Pinning
@@ -113,6 +115,8 @@ def _measure(options: Options, *, pinning: Pinning, fleet: Fleet, workdir: Path)
 
 
 def run(options: Options) -> int:
+    if options.scenarios == ("chaos",):
+        return run_chaos(options, source=_source_state())
     if wrk_binary() is None:
         print(INSTALL_HINT, file=sys.stderr)
         return 2

@@ -1,6 +1,8 @@
 """Command-line options. The defaults are a quick run (a few minutes); ``--full`` is
 BENCHMARK.md's method (warm-up 5 s, 15 s runs, three repeats, median reported). The soak runs
-only when asked for (``--only soak``): it lasts ``--soak-seconds`` (600) on its own."""
+only when asked for (``--only soak``): it lasts ``--soak-seconds`` (600) on its own. So does the
+chaos profile (``--only chaos``, alone: it owns its Redis, PostgreSQL and upstream; about 6
+minutes, ``--chaos-quick`` about 2)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from bench.redis_space import DEFAULT_URL
 
-SCENARIOS = ("fixed", "delay", "stream", "scaling", "soak")
+SCENARIOS = ("fixed", "delay", "stream", "scaling", "soak", "chaos")
 DEFAULT_SCENARIOS = ("fixed", "delay", "stream", "scaling")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -31,6 +33,10 @@ class Options:
     results_dir: Path
     soak_seconds: int
     redis_url: str
+    chaos_quick: bool = False
+    chaos_concurrency: int = 16
+    chaos_burst: int = 400
+    chaos_on_redis_error: str = "open"
 
     @property
     def mode(self) -> str:
@@ -93,7 +99,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--only",
         action="append",
         choices=SCENARIOS,
-        help="Run only these scenarios (repeatable). Default: all but soak.",
+        help="Run only these scenarios (repeatable). Default: all but soak and chaos.",
     )
     parser.add_argument(
         "--soak-seconds",
@@ -104,6 +110,23 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--redis-url", default=DEFAULT_URL, help=f"Redis for the limits and the outbox ({DEFAULT_URL})."
     )
+    chaos = parser.add_argument_group("chaos (--only chaos)")
+    chaos.add_argument("--chaos-quick", action="store_true", help="Short phases: about 2 minutes in all.")
+    chaos.add_argument(
+        "--chaos-concurrency", type=_bounded(2, 256), default=16, help="Steady requests in flight (16)."
+    )
+    chaos.add_argument(
+        "--chaos-burst",
+        type=_bounded(100, 1000),
+        default=400,
+        help="Requests at once in an overload burst (400; the run sets GATEWAY_MAX_IN_FLIGHT=64 per worker).",
+    )
+    chaos.add_argument(
+        "--chaos-on-redis-error",
+        choices=("open", "closed"),
+        default="open",
+        help="GATEWAY_ON_REDIS_ERROR of the run's gateway (open: the default of an installation).",
+    )
     parser.add_argument("--no-nginx", action="store_true", help="Use the Python fixed-response upstream.")
     parser.add_argument(
         "--no-baseline", action="store_true", help="Skip the bare Django view (django-bare rows)."
@@ -111,6 +134,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory (logs, database).")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    if "chaos" in (args.only or ()) and len(set(args.only)) > 1:
+        parser.error("--only chaos runs alone (it owns its Redis, PostgreSQL and upstream)")
     if args.full:
         args.duration, args.warmup, args.repeats = (
             max(args.duration, 15),
@@ -131,4 +156,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
         results_dir=args.results_dir,
         soak_seconds=args.soak_seconds,
         redis_url=args.redis_url,
+        chaos_quick=args.chaos_quick,
+        chaos_concurrency=args.chaos_concurrency,
+        chaos_burst=args.chaos_burst,
+        chaos_on_redis_error=args.chaos_on_redis_error,
     )

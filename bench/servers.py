@@ -1,11 +1,13 @@
 """The Python upstreams, each run as its own process on a listening socket it inherits:
-``python -m bench.servers {fixed,delay,stream} --fd N``.
+``python -m bench.servers {fixed,delay,stream,chat} --fd N``.
 
 - ``fixed``: a bare asyncio protocol answering every request with the same ``chat.completion``
   (the fallback when nginx is not installed; nearly as cheap).
 - ``delay``: aiohttp.web, the same answer after a fixed 50 ms.
 - ``stream``: aiohttp.web, an SSE stream: first chunk after 50 ms, then one every 10 ms, the
-  usage chunk, ``data: [DONE]``."""
+  usage chunk, ``data: [DONE]``.
+- ``chat``: aiohttp.web, the ``stream`` answer when the request asks to stream, else the
+  ``delay`` one (the chaos profile's upstream)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import asyncio
 import signal
 import socket
 
+import orjson
 from aiohttp import web
 
 from bench.payloads import STREAM_CHUNK_GAP, STREAM_FIRST_DELAY, UPSTREAM_DELAY, completion, stream_events
@@ -82,11 +85,22 @@ async def _streamed(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _chat(request: web.Request) -> web.StreamResponse:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return web.json_response(
+            {"error": {"message": "not JSON", "type": "invalid_request_error"}}, status=400
+        )
+    streamed = isinstance(body, dict) and body.get("stream") is True
+    return await (_streamed(request) if streamed else _delayed(request))
+
+
 def build_app(kind: str) -> web.Application:
     app = web.Application()
     app["completion"] = completion()
     app["events"] = stream_events()
-    app.router.add_post(CHAT_PATH, _delayed if kind == "delay" else _streamed)
+    app.router.add_post(CHAT_PATH, {"delay": _delayed, "stream": _streamed, "chat": _chat}[kind])
     return app
 
 
@@ -112,7 +126,7 @@ async def serve(kind: str, sock: socket.socket) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["fixed", "delay", "stream"])
+    parser.add_argument("kind", choices=["fixed", "delay", "stream", "chat"])
     parser.add_argument("--fd", type=int, required=True, help="An inherited listening socket.")
     args = parser.parse_args()
     sock = socket.socket(fileno=args.fd)
