@@ -12,10 +12,11 @@ from typing import Any
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from gateway_site.api.errors import RequestError
+from gateway_site.api.dialects.base import Dialect
+from gateway_site.api.dialects.openai_chat import OPENAI_CHAT
+from gateway_site.api.errors import InternalError, RequestError
 from gateway_site.api.exchange import Exchange
 from gateway_site.api.outcome import Outcome
-from gateway_site.api.responses import error_response, internal_error_response
 from gateway_site.api.settle import finish
 from gateway_site.observability.metrics import observe_response, observe_shed
 from gateway_site.observability.request_ids import client_request_id, new_request_id
@@ -29,10 +30,10 @@ logger = logging.getLogger("gateway.api")
 ApiView = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
 
-def api_endpoint(view: ApiView, *, shed: bool = False) -> ApiView:
+def api_endpoint(view: ApiView, *, shed: bool = False, dialect: Dialect = OPENAI_CHAT) -> ApiView:
     """``shed``: the endpoint calls models, so a full worker refuses it at once (503 with
     ``retry-after``, before any Redis or upstream call) and counts it in flight until its
-    response is over (a stream, until it ends)."""
+    response is over (a stream, until it ends). Errors are rendered in ``dialect``'s envelope."""
 
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, **kwargs: str) -> HttpResponseBase:
@@ -47,36 +48,39 @@ def api_endpoint(view: ApiView, *, shed: bool = False) -> ApiView:
             overloaded: AdmissionError = Overloaded(
                 "The gateway is overloaded; please retry shortly.", headers={"retry-after": "1"}
             )
-            return _respond(request, exchange, error_response(overloaded), error_type=overloaded.error_type)
+            shed_response = dialect.render_error(overloaded)
+            return _respond(
+                request, exchange, shed_response, error_type=overloaded.error_type, dialect=dialect
+            )
         try:
-            response, error_type = await _run(view, request, exchange, kwargs)
+            response, error_type = await _run(view, request, exchange, kwargs, dialect=dialect)
         except BaseException:
             if gate is not None:
                 gate.leave()
             raise
         if gate is not None:
             _leave_when_closed(response, gate)
-        return _respond(request, exchange, response, error_type=error_type)
+        return _respond(request, exchange, response, error_type=error_type, dialect=dialect)
 
     return csrf_exempt(wrapper)
 
 
-def model_endpoint(view: ApiView) -> ApiView:
+def model_endpoint(view: ApiView, *, dialect: Dialect = OPENAI_CHAT) -> ApiView:
     """An endpoint that calls models: ``api_endpoint`` with load shedding."""
-    return api_endpoint(view, shed=True)
+    return api_endpoint(view, shed=True, dialect=dialect)
 
 
 async def _run(
-    view: ApiView, request: HttpRequest, exchange: Exchange, kwargs: dict[str, str]
+    view: ApiView, request: HttpRequest, exchange: Exchange, kwargs: dict[str, str], *, dialect: Dialect
 ) -> tuple[HttpResponseBase, str]:
     """The view's response, or the error it raised rendered (``error_type`` for the log)."""
     try:
         return await view(request, exchange, **kwargs), ""
     except (RequestError, AdmissionError, UpstreamError) as exc:
-        return error_response(exc), exc.error_type
+        return dialect.render_error(exc), exc.error_type
     except Exception:
         logger.exception("unhandled error on %s (request id %s)", request.path, exchange.request_id)
-        return internal_error_response(exchange.public_id), "server_error"
+        return dialect.render_error(InternalError(exchange.public_id)), "server_error"
 
 
 def _leave_when_closed(response: HttpResponseBase, gate: LoadGate) -> None:
@@ -88,7 +92,7 @@ def _leave_when_closed(response: HttpResponseBase, gate: LoadGate) -> None:
 
 
 def _respond(
-    request: HttpRequest, exchange: Exchange, response: HttpResponseBase, *, error_type: str
+    request: HttpRequest, exchange: Exchange, response: HttpResponseBase, *, error_type: str, dialect: Dialect
 ) -> HttpResponseBase:
     overhead_ms = exchange.overhead_ms()  # one reading for the log line and the header
     if not exchange.tracked:  # refused before admission: its one end is here
@@ -99,7 +103,7 @@ def _respond(
     except Exception:
         logger.exception("response of %s could not be completed", exchange.request_id)
         response.close()  # a streamed body that will not be sent finishes its request
-        response = internal_error_response(exchange.public_id)
+        response = dialect.render_error(InternalError(exchange.public_id))
         response["x-request-id"] = exchange.public_id
     observe_response(tracked=exchange.tracked, model=exchange.model, status=response.status_code)
     return response

@@ -35,3 +35,16 @@ class NotFound(RequestError):
 class MethodNotAllowed(RequestError):
     status = 405
     code = "method_not_allowed"
+
+
+class InternalError(RequestError):
+    """A bug of the gateway's (logged once with its stack trace): the message names the request
+    id so an operator can find it."""
+
+    status = 500
+    error_type = "server_error"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"The gateway failed to handle the request (request id {request_id}).", code="internal_error"
+        )
