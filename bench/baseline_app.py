@@ -1,6 +1,6 @@
-"""The reference BENCHMARK.md's throughput target is set against: a bare Django async view on
-Daphne that forwards the request body to one upstream with the gateway's own HTTP client
-(httpx on the aiohttp transport, ``providers.http``) and returns the answer. No middleware, no
+"""The reference the throughput target is set against (docs/benchmarks.md): a bare Django async
+view on Daphne that forwards the request body to one upstream with the gateway's own HTTP
+client (httpx on the aiohttp transport, ``providers.http``) and returns the answer. No middleware, no
 auth, no database, nothing else: ``daphne bench.baseline_app:application`` with
 ``BENCH_UPSTREAM_URL`` set to the upstream's chat completions URL."""
 

@@ -1,8 +1,8 @@
 """Command-line options. The defaults are a quick run (a few minutes); ``--full`` is
-BENCHMARK.md's method (warm-up 5 s, 15 s runs, three repeats, median reported). The soak runs
-only when asked for (``--only soak``): it lasts ``--soak-seconds`` (600) on its own. So does the
-chaos profile (``--only chaos``, alone: it owns its Redis, PostgreSQL and upstream; about 6
-minutes, ``--chaos-quick`` about 2)."""
+the full method of docs/benchmarks.md (warm-up 5 s, 15 s runs, three repeats, median
+reported). The soak runs only when asked for (``--only soak``): it lasts ``--soak-seconds``
+(600) on its own. So does the chaos profile (``--only chaos``, alone: it owns its Redis,
+PostgreSQL and upstream; about 6 minutes, ``--chaos-quick`` about 2)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,9 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--repeats", type=_bounded(1, 9), default=1, help="Measured runs per level; median kept (1)."
     )
     parser.add_argument(
-        "--full", action="store_true", help="BENCHMARK.md's method: --duration 15 --warmup 5 --repeats 3."
+        "--full",
+        action="store_true",
+        help="The full method (docs/benchmarks.md): --duration 15 --warmup 5 --repeats 3.",
     )
     parser.add_argument("--concurrency", type=_levels, default=(1, 16, 64), help="Fixed upstream (1,16,64).")
     parser.add_argument(

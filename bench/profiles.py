@@ -1,5 +1,5 @@
 """The gateway configurations measured, one rung of the ladder each, so that every added cost is
-visible on its own (BENCHMARK.md: "scenarios, added one at a time"):
+visible on its own (docs/benchmarks.md, "The gateway profiles"):
 
 - ``gateway-auth``: the embedded defaults, no Redis; a key whose tenant has no tier and no
   quota. Auth, model access and metrics; the usage event goes to the in-process writer.
@@ -9,7 +9,7 @@ visible on its own (BENCHMARK.md: "scenarios, added one at a time"):
   stream by the settlement's round trip and drained into the database by the gateway's own
   ``usage-outbox`` thread (no Celery broker).
 - ``gateway-full``: the same plus a hard monthly cost quota on the tenant, far above what the
-  bench can spend: the full path of BENCHMARK.md's targets.
+  bench can spend: the full path the targets of docs/benchmarks.md are set for.
 
 Each profile is turned into the tiers and tenants sections of the ``applyconfig`` YAML here."""
 

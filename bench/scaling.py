@@ -1,7 +1,8 @@
-"""``scaling``: BENCHMARK.md's "``manage.py serve --workers 2`` on two cores gives at least 1.8x
-one worker". The full-path gateway (``bench.profiles.FULL``) under ``manage.py serve --workers
-1`` and under ``--workers 2``, each a fresh installation with a Redis prefix of its own, both
-running, measured alternately with the direct upstream: wrk at c=64 on the fixed upstream.
+"""``scaling``: the target "``manage.py serve --workers 2`` on two cores gives at least 1.8x one
+worker" (docs/benchmarks.md). The full-path gateway (``bench.profiles.FULL``) under
+``manage.py serve --workers 1`` and under ``--workers 2``, each a fresh installation with a
+Redis prefix of its own, both running, measured alternately with the direct upstream: wrk at
+c=64 on the fixed upstream.
 
 Nothing of the gateway is pinned here (two workers need both cores), and wrk is not pinned
 either: both are started on every CPU (``Pinning.all_cpus``; they would otherwise inherit the

@@ -10,7 +10,7 @@ bare Django, gateway, direct, ...) so that all of them see the same machine:
 - ``scaling`` and ``soak``: ``bench.scaling`` and ``bench.soak``.
 
 Targets: ``direct`` (the upstream itself), ``django-bare`` (``bench.baseline_app``, the
-reference of BENCHMARK.md's throughput target) and the gateways; in ``delay50`` and
+reference of the throughput target in docs/benchmarks.md) and the gateways; in ``delay50`` and
 ``stream-ttft`` the target ``gateway`` is the full-path profile. The CPU and memory of the
 server processes are read from /proc around each measured run."""
 

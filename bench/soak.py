@@ -1,5 +1,5 @@
-"""``soak``: BENCHMARK.md's "at most 150 MB RSS per worker under load, flat over a 10-minute
-soak". A fresh full-path gateway (``bench.profiles.FULL``, one Daphne process pinned like the
+"""``soak``: the target "at most 150 MB RSS per worker under load, flat over a 10-minute soak"
+(docs/benchmarks.md). A fresh full-path gateway (``bench.profiles.FULL``, one Daphne process pinned like the
 ladder's) under wrk at c=16 on the fixed upstream for ``--soak-seconds`` (default 600), in
 slices of 60 s; after each slice the process's resident set (VmRSS) is read.
 

@@ -128,8 +128,9 @@ def build_application() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     lean = LeanASGIHandler()
     get_runtime().watcher.current()  # load the snapshot before the first request
     get_resolver(LEAN_URLCONF).resolve("/v1/models")  # import the API views and what they use
-    # What is loaded by now lives as long as the process: out of the collector's reach, a full
-    # collection under load scans only what requests made since (a pause of ~100 ms otherwise).
+    # What is loaded at this point lives as long as the process: out of the collector's reach, a
+    # full collection under load scans only what requests made since, not the whole start-up heap
+    # (the pause it saves: docs/benchmarks.md).
     gc.collect()
     gc.freeze()
 

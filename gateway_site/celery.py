@@ -1,8 +1,8 @@
 """The Celery app: ``celery -A gateway_site worker -B`` runs a worker with beat on one machine
 (``celery -A gateway_site worker`` and one ``celery -A gateway_site beat`` for many).
 
-Configuration comes from Django's settings (``CELERY_*``, see settings.py and README, "Usage
-ledger"); tasks live in each app's ``tasks.py``. Without ``CELERY_BROKER_URL`` tasks run eagerly
+Configuration comes from Django's settings (``CELERY_*``, see settings.py and docs/operations.md,
+"Periodic tasks"); tasks live in each app's ``tasks.py``. Without ``CELERY_BROKER_URL`` tasks run eagerly
 in the calling process and nothing needs a broker."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Settings: every knob comes from the environment, parsed once here (see README, "Configuration").
+"""Settings: every knob comes from the environment, parsed once here (every variable: docs/configuration.md).
 
 Embedded default (no variables set): SQLite under ``var/``, in-process limits, cache and usage
 flusher, the built-in ``mock`` provider. Production: ``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``.
@@ -139,21 +139,21 @@ WHITENOISE_AUTOREFRESH = False
 # Request bodies: the API enforces its own limit (413); Django must not refuse first with a 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 
-# Logs (README, "Logs").
+# Logs (docs/operations.md, "Logs").
 GATEWAY_LOG_FORMAT = env_choice("GATEWAY_LOG_FORMAT", "text", ("text", "json"))
 GATEWAY_ACCESS_LOG = env_bool("GATEWAY_ACCESS_LOG", True)
 GATEWAY_REDACTION_KEY = env_str("GATEWAY_REDACTION_KEY", "")
-# Tracing (README, "Tracing"): on when an OTLP endpoint is set, unless turned off.
+# Tracing (docs/operations.md, "Tracing"): on when an OTLP endpoint is set, unless turned off.
 GATEWAY_TRACING = tracing_enabled()
 LOGGING = logging_config(
     fmt=GATEWAY_LOG_FORMAT, level=env_str("GATEWAY_LOG_LEVEL", "INFO"), access_log=GATEWAY_ACCESS_LOG
 )
 
-# --- Gateway settings (README, "Configuration") ---------------------------------------------
+# --- Gateway settings (docs/configuration.md) ------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
 GATEWAY_REDIS_PREFIX = env_str("GATEWAY_REDIS_PREFIX", "gw:")
 GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
-# Request bounds (README, "Request bounds"): sizes a client controls, refused with a 400 at parse
+# Request bounds (docs/api.md, "Request bounds"): sizes a client controls, refused with a 400 at parse
 # time. The defaults never refuse what OpenAI accepts.
 GATEWAY_MAX_JSON_DEPTH = env_int("GATEWAY_MAX_JSON_DEPTH", 64, minimum=8)
 if GATEWAY_MAX_JSON_DEPTH > 128:
@@ -168,7 +168,7 @@ GATEWAY_MAX_EMBEDDING_DIMENSIONS = env_int("GATEWAY_MAX_EMBEDDING_DIMENSIONS", 4
 GATEWAY_MAX_EMBEDDING_INPUT_TOKENS = env_int("GATEWAY_MAX_EMBEDDING_INPUT_TOKENS", 8192, minimum=1)
 # Under Daphne, a request's headers must arrive within the first deadline (from the connection's
 # start, or the request's first byte on a kept-alive connection), its body within the second
-# (from the end of the headers); past either, 408 and the connection closes (README, "HTTP edge").
+# (from the end of the headers); past either, 408 and the connection closes (docs/api.md, "The HTTP edge").
 GATEWAY_HEADER_TIMEOUT_SECONDS = env_float("GATEWAY_HEADER_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 GATEWAY_BODY_TIMEOUT_SECONDS = env_float("GATEWAY_BODY_TIMEOUT_SECONDS", 30.0, minimum=0.1)
 GATEWAY_UPSTREAM_TIMEOUT_SECONDS = env_float("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 600.0, minimum=0.1)
@@ -182,22 +182,22 @@ GATEWAY_USAGE_BATCH_SIZE = env_int("GATEWAY_USAGE_BATCH_SIZE", 500, minimum=1)
 GATEWAY_USAGE_SPOOL_PATH = Path(env_str("GATEWAY_USAGE_SPOOL_PATH", str(DATA_DIR / "usage-spool.jsonl")))
 GATEWAY_MOCK_CHUNK_DELAY_MS = env_float("GATEWAY_MOCK_CHUNK_DELAY_MS", 20.0)
 GATEWAY_SECRETS_KEYS = env_list("GATEWAY_SECRETS_KEYS", [])
-# Rate limits and cost quotas (README, "Rate limits and quotas").
+# Rate limits and cost quotas (docs/limits-and-quotas.md).
 GATEWAY_ON_REDIS_ERROR = env_choice("GATEWAY_ON_REDIS_ERROR", "open", ("open", "closed"))
 GATEWAY_REDIS_TIMEOUT_SECONDS = env_float("GATEWAY_REDIS_TIMEOUT_SECONDS", 1.0, minimum=0.01)
 # Per Redis client of a process (limits, response cache, routing sync): past it, calls wait.
 GATEWAY_REDIS_MAX_CONNECTIONS = env_int("GATEWAY_REDIS_MAX_CONNECTIONS", 64, minimum=1)
-# Admission control (README, "Overload"): past this many requests in flight in one worker
+# Admission control (docs/operations.md, "Overload"): past this many requests in flight in one worker
 # (streams until they end), or with its event loop running this late, a request is shed with
 # a 503 before any work.
 # A reservation is a lease: it ends by itself this long after the request's deadline, so a
-# process that dies holding it blocks nothing for long (README, "Cost quotas").
+# process that dies holding it blocks nothing for long (docs/limits-and-quotas.md, "Crashes").
 GATEWAY_LEASE_MARGIN_SECONDS = env_float("GATEWAY_LEASE_MARGIN_SECONDS", 60.0, minimum=1)
 GATEWAY_MAX_IN_FLIGHT = env_int("GATEWAY_MAX_IN_FLIGHT", 1000, minimum=1)
 GATEWAY_MAX_LOOP_LAG_MS = env_float("GATEWAY_MAX_LOOP_LAG_MS", 1000.0, minimum=1)
 GATEWAY_QUOTA_TIMEZONE = env_timezone("GATEWAY_QUOTA_TIMEZONE", "UTC")
 GATEWAY_DEFAULT_MAX_TOKENS = env_int("GATEWAY_DEFAULT_MAX_TOKENS", 1024, minimum=1)
-# Routing and resilience (README, "Routing and resilience").
+# Routing and resilience (docs/routing-and-cache.md).
 GATEWAY_RETRIES = env_int("GATEWAY_RETRIES", 3, minimum=0)
 GATEWAY_RETRY_INITIAL_SECONDS = env_float("GATEWAY_RETRY_INITIAL_SECONDS", 0.1, minimum=0.0)
 GATEWAY_RETRY_MAX_SECONDS = env_float("GATEWAY_RETRY_MAX_SECONDS", 10.0, minimum=0.0)
@@ -205,9 +205,9 @@ GATEWAY_RETRY_MULTIPLIER = env_float("GATEWAY_RETRY_MULTIPLIER", 2.0, minimum=1.
 GATEWAY_RETRY_JITTER = env_float("GATEWAY_RETRY_JITTER", 0.1, minimum=0.0)
 GATEWAY_ROUTING_SYNC_SECONDS = env_float("GATEWAY_ROUTING_SYNC_SECONDS", 0.5, minimum=0.05)
 GATEWAY_ROUTING_EXPLORATION = env_float("GATEWAY_ROUTING_EXPLORATION", 0.1, minimum=0.0)
-# The reports API (README, "Usage reports"): authentication is set per view.
+# The reports API (docs/usage-and-billing.md, "Usage reports"): authentication is set per view.
 REST_FRAMEWORK: dict[str, object] = {"UNAUTHENTICATED_USER": None, "DEFAULT_AUTHENTICATION_CLASSES": []}
-# Usage ledger and Celery (README, "Usage ledger").
+# Usage ledger and Celery (docs/usage-and-billing.md, docs/operations.md).
 GATEWAY_USAGE_CLAIM_IDLE_SECONDS = env_float("GATEWAY_USAGE_CLAIM_IDLE_SECONDS", 30.0, minimum=0.1)
 GATEWAY_USAGE_DRAIN_SECONDS = env_float("GATEWAY_USAGE_DRAIN_SECONDS", 1.0, minimum=0.05)
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
@@ -247,12 +247,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 GATEWAY_BREAKER_FAILURES = env_int("GATEWAY_BREAKER_FAILURES", 5, minimum=1)
 GATEWAY_BREAKER_SUCCESSES = env_int("GATEWAY_BREAKER_SUCCESSES", 2, minimum=1)
 GATEWAY_BREAKER_OPEN_SECONDS = env_float("GATEWAY_BREAKER_OPEN_SECONDS", 30.0, minimum=0.1)
-# Response cache (README, "Response cache"): the in-process L1's bounds, and the cap on a
+# Response cache (docs/routing-and-cache.md, "Response cache"): the in-process L1's bounds, and the cap on a
 # request's ``Cache-Control: max-age`` opt-in (0 disables per-request opt-in).
 GATEWAY_CACHE_MAX_ENTRIES = env_int("GATEWAY_CACHE_MAX_ENTRIES", 10_000, minimum=0)
 GATEWAY_CACHE_MAX_BYTES = env_int("GATEWAY_CACHE_MAX_BYTES", 64 * 1024 * 1024, minimum=0)
 GATEWAY_CACHE_MAX_TTL_SECONDS = env_int("GATEWAY_CACHE_MAX_TTL_SECONDS", 3600, minimum=0)
-# /metrics (README, "Metrics"): a bearer token when set, and the client networks it is served to.
+# /metrics (docs/operations.md, "Metrics"): a bearer token when set, and the client networks it is served to.
 GATEWAY_METRICS_TOKEN = env_str("GATEWAY_METRICS_TOKEN", "")
 GATEWAY_METRICS_ALLOWED_NETWORKS = env_networks(
     "GATEWAY_METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"

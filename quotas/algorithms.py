@@ -1,6 +1,6 @@
 """Rate-limit maths: pure functions over one limit line's stored state and the time, for the
 four algorithms. No I/O, no clock: ``now_ms`` is passed in (integer milliseconds since the
-epoch). The Redis script (``quotas/lua.py``) performs exactly these computations, operation for
+epoch). The Redis script (``quotas/stores/scripts.py``) performs exactly these computations, operation for
 operation, so both stores decide alike; the in-process store calls these functions.
 
 A line allows ``limit`` units (requests, or tokens) per window of ``window_ms``:

@@ -1,6 +1,7 @@
 """The API's and the probes' routes: the URLconf of the lean handler (``gateway_site.asgi``), so a
 process serving only ``/v1/*`` never imports the admin, the reports API or Django REST framework
-(about 20 MB). ``gateway_site.urls`` includes these routes too, for the standard handler."""
+(what that saves: docs/benchmarks.md). ``gateway_site.urls`` includes these routes too, for the
+standard handler."""
 
 from django.urls import path, re_path
 

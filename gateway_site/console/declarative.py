@@ -171,7 +171,7 @@ class TenantSpec(_Strict):
 
 class PriceSpec(_Strict):
     """A price version for every deployment of ``provider`` (a provider name or kind) serving
-    the upstream ``model`` (README, "Pricing")."""
+    the upstream ``model`` (docs/usage-and-billing.md, "Pricing")."""
 
     provider: str = Field(min_length=1, max_length=64)
     model: str = Field(min_length=1, max_length=200)

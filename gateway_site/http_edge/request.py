@@ -2,8 +2,8 @@
 as the application reads it.
 
 Daphne starts the application only once Twisted has buffered the whole body, then queues all of
-it at once, so a 400 MB upload is read, stored and held in memory before the application can
-refuse it. A ``StreamedRequest`` with a body is dispatched by ``GatewayChannel`` at the end of
+it at once, so an upload of any size is read, stored and held in memory before the application
+can refuse it. A ``StreamedRequest`` with a body is dispatched by ``GatewayChannel`` at the end of
 its headers (Daphne's own ``process`` validates them and starts the application), and delivers
 the body in the pieces the socket gives, one batch after the application read the previous
 one; in between, the socket is not read. An application that answers without reading the whole

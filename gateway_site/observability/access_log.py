@@ -1,5 +1,5 @@
 """The access log: one line per ``/v1/*`` request on the ``gateway.access`` logger, written when
-the request ends (README, "Logs"). Admitted requests are logged from the usage event
+the request ends (docs/operations.md, "Logs"). Admitted requests are logged from the usage event
 (``log_admitted``), requests refused before admission from the endpoint (``log_refused``).
 
 No prompt or completion text is logged unless the tenant turned content logging on

@@ -1,4 +1,4 @@
-"""The ``LOGGING`` dictionary (README, "Logs"): text lines for people, or one JSON object per line
+"""The ``LOGGING`` dictionary (docs/operations.md, "Logs"): text lines for people, or one JSON object per line
 (python-json-logger on orjson) for machines; error records keep their stack trace (the JSON
 ``exc_info`` field). The access log (logger ``gateway.access``) is at INFO when on, and raised
 to WARNING when off, so ``isEnabledFor(INFO)`` is false and an access line costs nothing.

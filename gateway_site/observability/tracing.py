@@ -1,4 +1,4 @@
-"""OpenTelemetry tracing (README, "Tracing"). Off unless an OTLP endpoint is configured
+"""OpenTelemetry tracing (docs/operations.md, "Tracing"). Off unless an OTLP endpoint is configured
 (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) and
 ``OTEL_SDK_DISABLED`` is not true; then spans go over OTLP/HTTP through a batch processor, every
 attribute passing the PII redactor on its way out (``RedactingSpanExporter``).

@@ -50,7 +50,8 @@ Arg = str | int
 
 class _HiredisPacking:
     """Commands packed by hiredis in C, as redis-py's sync client does. The asyncio connection
-    packs them in Python, at about 2.5 µs an argument; a limiter script call has about 25."""
+    packs them in Python, argument by argument, and a limiter script call has dozens of
+    arguments (the difference per call: docs/benchmarks.md)."""
 
     def pack_command(self, *args: EncodableT) -> list[bytes]:
         command = args[0]

@@ -34,7 +34,7 @@ COUNTED_BODY_BYTES = 4096
 
 @dataclass(frozen=True, slots=True)
 class BodyBounds:
-    """The operator-tunable bounds (README, "Request bounds")."""
+    """The operator-tunable bounds (docs/api.md, "Request bounds")."""
 
     json_depth: int
     string_chars: int

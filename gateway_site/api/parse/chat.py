@@ -270,7 +270,7 @@ def _check_chat_sizes(raw: JsonObject, *, bounds: BodyBounds) -> None:
 
 
 def parse_chat_request(body: bytes, *, limit: int, bounds: BodyBounds | None = None) -> ChatRequest:
-    """``bounds`` defaults to the settings' (README, "Request bounds")."""
+    """``bounds`` defaults to the settings' (docs/api.md, "Request bounds")."""
     bounds = bounds or BodyBounds.from_settings()
     raw = load_json_object(body, limit=limit, bounds=bounds)
     _check_chat_sizes(raw, bounds=bounds)

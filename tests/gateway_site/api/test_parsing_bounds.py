@@ -247,8 +247,8 @@ def deep_body(levels: int) -> bytes:
 
 
 def test_nesting_orjson_cannot_serialize_is_refused_before_any_work():
-    """Between the default bound and orjson's serializer limit a body used to pass parsing and
-    fail in the adapter or the cache key (a 500 after admission)."""
+    """A body nested between the default bound and orjson's serializer limit would pass parsing
+    and fail in the adapter or the cache key (a 500 after admission): it is refused at parse."""
     for levels in (65, ORJSON_MAX_DEPTH + 1, 1000):
         with pytest.raises(RequestError) as caught:
             parse_chat_request(deep_body(levels), limit=10_000_000)

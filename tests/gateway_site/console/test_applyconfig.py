@@ -13,27 +13,12 @@ from django.core.management import CommandError, call_command
 from providers.models import Deployment, Provider, PublicModel
 from quotas.models import ApiKey, RateTier, Tenant
 from quotas.revision import bump_revision, current_revision
+from tests.doc_examples import code_block
 
 pytestmark = pytest.mark.django_db
 
-README_EXAMPLE = """\
-providers:
-  - name: upstream-a
-    kind: openai
-    base_url: http://127.0.0.1:9001/v1
-    api_key_env: UPSTREAM_A_KEY
-models:
-  - name: gpt-4o-mini            # the name clients send
-    deployments:
-      - provider: upstream-a
-        model: gpt-4o-mini       # the name the upstream gets
-        input_per_million: "0.15"
-        output_per_million: "0.60"
-tiers:
-  - name: standard
-    requests_per_minute: 600
-    tokens_per_minute: 200000
-"""
+# The example of docs/admin-and-applyconfig.md, read from there: the documentation is tested.
+DOCS_EXAMPLE = code_block("docs/admin-and-applyconfig.md", heading="Declarative configuration: `applyconfig`")
 
 TWO_DEPLOYMENTS = """\
 providers:
@@ -87,11 +72,11 @@ def all_rows() -> dict[str, list[Any]]:
     }
 
 
-def test_readme_example_creates_exactly_those_rows(apply):
+def test_documented_example_creates_exactly_those_rows(apply):
     bump_revision()  # the counter row exists, as in any configured gateway
     before = current_revision()
 
-    out = apply(README_EXAMPLE)
+    out = apply(DOCS_EXAMPLE)
 
     assert out == [
         "created provider upstream-a",
@@ -138,10 +123,10 @@ def test_readme_example_creates_exactly_those_rows(apply):
 
 
 def test_applying_twice_changes_nothing(apply):
-    apply(README_EXAMPLE)
+    apply(DOCS_EXAMPLE)
     rows, revision = all_rows(), current_revision()
 
-    out = apply(README_EXAMPLE)
+    out = apply(DOCS_EXAMPLE)
 
     assert out == ["no changes"]
     assert all_rows() == rows  # updated_at included
@@ -188,10 +173,10 @@ tiers:
 
 
 def test_changing_a_price_updates_just_that(apply):
-    apply(README_EXAMPLE)
+    apply(DOCS_EXAMPLE)
     rows, revision = all_rows(), current_revision()
 
-    out = apply(README_EXAMPLE.replace('"0.60"', '"0.70"'))
+    out = apply(DOCS_EXAMPLE.replace('"0.60"', '"0.70"'))
 
     assert out == ["updated deployment gpt-4o-mini -> upstream-a/gpt-4o-mini (output_per_million)"]
     assert current_revision() == revision + 1
@@ -224,7 +209,7 @@ def test_a_deployment_removed_from_the_file_is_deleted(apply):
 
 
 def test_models_and_providers_absent_from_the_file_are_left_alone(apply):
-    apply(README_EXAMPLE)
+    apply(DOCS_EXAMPLE)
     rows = all_rows()
 
     assert apply(
@@ -235,7 +220,7 @@ def test_models_and_providers_absent_from_the_file_are_left_alone(apply):
 
 
 def test_a_provider_already_in_the_database_may_be_referenced(apply):
-    apply(README_EXAMPLE)
+    apply(DOCS_EXAMPLE)
 
     out = apply(
         "models:\n  - name: other\n    deployments:\n      - {provider: upstream-a, model: o1, free: true}\n"
@@ -245,7 +230,7 @@ def test_a_provider_already_in_the_database_may_be_referenced(apply):
 
 
 def test_unknown_provider_is_refused_and_nothing_is_written(tmp_path):
-    message = refused(tmp_path, README_EXAMPLE.replace("- provider: upstream-a", "- provider: upstream-z"))
+    message = refused(tmp_path, DOCS_EXAMPLE.replace("- provider: upstream-a", "- provider: upstream-z"))
 
     assert message == "model gpt-4o-mini: unknown provider 'upstream-z'"
     assert all_rows() == {"providers": [], "models": [], "deployments": [], "tiers": []}
@@ -260,14 +245,14 @@ def test_bad_yaml_is_refused(tmp_path):
 
 
 def test_unknown_field_is_refused(tmp_path):
-    message = refused(tmp_path, README_EXAMPLE.replace('input_per_million: "0.15"', 'input_price: "0.15"'))
+    message = refused(tmp_path, DOCS_EXAMPLE.replace('input_per_million: "0.15"', 'input_price: "0.15"'))
 
     assert message == "models.0.deployments.0.input_price: Extra inputs are not permitted"
     assert all_rows() == {"providers": [], "models": [], "deployments": [], "tiers": []}
 
 
 def test_unknown_top_level_section_is_refused(tmp_path):
-    message = refused(tmp_path, README_EXAMPLE + "keys:\n  - name: k\n")
+    message = refused(tmp_path, DOCS_EXAMPLE + "keys:\n  - name: k\n")
 
     assert message == "keys: Extra inputs are not permitted"
     assert all_rows() == {"providers": [], "models": [], "deployments": [], "tiers": []}

@@ -19,7 +19,7 @@ from gateway_site.console.declarative import (
 class Command(BaseCommand):
     help = (
         "Upsert providers, models (deployments, prices), rate tiers, tenants and price versions from "
-        "a YAML file; --prices FILE and --default-prices add price versions (README, 'Pricing'). "
+        "a YAML file; --prices FILE and --default-prices add price versions (docs/usage-and-billing.md). "
         "All files apply in one transaction, refused while an enabled deployment has no price "
         "and is not declared free."
     )
