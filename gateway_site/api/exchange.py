@@ -14,6 +14,7 @@ from gateway_site.observability import metrics
 from gateway_site.observability.access_log import log_admitted, response_text
 from gateway_site.observability.tracing import StreamEnd
 from gateway_site.runtime.usage_sink import UsageSink
+from providers.kinds.registry import kind
 from providers.tokens import count_message_tokens, count_tokens
 from providers.types import DeploymentConfig, Usage
 from quotas.authentication.registry import KeyContext
@@ -177,7 +178,7 @@ class UsageTracker:
         deployment = self.route_plan.deployment
         prices = price_in_force(self.writer.price_table(), deployment, self.exchange.started_wall)
         upstream_cost = request_cost(
-            kind=deployment.provider.kind,
+            rules=kind(deployment.provider.kind).token_rules,
             prices=prices,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,

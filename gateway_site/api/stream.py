@@ -23,8 +23,8 @@ from gateway_site.api.exchange import UsageTracker
 from gateway_site.api.responses import internal_error_object, relayed_error_object, relayed_error_payload
 from gateway_site.observability.tracing import traced_stream
 from gateway_site.runtime.process import get_runtime
-from providers.adapters import UpstreamStream
 from providers.errors import UpstreamError
+from providers.translation.upstream import UpstreamStream
 
 _DONE = b"data: [DONE]\n\n"
 
