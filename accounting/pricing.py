@@ -3,8 +3,8 @@ when the request started (``DeploymentPrice`` rows with ``effective_from``), or,
 deployment without versions, at the prices on the deployment itself.
 
 Token rules, the same for every provider kind because the adapters normalise usage to OpenAI's
-shape (each adapter's ``usage_from`` and README, "Providers") — ``TOKEN_RULES`` states them per
-kind so a new kind must decide them explicitly:
+shape (each adapter's ``usage_from`` and README, "Providers"); each provider kind states its own
+(``TokenRules``, passed to ``request_cost``) so a new kind must decide them explicitly:
 
 * ``prompt_tokens`` includes ``cached_tokens`` (cache reads) and ``cache_write_tokens`` (cache
   creation): cached tokens are billed at the cached-input price (the input price when there is
@@ -20,26 +20,29 @@ import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 
 _MILLION = Decimal(1_000_000)
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRules:
-    cache_reads: bool  # cached prompt tokens are billed at the cached-input price
-    cache_writes: bool  # the provider reports and charges cache creation separately
-    reasoning_in_output: bool  # reasoning tokens are a part of completion_tokens, billed as output
+class TokenRules(Protocol):
+    """How a provider kind's usage is billed; the caller passes the serving kind's rules (the
+    provider kind records hold them)."""
 
+    @property
+    def cache_reads(self) -> bool:
+        """Cached prompt tokens are billed at the cached-input price."""
+        ...
 
-TOKEN_RULES: Mapping[str, TokenRules] = {
-    "openai": TokenRules(cache_reads=True, cache_writes=False, reasoning_in_output=True),
-    "azure": TokenRules(cache_reads=True, cache_writes=False, reasoning_in_output=True),
-    "anthropic": TokenRules(cache_reads=True, cache_writes=True, reasoning_in_output=True),
-    "bedrock": TokenRules(cache_reads=True, cache_writes=True, reasoning_in_output=True),
-    "gemini": TokenRules(cache_reads=True, cache_writes=False, reasoning_in_output=True),
-    "mock": TokenRules(cache_reads=True, cache_writes=False, reasoning_in_output=True),
-}
-DEFAULT_RULES = TOKEN_RULES["openai"]
+    @property
+    def cache_writes(self) -> bool:
+        """The provider reports and charges cache creation separately."""
+        ...
+
+    @property
+    def reasoning_in_output(self) -> bool:
+        """Reasoning tokens are a part of ``completion_tokens``, billed as output."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,7 @@ def cost_usd(
 
 def request_cost(
     *,
-    kind: str,
+    rules: TokenRules,
     prices: PriceVersion,
     prompt_tokens: int,
     completion_tokens: int,
@@ -102,8 +105,7 @@ def request_cost(
     cache_write_tokens: int = 0,
     reasoning_tokens: int = 0,
 ) -> Decimal:
-    """A request's cost under its provider kind's ``TOKEN_RULES``."""
-    rules = TOKEN_RULES.get(kind, DEFAULT_RULES)
+    """A request's cost under its provider kind's token ``rules``."""
     return cost_usd(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens + (0 if rules.reasoning_in_output else reasoning_tokens),

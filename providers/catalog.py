@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from providers.kinds import BEDROCK, default_api_version, default_base_url
+from providers.kinds.settings import default_api_version, default_base_url, settings_spec
 from providers.models import Deployment, Provider, PublicModel
 from providers.secrets import SecretUnreadable, decrypt_secret
 from providers.types import (
@@ -72,7 +72,7 @@ def _provider_config(provider: Provider) -> ProviderConfig:
         chunk_delay_ms=float(delay) if isinstance(delay, (int, float)) else None,
         api_version=provider.api_version or default_api_version(kind),
         region=provider.region,
-        aws=resolve_aws_credentials(provider) if kind == BEDROCK else None,
+        aws=resolve_aws_credentials(provider) if settings_spec(kind).aws_credentials else None,
     )
 
 

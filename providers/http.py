@@ -2,7 +2,7 @@
 
 httpx is the API (``httpx.Request`` / ``httpx.Response``); the transport is aiohttp's
 (``httpx-aiohttp``) because httpx's default transport costs ~2 ms CPU per request under
-concurrency and caps near 500 req/s per core (encode/httpx#3215; numbers in BENCHMARK.md).
+concurrency and caps near 500 req/s per core (encode/httpx#3215).
 
 Requests go straight to the transport (``AsyncBaseTransport.handle_async_request``), not
 through ``httpx.AsyncClient``: the client's URL merging, auth flow, redirect handling, event
@@ -20,8 +20,8 @@ from httpx_aiohttp import AiohttpTransport
 
 KEEPALIVE_SECONDS = 30.0
 
-# What httpx's client added to every request, kept so upstreams see the same request as before
-# the client was taken out (aiohttp would otherwise add its own user-agent and encodings).
+# What httpx's client adds to every request, sent so upstreams see the request an httpx client
+# would send (aiohttp would otherwise add its own user-agent and encodings).
 DEFAULT_HEADERS = {
     "accept-encoding": "gzip, deflate",
     "connection": "keep-alive",
@@ -61,7 +61,8 @@ class UpstreamHTTP:
         )
 
     async def send(self, request: httpx.Request) -> httpx.Response:
-        """Raises ``httpx.TransportError`` subclasses (``base.transport_failure`` classifies them)."""
+        """Raises ``httpx.TransportError`` subclasses (``translation.upstream.transport_failure``
+        classifies them)."""
         return await self._transport.handle_async_request(request)
 
     async def aclose(self) -> None:

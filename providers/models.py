@@ -8,20 +8,15 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from providers.kinds.registry import KINDS
+
 PRICE_FIELD = {"max_digits": 12, "decimal_places": 6, "validators": [MinValueValidator(Decimal("0"))]}
 
 
 class Provider(models.Model):
-    class Kind(models.TextChoices):
-        OPENAI = "openai", "OpenAI-compatible"
-        AZURE = "azure", "Azure OpenAI"
-        ANTHROPIC = "anthropic", "Anthropic Messages API"
-        GEMINI = "gemini", "Google Gemini API"
-        BEDROCK = "bedrock", "AWS Bedrock (Converse)"
-        MOCK = "mock", "Built-in mock"
-
     name = models.SlugField(max_length=64, unique=True)
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # The stored value is the kind's name; the choices and their labels are the registry's.
+    kind = models.CharField(max_length=20, choices=[(k.name, k.label) for k in KINDS])
     base_url = models.URLField(
         blank=True,
         help_text="openai: e.g. https://api.openai.com/v1; azure: the resource endpoint, e.g. "

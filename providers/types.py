@@ -16,7 +16,7 @@ class AwsCredentials:
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
     """One provider as the adapters see it. ``base_url`` and ``api_version`` already hold the
-    kind's defaults when the row left them empty (``providers.kinds``)."""
+    kind's defaults when the row left them empty (``providers.kinds.settings``)."""
 
     name: str
     kind: str

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from providers.adapters.base import JsonObject
+from providers.translation.upstream import JsonObject
 from routing.cache import COMPLETE_FINISH_REASONS
 
 

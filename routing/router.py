@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from providers.adapters import UpstreamCall, UpstreamStream, adapter_for
-from providers.adapters.base import JsonObject
-from providers.adapters.embeddings import EmbeddingResult, embed
 from providers.errors import UpstreamError, UpstreamHTTPError, UpstreamTimeout
 from providers.http import UpstreamHTTP
+from providers.kinds.registry import adapter_for, embed
+from providers.translation.embeddings import EmbeddingResult
+from providers.translation.upstream import JsonObject, UpstreamCall, UpstreamStream
 from providers.types import Catalog, Completion, DeploymentConfig, ModelRoute, StreamEvent
 from routing.breaker import BreakerBoard, BreakerPolicy
 from routing.latency import LatencyBoard

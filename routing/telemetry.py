@@ -6,26 +6,22 @@ and no attribute is computed (``is_recording()`` is false)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 
 import orjson
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from providers.kinds import ANTHROPIC, AZURE, BEDROCK, GEMINI, OPENAI
+from providers.kinds.registry import KINDS
 from providers.types import Completion, DeploymentConfig
 
 _tracer = trace.get_tracer("llm_gateway.routing")
 
-# gen_ai.provider.name values of the semantic conventions, by provider kind.
-GEN_AI_PROVIDER = {
-    OPENAI: "openai",
-    AZURE: "azure.ai.openai",
-    ANTHROPIC: "anthropic",
-    GEMINI: "gcp.gemini",
-    BEDROCK: "aws.bedrock",
-}
+# gen_ai.provider.name values of the semantic conventions, by provider kind (each kind's record
+# names its own).
+GEN_AI_PROVIDER: Mapping[str, str] = MappingProxyType({k.name: k.gen_ai_provider for k in KINDS})
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from gateway_site.api.parse.chat import message_texts
 from gateway_site.observability import metrics
 from gateway_site.observability.access_log import log_admitted, log_refused, response_text
 from gateway_site.runtime.usage_sink import UsageSink
+from providers.kinds.registry import kind
 from providers.tokens import count_message_tokens, count_tokens
 from providers.types import Usage
 from quotas.authentication.registry import KeyContext
@@ -158,7 +159,7 @@ def usage_event(request: AdmittedRequest, outcome: Outcome) -> tuple[UsageEvent,
     deployment = outcome.deployment or request.route_plan.deployment
     prices = price_in_force(request.sink.price_table(), deployment, request.exchange.started_wall)
     upstream_cost = request_cost(
-        kind=deployment.provider.kind,
+        rules=kind(deployment.provider.kind).token_rules,
         prices=prices,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,

@@ -26,8 +26,8 @@ from gateway_site.api.responses import internal_error_object, relayed_error_obje
 from gateway_site.api.settle import AdmittedRequest, Settling, finish
 from gateway_site.observability.tracing import traced_stream
 from gateway_site.runtime.process import get_runtime
-from providers.adapters import UpstreamStream
 from providers.errors import UpstreamError
+from providers.translation.upstream import UpstreamStream
 from providers.types import StreamEvent, Usage
 
 logger = logging.getLogger("gateway.api")

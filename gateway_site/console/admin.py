@@ -12,7 +12,8 @@ from django.contrib import admin
 
 from accounting.prices import versions_in_force
 from gateway_site.console.price_coverage import charges, unpriced_message
-from providers.kinds import ProviderSettings, check_settings
+from providers.kinds.record import ProviderSettings
+from providers.kinds.settings import check_settings
 from providers.models import Deployment, Provider, PublicModel
 from providers.secrets import encrypt_secret
 from quotas.admin import RevisionBumpingAdmin

@@ -19,11 +19,22 @@ from typing import Annotated, Literal, TypeVar
 
 import yaml
 from django.db import models, transaction
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from accounting.prices import price_upsert
 from gateway_site.console.price_coverage import charges, unpriced, unpriced_message
-from providers.kinds import ProviderSettings, check_settings
+from providers.kinds.record import ProviderSettings
+from providers.kinds.registry import NAMES, find
+from providers.kinds.settings import check_settings
 from providers.models import Deployment, Provider, PublicModel
 from quotas.models import CostQuota, RateTier, Tenant, TierModelLimit
 from quotas.revision import bump_revision
@@ -51,11 +62,23 @@ class _Strict(BaseModel):
 EnvName = Annotated[str, Field(pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$", max_length=100)]
 
 
+def _provider_kind(value: object) -> str:
+    """A kind of the registry; anything else gets the error pydantic gives for a ``Literal`` of
+    the kinds' names."""
+    if isinstance(value, str) and find(value) is not None:
+        return value
+    expected = f"{', '.join(repr(name) for name in NAMES[:-1])} or {NAMES[-1]!r}"
+    raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+
+
+KindName = Annotated[str, PlainValidator(_provider_kind)]
+
+
 class ProviderSpec(_Strict):
     """A provider; secrets are named by environment variable only, never written in the file."""
 
     name: str = Field(pattern=r"^[-a-zA-Z0-9_]+$", max_length=64)
-    kind: Literal["openai", "azure", "anthropic", "gemini", "bedrock", "mock"]
+    kind: KindName
     base_url: str = ""
     api_key_env: EnvName = ""
     api_version: str = Field(default="", max_length=40)

@@ -5,7 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from accounting.pricing import TOKEN_RULES, PriceTable, PriceVersion, cost_usd, request_cost
+from accounting.pricing import PriceTable, PriceVersion, cost_usd, request_cost
+from providers.kinds import registry
+from providers.kinds.record import TokenRules
 
 
 def test_cached_tokens_are_a_subset_billed_at_the_cached_price():
@@ -45,7 +47,7 @@ def test_cached_count_above_prompt_is_clamped():
     assert cost == Decimal("0")
 
 
-# --- Per-provider token rules (accounting.pricing.TOKEN_RULES) ------------------------------
+# --- Per-provider token rules (each kind's record, passed to request_cost) -------------------
 
 SONNET = PriceVersion(
     id=None,
@@ -59,7 +61,8 @@ SONNET = PriceVersion(
 def test_every_provider_kind_states_its_token_rules():
     from providers.models import Provider
 
-    assert set(TOKEN_RULES) == set(Provider.Kind.values)
+    stated = {k.name for k in registry.KINDS if isinstance(k.token_rules, TokenRules)}
+    assert stated == {value for value, _ in Provider._meta.get_field("kind").choices}
 
 
 # Anthropic usage 12 input + 100 cache creation + 2048 cache read, 9 output; the adapters report
@@ -83,7 +86,7 @@ def test_cache_writes_cost_the_cache_write_price_where_the_kind_charges_them_els
     kind, expected
 ):
     cost = request_cost(
-        kind=kind,
+        rules=registry.kind(kind).token_rules,
         prices=SONNET,
         prompt_tokens=2160,
         completion_tokens=9,
@@ -93,11 +96,17 @@ def test_cache_writes_cost_the_cache_write_price_where_the_kind_charges_them_els
     assert cost == Decimal(expected)
 
 
-@pytest.mark.parametrize("kind", sorted(TOKEN_RULES))
+@pytest.mark.parametrize("kind", sorted(registry.NAMES))
 def test_reasoning_tokens_are_part_of_the_completion_and_never_billed_twice(kind):
-    plain = request_cost(kind=kind, prices=SONNET, prompt_tokens=10, completion_tokens=500, cached_tokens=0)
+    plain = request_cost(
+        rules=registry.kind(kind).token_rules,
+        prices=SONNET,
+        prompt_tokens=10,
+        completion_tokens=500,
+        cached_tokens=0,
+    )
     with_reasoning = request_cost(
-        kind=kind,
+        rules=registry.kind(kind).token_rules,
         prices=SONNET,
         prompt_tokens=10,
         completion_tokens=500,
@@ -109,7 +118,7 @@ def test_reasoning_tokens_are_part_of_the_completion_and_never_billed_twice(kind
 
 def test_a_cache_write_count_cannot_exceed_the_uncached_prompt():
     cost = request_cost(
-        kind="anthropic",
+        rules=registry.kind("anthropic").token_rules,
         prices=SONNET,
         prompt_tokens=100,
         completion_tokens=0,

@@ -33,9 +33,9 @@ STAGES: dict[str, tuple[str, str, int]] = {
     "admit": ("quotas.stores.shared", "RedisStore.evaluate", 1),
     # after admission: settled once and recorded once
     "cache_lookup": ("gateway_site.api.pipeline", "consult_cache", 1),
-    "adapter_request": ("providers.adapters.openai", "to_upstream", 1),
-    "upstream_send": ("providers.adapters.base", "send", 1),
-    "adapter_response": ("providers.adapters.openai", "from_upstream", 1),
+    "adapter_request": ("providers.vendors.openai.adapter", "to_upstream", 1),
+    "upstream_send": ("providers.translation.upstream", "send", 1),
+    "adapter_response": ("providers.vendors.openai.adapter", "from_upstream", 1),
     "stream_open": ("providers.sse", "SSEDecoder.feed", 1),
     "cache_store": ("gateway_site.api.cache", "ChatCache.store", 1),
     "render": ("gateway_site.api.route", "json_response", 1),

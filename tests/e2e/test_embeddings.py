@@ -11,7 +11,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from providers.adapters.embeddings import mock_vector
+from providers.vendors.mock.embeddings import mock_vector
 from tests.e2e.conftest import records
 from tests.fakes.azure_upstream import FakeAzureUpstream
 from tests.fakes.bedrock_upstream import FakeBedrockUpstream

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from accounting.models import UsageRecord
 from tests.conftest import mock_echo_yaml, wait_for
-from tests.providers.test_mock_reply import (
+from tests.providers.vendors.mock.test_reply import (
     ANSWERED,
     ASK,
     PLAN,

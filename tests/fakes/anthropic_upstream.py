@@ -1,4 +1,4 @@
-"""A fake Anthropic Messages API (PROVIDERS.md §3) on 127.0.0.1: it checks the ``x-api-key``
+"""A fake Anthropic Messages API (docs/providers.md, "anthropic") on 127.0.0.1: it checks the ``x-api-key``
 (401 ``authentication_error`` when wrong) and the ``anthropic-version`` header, validates the
 body strictly (unknown fields, roles, block types, image sources, tool_use / tool_result pairing,
 ``max_tokens``, temperature range) and answers with a message, or with SSE events when the

@@ -1,4 +1,4 @@
-"""A fake Azure OpenAI resource (PROVIDERS.md §2) on 127.0.0.1: deployment URLs
+"""A fake Azure OpenAI resource (docs/providers.md, "azure") on 127.0.0.1: deployment URLs
 (``/openai/deployments/{name}/chat/completions`` and ``/embeddings``), a required
 ``api-version`` query, the ``api-key`` header (401 in Azure's shape when wrong, and a request
 carrying ``Authorization`` instead is invalid). Answers are OpenAI's plus Azure's content-filter

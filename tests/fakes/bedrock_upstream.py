@@ -1,4 +1,4 @@
-"""A fake Bedrock runtime (PROVIDERS.md §5) on 127.0.0.1: ``/model/{modelId}/converse``,
+"""A fake Bedrock runtime (docs/providers.md, "bedrock") on 127.0.0.1: ``/model/{modelId}/converse``,
 ``/converse-stream`` (binary event stream) and ``/invoke`` (Titan text embeddings).
 
 Every request's SigV4 signature is verified in full with botocore (signing name ``bedrock``,

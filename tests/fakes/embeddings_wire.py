@@ -1,5 +1,6 @@
 """The embeddings answers the fakes share: deterministic vectors whose values are exact in
-float32 (so base64 round trips compare equal), in OpenAI's wire format (PROVIDERS.md §6)."""
+float32 (so base64 round trips compare equal), in OpenAI's wire format (docs/providers.md,
+"Embeddings")."""
 
 from __future__ import annotations
 

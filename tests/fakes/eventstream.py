@@ -1,5 +1,6 @@
 """Encoding AWS event-stream messages for the fake Bedrock upstream and the recorded fixtures.
-botocore only decodes; this is the framing of PROVIDERS.md §5.5 (string headers only), checked
+botocore only decodes; this is AWS's framing (a prelude of total length, headers length and
+prelude CRC32; the headers; the payload; the message CRC32), with string headers only, checked
 by decoding with botocore's own parser in the tests."""
 
 from __future__ import annotations

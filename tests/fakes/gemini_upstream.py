@@ -1,10 +1,11 @@
-"""A fake Gemini API (PROVIDERS.md §4) on 127.0.0.1: ``/{version}/models/{model}:generateContent``,
-``:streamGenerateContent?alt=sse`` and ``:batchEmbedContents``. It checks ``x-goog-api-key``
-(a wrong key is Gemini's 400 API_KEY_INVALID), validates the body strictly (camelCase keys,
-roles ``user`` / ``model``, one data member per part, object ``functionResponse.response``) and,
-like Gemini 3, refuses a history whose function call lost the thought signature it was sent
-with. A scripted error's ``{key}`` is replaced by the key the request presented
-(``KEY_ECHO``); a reply with ``fail_after`` ends its stream with an error object instead."""
+"""A fake Gemini API (docs/providers.md, "gemini") on 127.0.0.1:
+``/{version}/models/{model}:generateContent``, ``:streamGenerateContent?alt=sse`` and
+``:batchEmbedContents``. It checks ``x-goog-api-key`` (a wrong key is Gemini's 400
+API_KEY_INVALID), validates the body strictly (camelCase keys, roles ``user`` / ``model``, one
+data member per part, object ``functionResponse.response``) and, like Gemini 3, refuses a
+history whose function call lost the thought signature it was sent with. A scripted error's
+``{key}`` is replaced by the key the request presented (``KEY_ECHO``); a reply with
+``fail_after`` ends its stream with an error object instead."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A fake OpenAI upstream: a real HTTP server on 127.0.0.1 speaking OpenAI's wire format
-(PROVIDERS.md §1.4-1.6), for end-to-end tests of the gateway.
+(docs/providers.md, "openai"), for end-to-end tests of the gateway.
 
 It is a ``FakeServer`` (aiohttp in a background thread with its own event loop, bound to an
 ephemeral port), and
@@ -81,7 +81,8 @@ FailureKind = Literal["reset", "close", "malformed", "eof", "error"]
 
 @dataclass(frozen=True)
 class Reply:
-    """A 200 answer: JSON (§1.4), or SSE (§1.5) when the request has ``stream: true``.
+    """A 200 answer: a JSON ``chat.completion``, or SSE ``chat.completion.chunk`` events when
+    the request has ``stream: true``.
 
     Streamed, the events are: a role chunk, one chunk per item of ``chunks`` (default: the words
     of ``content``), the tool-call deltas, the finish chunk, the usage chunk (``choices: []``) when
@@ -132,7 +133,8 @@ class Reply:
 
 @dataclass(frozen=True)
 class ErrorReply:
-    """An error status with OpenAI's error object (§1.6) and the given headers."""
+    """An error status with OpenAI's error object (``message``, ``type``, ``param``, ``code``)
+    and the given headers."""
 
     status: int
     message: str

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from providers.adapters.translated_stream import Framing, StreamTranslator, translate_all
+from providers.translation.translated_stream import Framing, StreamTranslator, translate_all
 from providers.types import StreamEvent
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers"

@@ -1,0 +1,20 @@
+"""The ``anthropic`` kind: Anthropic's Messages API. It has no embeddings API."""
+
+from __future__ import annotations
+
+from providers.kinds.record import ProviderKind, SettingsSpec, TokenRules
+from providers.vendors.anthropic.adapter import AnthropicAdapter
+
+ANTHROPIC = ProviderKind(
+    name="anthropic",
+    label="Anthropic Messages API",
+    settings=SettingsSpec(
+        takes=("api_version",),
+        default_base_url="https://api.anthropic.com",
+        default_api_version="2023-06-01",
+    ),
+    adapter=AnthropicAdapter(),
+    embedder=None,
+    token_rules=TokenRules(cache_reads=True, cache_writes=True, reasoning_in_output=True),
+    gen_ai_provider="anthropic",
+)
