@@ -1,8 +1,8 @@
 """The one factory for the upstream HTTP connection pool, and the small object it returns.
 
 httpx is the API (``httpx.Request`` / ``httpx.Response``); the transport is aiohttp's
-(``httpx-aiohttp``) because httpx's default transport costs ~2 ms CPU per request under
-concurrency and caps near 500 req/s per core (encode/httpx#3215).
+(``httpx-aiohttp``) because httpx's default transport costs several times more CPU per request
+under concurrency (encode/httpx#3215; measured in docs/benchmarks.md).
 
 Requests go straight to the transport (``AsyncBaseTransport.handle_async_request``), not
 through ``httpx.AsyncClient``: the client's URL merging, auth flow, redirect handling, event
