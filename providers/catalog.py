@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
+from django.conf import settings
+
 from providers.kinds.settings import default_api_version, default_base_url, settings_spec
 from providers.models import Deployment, Provider, PublicModel
 from providers.secrets import SecretUnreadable, decrypt_secret
@@ -63,6 +65,8 @@ def _provider_config(provider: Provider) -> ProviderConfig:
     options = provider.options if isinstance(provider.options, dict) else {}
     delay = options.get("chunk_delay_ms")
     kind = provider.kind
+    if kind == "mock" and not isinstance(delay, (int, float)):
+        delay = settings.GATEWAY_MOCK_CHUNK_DELAY_MS  # the mock's own default, for every process
     return ProviderConfig(
         name=provider.name,
         kind=kind,

@@ -308,3 +308,17 @@ def test_admin_accepts_anthropic_and_gemini_with_defaults(admin_client, kind):
     assert response.status_code == 302
     provider = Provider.objects.get()
     assert (provider.kind, provider.base_url, provider.api_version) == (kind, "", "")
+
+
+def test_the_mock_chunk_delay_comes_from_its_options_else_the_setting(settings):
+    settings.GATEWAY_MOCK_CHUNK_DELAY_MS = 7.5
+    Provider.objects.create(name="plain-mock", kind="mock")
+    Provider.objects.create(name="quick-mock", kind="mock", options={"chunk_delay_ms": 0})
+    Provider.objects.create(name="upstream", kind="openai", base_url="http://127.0.0.1:9/v1")
+    PublicModel.objects.create(name="m")
+    for provider in Provider.objects.all():
+        Deployment.objects.create(
+            model=PublicModel.objects.get(), provider=provider, upstream_model=provider.name, free=True
+        )
+    delays = {d.provider.name: d.provider.chunk_delay_ms for d in load_catalog().models["m"].deployments}
+    assert delays == {"plain-mock": 7.5, "quick-mock": 0.0, "upstream": None}
