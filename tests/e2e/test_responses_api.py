@@ -97,13 +97,17 @@ def test_text_response_is_the_spec_object_stored_and_recorded(gateway: Gateway) 
     assert usage["input_tokens_details"] == {"cached_tokens": 0, "cache_write_tokens": 0}
     assert usage["output_tokens_details"] == {"reasoning_tokens": 0}
     stored = StoredResponse.objects.get()
-    assert (stored.id, stored.tenant_id, stored.key_id) == (body["id"], gateway.key.tenant.pk, gateway.key.key_id)
+    assert (stored.id, stored.tenant_id, stored.key_id) == (
+        body["id"],
+        gateway.key.tenant.pk,
+        gateway.key.key_id,
+    )
     # sealed at rest: neither the prompt nor the answer is readable in the row
     assert "Hello there" not in stored.response_sealed + stored.items_sealed
     assert "mock-echo" not in stored.response_sealed
-    assert gateway.client.responses.retrieve(body["id"]).model_dump(exclude_none=True)["output"] == json.loads(
-        json.dumps(body["output"])
-    )
+    assert gateway.client.responses.retrieve(body["id"]).model_dump(exclude_none=True)[
+        "output"
+    ] == json.loads(json.dumps(body["output"]))
 
 
 def test_sdk_create_output_text_and_store_false_writes_nothing(gateway: Gateway) -> None:
@@ -144,7 +148,9 @@ class Weather(BaseModel):
 
 
 def test_json_schema_output_is_parsed_by_the_sdk(gateway: Gateway) -> None:
-    parsed = gateway.client.responses.parse(model=MODEL, input="Weather in Paris, 21 degrees", text_format=Weather)
+    parsed = gateway.client.responses.parse(
+        model=MODEL, input="Weather in Paris, 21 degrees", text_format=Weather
+    )
     assert isinstance(parsed.output_parsed, Weather)
     assert parsed.output_parsed.celsius == 21
     assert parsed.text.format.type == "json_schema"
