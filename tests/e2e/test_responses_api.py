@@ -307,3 +307,22 @@ def test_input_tokens_counts_without_calling_a_model(gateway: Gateway) -> None:
     assert counted.json() == {"object": "response.input_tokens", "input_tokens": created.usage.input_tokens}
     [record] = records(1)  # the created response's; counting records nothing
     assert record.prompt_tokens == created.usage.input_tokens
+
+
+def test_a_reply_cut_by_max_output_tokens_is_incomplete(gateway: Gateway) -> None:
+    words = " ".join(f"word{n}" for n in range(40))
+    body = {"model": MODEL, "input": words, "max_output_tokens": 16}
+    cut = valid_response(gateway.http.post("/v1/responses", json=body).json())
+    assert (cut["status"], cut["incomplete_details"], cut["completed_at"]) == (
+        "incomplete",
+        {"reason": "max_output_tokens"},
+        None,
+    )
+    assert cut["usage"]["output_tokens"] == 16 and cut["output"][0]["status"] == "incomplete"
+    with gateway.http.stream("POST", "/v1/responses", json={**body, "stream": True}) as raw:
+        events = sse_events(raw.read().decode())
+    assert all(event_errors(data) == [] for _, data in events)
+    name, last = events[-1]
+    assert name == "response.incomplete"
+    assert last["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert last["response"]["output"][0]["content"][0]["text"] == cut["output"][0]["content"][0]["text"]

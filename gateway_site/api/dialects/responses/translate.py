@@ -69,6 +69,8 @@ def _tools(body: CreateResponseBody) -> JsonObject:
                 param="tool_choice.name",
             )
         out["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+    elif choice == "required" and not tools:
+        raise RequestError("tool_choice 'required' needs function tools in 'tools'.", param="tool_choice")
     elif isinstance(choice, str) and tools:
         out["tool_choice"] = choice
     return out
