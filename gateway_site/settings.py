@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "providers",
     "quotas",
     "accounting",
+    "stored_responses",
 ]
 
 # The admin's stack. /v1/* and the probes never pass through it (see gateway_site/asgi.py).
@@ -230,6 +231,10 @@ GATEWAY_RECONCILE_SECONDS = env_float("GATEWAY_RECONCILE_SECONDS", 300.0, minimu
 # Outbox consumers (one per process) idle this long with nothing pending are removed.
 GATEWAY_USAGE_CONSUMER_IDLE_SECONDS = env_float("GATEWAY_USAGE_CONSUMER_IDLE_SECONDS", 86400.0, minimum=60)
 GATEWAY_USAGE_CONSUMER_FORGET_SECONDS = env_float("GATEWAY_USAGE_CONSUMER_FORGET_SECONDS", 3600.0, minimum=1)
+# Stored responses of /v1/responses (README, "Responses API"): kept this long, then purged.
+GATEWAY_RESPONSES_RETENTION_DAYS = env_int("GATEWAY_RESPONSES_RETENTION_DAYS", 30, minimum=1)
+GATEWAY_RESPONSES_PURGE_SECONDS = env_float("GATEWAY_RESPONSES_PURGE_SECONDS", 3600.0, minimum=1)
+GATEWAY_RESPONSES_PURGE_BATCH = env_int("GATEWAY_RESPONSES_PURGE_BATCH", 5000, minimum=1)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "drain-usage-outbox": {
         "task": "accounting.tasks.drain_usage_outbox",
@@ -242,6 +247,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "forget-idle-consumers": {
         "task": "accounting.tasks.forget_idle_consumers",
         "schedule": GATEWAY_USAGE_CONSUMER_FORGET_SECONDS,
+    },
+    "purge-responses": {
+        "task": "stored_responses.tasks.purge_responses",
+        "schedule": GATEWAY_RESPONSES_PURGE_SECONDS,
     },
 }
 GATEWAY_BREAKER_FAILURES = env_int("GATEWAY_BREAKER_FAILURES", 5, minimum=1)

@@ -65,7 +65,7 @@ class ChatCache:
             ttl_seconds=self.plan.ttl_seconds,
         )
 
-    def serve_hit(
+    async def serve_hit(
         self,
         hit: CacheHit,
         *,
@@ -84,7 +84,7 @@ class ChatCache:
         outcome = Outcome(usage=hit.answer.usage, deployment=deployment, cache_hit=True)
         if not chat.stream:
             settling.served(replace(outcome, response_body=hit.answer.body))
-            return json_response(dialect.render_completion(hit.answer.body, chat))
+            return json_response(await dialect.render_completion(hit.answer.body, chat))
         chunks, text = replay_chunks(hit.answer.body, include_usage=chat.include_usage)
         encoder = dialect.stream_encoder(chat)
         return replay_response(chunks, settling, encoder=encoder, cached=outcome, text=text)

@@ -62,7 +62,7 @@ async def serve_model_request(
         )
         if cached.hit is not None:
             hit, catalog = cached.hit, snapshot.catalog
-            return cached.serve_hit(
+            return await cached.serve_hit(
                 hit, chat=chat, catalog=catalog, settling=settle, exchange=exchange, dialect=dialect
             )
         return await call_upstream(router, chat, settle, cached, dialect=dialect)

@@ -76,4 +76,4 @@ async def call_upstream(
         completion = await router.complete(route_plan, chat.raw, request_id=exchange.request_id)
     settling.served(Outcome(usage=completion.usage, response_body=completion.body))
     cached.store(completion.body, usage=completion.usage)
-    return json_response(dialect.render_completion(completion.body, chat))
+    return json_response(await dialect.render_completion(completion.body, chat))

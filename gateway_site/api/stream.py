@@ -79,7 +79,7 @@ async def relay(
         ended = True
         if capture is not None:
             capture.complete(progress.usage)
-        yield encoder.done(progress.usage)
+        yield await encoder.done(progress.usage)
     except UpstreamError as exc:
         progress.fail(status=exc.status, error_type=exc.error_type)
         ended = True
@@ -167,7 +167,7 @@ async def replay(
                 progress.on_text(text)
             yield encoder.event(StreamEvent(payload=payload))
         ended = True
-        yield encoder.done(cached.usage)
+        yield await encoder.done(cached.usage)
     finally:
         if not ended:
             progress.disconnect()  # cancelled, or closed after the client went away

@@ -35,6 +35,14 @@ RUNS = [
     ("GET", "/models", POSITIVE, 5),
     ("GET", "/models/{model}", POSITIVE, 50),
 ]
+# The Responses API's operations, checked end to end in tests/e2e/test_responses_api.py.
+RESPONSES_OPERATIONS = {
+    ("POST", "/responses"),
+    ("GET", "/responses/{response_id}"),
+    ("DELETE", "/responses/{response_id}"),
+    ("GET", "/responses/{response_id}/input_items"),
+    ("POST", "/responses/input_tokens"),
+}
 # The response schema of a successful answer, by operation and content type.
 SUCCESS_SCHEMAS = {
     ("POST", "/chat/completions", "application/json"): "CreateChatCompletionResponse",
@@ -189,7 +197,14 @@ def test_gateway_conforms_to_openai_spec(gateway_client, run) -> None:
 def test_spec_subset_holds_the_served_operations() -> None:
     spec = load_spec()
     served = {(m.upper(), p) for p, item in spec["paths"].items() for m in item}
-    assert served == {(method, path) for method, path, _, _ in RUNS}
-    assert {"ErrorResponse", "CreateChatCompletionRequest", "CreateEmbeddingRequest"} <= set(
-        spec["components"]["schemas"]
-    )
+    assert served == {(method, path) for method, path, _, _ in RUNS} | RESPONSES_OPERATIONS
+    assert {
+        "ErrorResponse",
+        "CreateChatCompletionRequest",
+        "CreateEmbeddingRequest",
+        "CreateResponse",
+        "Response",
+        "ResponseStreamEvent",
+        "ResponseItemList",
+        "TokenCountsResource",
+    } <= set(spec["components"]["schemas"])

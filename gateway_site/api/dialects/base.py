@@ -18,8 +18,10 @@ class StreamEncoder(Protocol):
     def event(self, event: StreamEvent) -> bytes:
         """The SSE bytes for one upstream event (empty: nothing to send for it)."""
 
-    def done(self, usage: Usage | None) -> bytes:
-        """The stream's terminal event(s), after the upstream ended normally."""
+    async def done(self, usage: Usage | None) -> bytes:
+        """The stream's terminal event(s), after the upstream ended normally. Awaited before
+        they are sent, so a dialect that keeps state (a stored response) has kept it by the time
+        the client hears the stream ended; what it raises fails the stream like a relay error."""
 
     def error(self, error: bytes) -> bytes:
         """The terminal event of a stream that failed after its first byte; ``error`` is the
@@ -34,7 +36,9 @@ class Dialect(Protocol):
     def render_error(self, error: RenderableError) -> HttpResponse:
         """A refusal or failure in the dialect's envelope, with its status and headers."""
 
-    def render_completion(self, body: bytes, request: ChatRequest) -> bytes:
-        """The answer's body in the dialect's format, from the upstream's chat completion."""
+    async def render_completion(self, body: bytes, request: ChatRequest) -> bytes:
+        """The answer's body in the dialect's format, from the upstream's chat completion.
+        Awaited inside the settlement guard, so a dialect that keeps state (a stored response)
+        keeps it before answering, and a failure to keep it ends the request as recorded."""
 
     def stream_encoder(self, request: ChatRequest) -> StreamEncoder: ...

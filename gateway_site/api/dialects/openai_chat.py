@@ -28,7 +28,7 @@ class ChatChunks:
             return b""
         return sse_data(event.payload)
 
-    def done(self, usage: Usage | None) -> bytes:
+    async def done(self, usage: Usage | None) -> bytes:
         return _DONE
 
     def error(self, error: bytes) -> bytes:
@@ -42,7 +42,7 @@ class OpenAIChat:
     def render_error(self, error: RenderableError) -> HttpResponse:
         return error_response(error)
 
-    def render_completion(self, body: bytes, request: ChatRequest) -> bytes:
+    async def render_completion(self, body: bytes, request: ChatRequest) -> bytes:
         return body
 
     def stream_encoder(self, request: ChatRequest) -> ChatChunks:

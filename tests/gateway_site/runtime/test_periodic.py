@@ -109,5 +109,6 @@ def test_with_a_broker_health_names_the_schedule_that_celery_beat_runs(settings)
                 "task": "accounting.tasks.forget_idle_consumers",
                 "every_seconds": 3600.0,
             },
+            "purge-responses": {"task": "stored_responses.tasks.purge_responses", "every_seconds": 3600.0},
         },
     }
