@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from gateway_site.api.dialects.responses.create import CreateRequest
 from gateway_site.api.dialects.responses.items import new_id
 from gateway_site.api.parse.chat import JsonObject
-from providers.adapters.openai import parse_usage
 from providers.types import Usage
+from providers.vendors.openai.response import parse_usage
 
 # A chat finish reason that leaves the response incomplete, and the reason it gives.
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
