@@ -14,6 +14,7 @@ from django.core.management import call_command
 
 from accounting.outbox import consumer_name, drain, forget_idle_consumers, outbox_stream
 from accounting.rollups import usage_purge, usage_rollup
+from quotas.stores.redis_target import sync_client
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ MAX_BATCHES_PER_RUN = 50
 @functools.cache
 def _worker_identity() -> tuple[redis.Redis, str]:
     """One Redis client and one consumer name per worker process."""
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
+    client = sync_client(settings.REDIS_URL, timeout=10, connect_timeout=5)
     return client, consumer_name("celery")
 
 

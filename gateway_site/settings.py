@@ -24,6 +24,7 @@ from gateway_site.env import (
     tracing_enabled,
 )
 from gateway_site.observability.logconfig import logging_config
+from quotas.stores.redis_target import InvalidRedisUrl, parse_redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("GATEWAY_DATA_DIR", str(BASE_DIR / "var")))
@@ -150,8 +151,17 @@ LOGGING = logging_config(
 )
 
 # --- Gateway settings (docs/configuration.md) ------------------------------------------------
+# One server, a Sentinel-watched primary or a Redis Cluster (quotas/stores/redis_target.py).
 REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    try:
+        parse_redis_url(REDIS_URL)
+    except InvalidRedisUrl as exc:
+        raise ImproperlyConfigured(f"REDIS_URL: {exc}") from None
 GATEWAY_REDIS_PREFIX = env_str("GATEWAY_REDIS_PREFIX", "gw:")
+if "{" in GATEWAY_REDIS_PREFIX or "}" in GATEWAY_REDIS_PREFIX:
+    # A brace would start the hash tag that keeps each tenant's keys in one cluster slot.
+    raise ImproperlyConfigured(f"GATEWAY_REDIS_PREFIX must not contain braces, got {GATEWAY_REDIS_PREFIX!r}")
 GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
 # Request bounds (docs/api.md, "Request bounds"): sizes a client controls, refused with a 400 at parse
 # time. The defaults never refuse what OpenAI accepts.
