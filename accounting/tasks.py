@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from accounting.outbox import consumer_name, drain, forget_idle_consumers, outbox_stream
+from accounting.partitions import usage_partitions_prepare
 from accounting.rollups import usage_purge, usage_rollup
 from quotas.stores.redis_target import sync_client
 
@@ -79,6 +80,13 @@ def purge_usage() -> int:
     cutoff = _retention_cutoff()
     usage_rollup(retention_cutoff=cutoff)
     return usage_purge(cutoff=cutoff, batch_size=settings.GATEWAY_USAGE_PURGE_BATCH)
+
+
+@shared_task(name="accounting.tasks.prepare_usage_partitions", ignore_result=True)
+def prepare_usage_partitions() -> int:
+    """Create the usage records' month partitions ahead (PostgreSQL); returns how many."""
+    now = dt.datetime.now(dt.UTC)
+    return len(usage_partitions_prepare(now=now, ahead=settings.GATEWAY_USAGE_PARTITIONS_AHEAD))
 
 
 @shared_task(name="accounting.tasks.reconcile_quotas", ignore_result=True)

@@ -237,6 +237,9 @@ GATEWAY_USAGE_RETENTION_DAYS = env_int("GATEWAY_USAGE_RETENTION_DAYS", 90, minim
 GATEWAY_USAGE_PURGE_SECONDS = env_float("GATEWAY_USAGE_PURGE_SECONDS", 3600.0, minimum=1)
 GATEWAY_USAGE_PURGE_BATCH = env_int("GATEWAY_USAGE_PURGE_BATCH", 5000, minimum=1)
 GATEWAY_RECONCILE_SECONDS = env_float("GATEWAY_RECONCILE_SECONDS", 300.0, minimum=1)
+# PostgreSQL: usage records partitioned by month; this many months ahead are created by beat.
+GATEWAY_USAGE_PARTITIONS_AHEAD = env_int("GATEWAY_USAGE_PARTITIONS_AHEAD", 3, minimum=1)
+GATEWAY_USAGE_PARTITION_SECONDS = env_float("GATEWAY_USAGE_PARTITION_SECONDS", 3600.0, minimum=1)
 # Outbox consumers (one per process) idle this long with nothing pending are removed.
 GATEWAY_USAGE_CONSUMER_IDLE_SECONDS = env_float("GATEWAY_USAGE_CONSUMER_IDLE_SECONDS", 86400.0, minimum=60)
 GATEWAY_USAGE_CONSUMER_FORGET_SECONDS = env_float("GATEWAY_USAGE_CONSUMER_FORGET_SECONDS", 3600.0, minimum=1)
@@ -249,6 +252,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "rollup-usage": {"task": "accounting.tasks.rollup_usage", "schedule": GATEWAY_ROLLUP_SECONDS},
     "purge-usage": {"task": "accounting.tasks.purge_usage", "schedule": GATEWAY_USAGE_PURGE_SECONDS},
     "reconcile-quotas": {"task": "accounting.tasks.reconcile_quotas", "schedule": GATEWAY_RECONCILE_SECONDS},
+    "prepare-usage-partitions": {
+        "task": "accounting.tasks.prepare_usage_partitions",
+        "schedule": GATEWAY_USAGE_PARTITION_SECONDS,
+    },
     "forget-idle-consumers": {
         "task": "accounting.tasks.forget_idle_consumers",
         "schedule": GATEWAY_USAGE_CONSUMER_FORGET_SECONDS,
