@@ -167,7 +167,7 @@ def usage_default_purge(*, cutoff: dt.datetime, rolled_through: dt.datetime, bat
                 "WHERE created_at < %s AND ingested_at <= %s LIMIT %s)",
                 [cutoff, rolled_through, batch_size],
             )
-            count = cursor.rowcount
+            count = int(cursor.rowcount)
         deleted += count
         if count < batch_size:
             return deleted
