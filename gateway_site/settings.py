@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 
 # The admin's stack. /v1/* and the probes never pass through it (see gateway_site/asgi.py).
 MIDDLEWARE = [
+    # GET and HEAD read the usage tables from DATABASE_REPLICA_URL when set.
+    "gateway_site.database_routing.replica_reads",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -100,10 +102,6 @@ if _database_url:
         DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # A database host that drops packets fails a connection in seconds, not minutes (the
-        # usage writer then spools; `?connect_timeout=N` in DATABASE_URL overrides).
-        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -117,6 +115,30 @@ else:
             "CONN_MAX_AGE": 600,
         }
     }
+# Behind PgBouncer in transaction mode (docs/operations.md, "PostgreSQL"): no server-side
+# prepared statements (psycopg prepares a query run five times; the next transaction may run on
+# another server connection, where it does not exist) and no server-side cursors.
+GATEWAY_DATABASE_TRANSACTION_POOLING = env_bool("GATEWAY_DATABASE_TRANSACTION_POOLING", False)
+_database_replica_url = env_str("DATABASE_REPLICA_URL", "")
+if _database_replica_url:
+    if not _database_url:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL (the primary)")
+    try:
+        DATABASES["replica"] = dj_database_url.parse(_database_replica_url, conn_max_age=60)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URL is not a valid database URL: {exc}") from None
+    # Tests run against the primary's test database through this alias too.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["gateway_site.database_routing.ReplicaRouter"]
+for _database in DATABASES.values():
+    # A database host that drops packets fails a connection in seconds, not minutes (the usage
+    # writer then spools; `?connect_timeout=N` in the URL overrides).
+    if _database["ENGINE"] == "django.db.backends.postgresql":
+        _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        if GATEWAY_DATABASE_TRANSACTION_POOLING:
+            _database["OPTIONS"]["prepare_threshold"] = None
+            _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -98,7 +98,9 @@ def test_manifests_keep_probes_grace_one_beat_and_the_jobs(overlay):
     assert gateway["terminationGracePeriodSeconds"] >= 60
     beat = deployments["llm-gateway-beat"]["spec"]
     assert (beat["replicas"], beat["strategy"]["type"]) == (1, "Recreate")
-    assert deployments["llm-gateway-worker"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker"]
+    assert deployments["llm-gateway-worker"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "worker"
+    ]
     jobs = by_kind(docs, "Job")
     assert {name: j["spec"]["template"]["spec"]["containers"][0]["args"] for name, j in jobs.items()} == {
         "llm-gateway-migrate": ["migrate"],
