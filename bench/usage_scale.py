@@ -109,7 +109,13 @@ def _measure(args: argparse.Namespace) -> None:
             lambda: _fill(cursor, records=args.hour_records, since=hour, until=now, prefix="hour-"),
         )
         _timed("ANALYZE", lambda: cursor.execute("ANALYZE accounting_usagerecord"))
-        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('accounting_usagerecord'))")
+        cursor.execute(
+            "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
+            "WHERE inhparent = 'accounting_usagerecord'::regclass"
+        )
+        size = int(cursor.fetchone()[0])
+    total = args.records + args.hour_records
+    print(f"  on disk with indexes: {size / 2**30:.2f} GiB, {size / total:.0f} bytes a record", flush=True)
     print(f"  bulk fill rate {args.records / filled:,.0f} records/s", flush=True)
     tenant = tenant_create(name="ledger")
     key, _ = key_issue(tenant=tenant, name="ledger")
