@@ -26,7 +26,8 @@ def run(*argv: str | Path, stdin: str | None = None) -> subprocess.CompletedProc
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name) or (str(BIN / name) if (BIN / name).exists() else None)
+    """The development lock's (pinned) where it has one, else the machine's (promtool)."""
+    found = str(BIN / name) if (BIN / name).exists() else shutil.which(name)
     if found is None:
         pytest.fail(f"{name} not found (.ci/run installs it)")
     return found
