@@ -50,7 +50,7 @@ class DeploymentPrice(models.Model):
 
 
 class UsageRecord(models.Model):
-    request_id = models.CharField(max_length=64, unique=True, help_text="The gateway's own id.")
+    request_id = models.CharField(max_length=64, db_index=True, help_text="The gateway's own id.")
     client_request_id = models.CharField(
         max_length=64, blank=True, help_text="X-Request-ID sent by the client, if any."
     )
@@ -100,6 +100,11 @@ class UsageRecord(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "created_at"], name="usage_tenant_time")]
+        # With created_at: on PostgreSQL the table is partitioned by month of created_at
+        # (accounting.partitions), and a duplicate of an event always has the same created_at.
+        constraints = [
+            models.UniqueConstraint(fields=["request_id", "created_at"], name="usage_request_once")
+        ]
 
     def __str__(self) -> str:
         return self.request_id

@@ -1,7 +1,8 @@
 """The usage writer: the hot path hands it a ``UsageEvent`` (a non-blocking queue put) and a
 background thread bulk-inserts batches into ``UsageRecord``.
 
-Exactly once: ``request_id`` is unique and inserts ignore a duplicate. Nothing is lost on a
+Exactly once: ``request_id`` is unique (with ``created_at``, which every copy of an event
+shares: ``accounting.partitions``) and inserts ignore a duplicate. Nothing is lost on a
 clean stop (``close`` drains the queue) nor while the database is down (a failed batch is
 appended to a local spool file, replayed before the next batch once the database answers, or
 within ``SPOOL_RETRY_SECONDS`` when no batch comes). With ``REDIS_URL`` the writer is the fallback
@@ -161,7 +162,7 @@ def _insert_statement(quote: Callable[[str], str], fields: list[Field[object, ob
     """Only field and table names from the model, quoted; every value is a parameter."""
     columns = ", ".join(quote(str(field.column)) for field in fields)
     values = ", ".join(["%s"] * len(fields))
-    table, unique = quote(UsageRecord._meta.db_table), quote("request_id")
+    table, unique = quote(UsageRecord._meta.db_table), f"{quote('request_id')}, {quote('created_at')}"
     return f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({unique}) DO NOTHING"  # noqa: S608
 
 

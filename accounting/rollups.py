@@ -11,9 +11,10 @@ twice changes nothing; a late event (an old ``created_at``, ingested now) makes 
 is counted. So at any moment: rollups = records ingested up to ``W``, and the records ingested
 after ``W`` are "unrolled" (the summary adds them).
 
-Retention deletes raw records older than the cutoff and already rolled up, in batches; rollups
-are kept. Hours before the cutoff are never recomputed (their raw records may be gone): a record
-of such an hour arriving late is added to its rollups and deleted in one step (``_fold_late``)."""
+Retention deletes raw records older than the cutoff and already rolled up, in batches (on
+PostgreSQL, whole month partitions: ``accounting.partitions``); rollups are kept. Hours before
+the cutoff are never recomputed (their raw records may be gone): a record of such an hour
+arriving late is added to its rollups and deleted in one step (``_fold_late``)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Ceil, TruncHour
 
 from accounting.models import RollupState, UsageRecord, UsageRollup
+from accounting.partitions import partitioned, usage_default_purge, usage_partitions_drop
 
 logger = logging.getLogger(__name__)
 
@@ -219,10 +221,16 @@ def usage_rollup(*, retention_cutoff: dt.datetime | None = None, lag: dt.timedel
 
 def usage_purge(*, cutoff: dt.datetime, batch_size: int = 5000) -> int:
     """Delete raw records created before ``cutoff`` and already rolled up, ``batch_size`` at a
-    time (short transactions); returns how many."""
+    time (short transactions); returns how many. With the records partitioned by month
+    (PostgreSQL), whole months go instead (``accounting.partitions``): a month once it ended
+    before ``cutoff``, so records stay up to a month past the retention; only the default
+    partition's are deleted row by row. Returns the records deleted row by row."""
     mark = watermark()
     if mark is None:
         return 0
+    if partitioned():
+        usage_partitions_drop(cutoff=cutoff, rolled_through=mark)
+        return usage_default_purge(cutoff=cutoff, rolled_through=mark, batch_size=batch_size)
     deleted = 0
     while True:
         ids = list(

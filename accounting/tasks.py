@@ -13,7 +13,9 @@ from django.conf import settings
 from django.core.management import call_command
 
 from accounting.outbox import consumer_name, drain, forget_idle_consumers, outbox_stream
+from accounting.partitions import usage_partitions_prepare
 from accounting.rollups import usage_purge, usage_rollup
+from quotas.stores.redis_target import sync_client
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ MAX_BATCHES_PER_RUN = 50
 @functools.cache
 def _worker_identity() -> tuple[redis.Redis, str]:
     """One Redis client and one consumer name per worker process."""
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
+    client = sync_client(settings.REDIS_URL, timeout=10, connect_timeout=5)
     return client, consumer_name("celery")
 
 
@@ -78,6 +80,13 @@ def purge_usage() -> int:
     cutoff = _retention_cutoff()
     usage_rollup(retention_cutoff=cutoff)
     return usage_purge(cutoff=cutoff, batch_size=settings.GATEWAY_USAGE_PURGE_BATCH)
+
+
+@shared_task(name="accounting.tasks.prepare_usage_partitions", ignore_result=True)
+def prepare_usage_partitions() -> int:
+    """Create the usage records' month partitions ahead (PostgreSQL); returns how many."""
+    now = dt.datetime.now(dt.UTC)
+    return len(usage_partitions_prepare(now=now, ahead=settings.GATEWAY_USAGE_PARTITIONS_AHEAD))
 
 
 @shared_task(name="accounting.tasks.reconcile_quotas", ignore_result=True)

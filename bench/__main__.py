@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.chaos import run_chaos
+from bench.cluster import run_cluster
 from bench.fleet import Fleet
 from bench.options import Options, parse_options
 from bench.proc import Pinning
@@ -117,6 +118,8 @@ def _measure(options: Options, *, pinning: Pinning, fleet: Fleet, workdir: Path)
 def run(options: Options) -> int:
     if options.scenarios == ("chaos",):
         return run_chaos(options, source=_source_state())
+    if options.scenarios == ("cluster",):
+        return run_cluster(options, source=_source_state())
     if wrk_binary() is None:
         print(INSTALL_HINT, file=sys.stderr)
         return 2

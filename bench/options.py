@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.redis_space import DEFAULT_URL
 
-SCENARIOS = ("fixed", "delay", "stream", "scaling", "soak", "chaos")
+SCENARIOS = ("fixed", "delay", "stream", "scaling", "soak", "chaos", "cluster")
 DEFAULT_SCENARIOS = ("fixed", "delay", "stream", "scaling")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -138,6 +138,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
     args = parser.parse_args(argv)
     if "chaos" in (args.only or ()) and len(set(args.only)) > 1:
         parser.error("--only chaos runs alone (it owns its Redis, PostgreSQL and upstream)")
+    if "cluster" in (args.only or ()) and len(set(args.only)) > 1:
+        parser.error("--only cluster runs alone (it owns its Redis Cluster and PostgreSQL)")
     if args.full:
         args.duration, args.warmup, args.repeats = (
             max(args.duration, 15),

@@ -24,6 +24,7 @@ from gateway_site.env import (
     tracing_enabled,
 )
 from gateway_site.observability.logconfig import logging_config
+from quotas.stores.redis_target import InvalidRedisUrl, parse_redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("GATEWAY_DATA_DIR", str(BASE_DIR / "var")))
@@ -67,6 +68,8 @@ INSTALLED_APPS = [
 
 # The admin's stack. /v1/* and the probes never pass through it (see gateway_site/asgi.py).
 MIDDLEWARE = [
+    # GET and HEAD read the usage tables from DATABASE_REPLICA_URL when set.
+    "gateway_site.database_routing.replica_reads",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -100,10 +103,6 @@ if _database_url:
         DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # A database host that drops packets fails a connection in seconds, not minutes (the
-        # usage writer then spools; `?connect_timeout=N` in DATABASE_URL overrides).
-        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -117,6 +116,30 @@ else:
             "CONN_MAX_AGE": 600,
         }
     }
+# Behind PgBouncer in transaction mode (docs/operations.md, "PostgreSQL"): no server-side
+# prepared statements (psycopg prepares a query run five times; the next transaction may run on
+# another server connection, where it does not exist) and no server-side cursors.
+GATEWAY_DATABASE_TRANSACTION_POOLING = env_bool("GATEWAY_DATABASE_TRANSACTION_POOLING", False)
+_database_replica_url = env_str("DATABASE_REPLICA_URL", "")
+if _database_replica_url:
+    if not _database_url:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL (the primary)")
+    try:
+        DATABASES["replica"] = dj_database_url.parse(_database_replica_url, conn_max_age=60)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URL is not a valid database URL: {exc}") from None
+    # Tests run against the primary's test database through this alias too.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["gateway_site.database_routing.ReplicaRouter"]
+for _database in DATABASES.values():
+    # A database host that drops packets fails a connection in seconds, not minutes (the usage
+    # writer then spools; `?connect_timeout=N` in the URL overrides).
+    if _database["ENGINE"] == "django.db.backends.postgresql":
+        _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        if GATEWAY_DATABASE_TRANSACTION_POOLING:
+            _database["OPTIONS"]["prepare_threshold"] = None
+            _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -151,8 +174,17 @@ LOGGING = logging_config(
 )
 
 # --- Gateway settings (docs/configuration.md) ------------------------------------------------
+# One server, a Sentinel-watched primary or a Redis Cluster (quotas/stores/redis_target.py).
 REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    try:
+        parse_redis_url(REDIS_URL)
+    except InvalidRedisUrl as exc:
+        raise ImproperlyConfigured(f"REDIS_URL: {exc}") from None
 GATEWAY_REDIS_PREFIX = env_str("GATEWAY_REDIS_PREFIX", "gw:")
+if "{" in GATEWAY_REDIS_PREFIX or "}" in GATEWAY_REDIS_PREFIX:
+    # A brace would start the hash tag that keeps each tenant's keys in one cluster slot.
+    raise ImproperlyConfigured(f"GATEWAY_REDIS_PREFIX must not contain braces, got {GATEWAY_REDIS_PREFIX!r}")
 GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
 # Request bounds (docs/api.md, "Request bounds"): sizes a client controls, refused with a 400 at parse
 # time. The defaults never refuse what OpenAI accepts.
@@ -228,6 +260,9 @@ GATEWAY_USAGE_RETENTION_DAYS = env_int("GATEWAY_USAGE_RETENTION_DAYS", 90, minim
 GATEWAY_USAGE_PURGE_SECONDS = env_float("GATEWAY_USAGE_PURGE_SECONDS", 3600.0, minimum=1)
 GATEWAY_USAGE_PURGE_BATCH = env_int("GATEWAY_USAGE_PURGE_BATCH", 5000, minimum=1)
 GATEWAY_RECONCILE_SECONDS = env_float("GATEWAY_RECONCILE_SECONDS", 300.0, minimum=1)
+# PostgreSQL: usage records partitioned by month; this many months ahead are created by beat.
+GATEWAY_USAGE_PARTITIONS_AHEAD = env_int("GATEWAY_USAGE_PARTITIONS_AHEAD", 3, minimum=1)
+GATEWAY_USAGE_PARTITION_SECONDS = env_float("GATEWAY_USAGE_PARTITION_SECONDS", 3600.0, minimum=1)
 # Outbox consumers (one per process) idle this long with nothing pending are removed.
 GATEWAY_USAGE_CONSUMER_IDLE_SECONDS = env_float("GATEWAY_USAGE_CONSUMER_IDLE_SECONDS", 86400.0, minimum=60)
 GATEWAY_USAGE_CONSUMER_FORGET_SECONDS = env_float("GATEWAY_USAGE_CONSUMER_FORGET_SECONDS", 3600.0, minimum=1)
@@ -244,6 +279,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "rollup-usage": {"task": "accounting.tasks.rollup_usage", "schedule": GATEWAY_ROLLUP_SECONDS},
     "purge-usage": {"task": "accounting.tasks.purge_usage", "schedule": GATEWAY_USAGE_PURGE_SECONDS},
     "reconcile-quotas": {"task": "accounting.tasks.reconcile_quotas", "schedule": GATEWAY_RECONCILE_SECONDS},
+    "prepare-usage-partitions": {
+        "task": "accounting.tasks.prepare_usage_partitions",
+        "schedule": GATEWAY_USAGE_PARTITION_SECONDS,
+    },
     "forget-idle-consumers": {
         "task": "accounting.tasks.forget_idle_consumers",
         "schedule": GATEWAY_USAGE_CONSUMER_FORGET_SECONDS,

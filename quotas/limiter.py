@@ -238,12 +238,11 @@ class Limiter:
                 outbox=outbox,
             )
         except (StoreUnavailable, StoreOverloaded) as exc:
+            # The store has handed ``outbox`` to its ``on_failure`` unless it was appended.
             if plan is not None:
                 logger.warning(
                     "settlement of %s failed, its reservations expire by themselves: %s", plan.request_id, exc
                 )
-            if outbox is not None:
-                outbox.on_failure()
             return
         if plan is None:
             return

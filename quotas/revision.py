@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 
 from quotas.models import ConfigRevision
+from quotas.stores.redis_target import sync_client
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def bump_revision() -> None:
 
 def _publish_change() -> None:
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+        client = sync_client(settings.REDIS_URL, timeout=1)
         try:
             client.publish(revision_channel(), b"1")
         finally:

@@ -99,8 +99,13 @@ def merge_totals(parts: Iterable[Mapping[int, CallCounts]]) -> dict[int, CallCou
 SHARED_TTL_SECONDS = 2 * 3600
 
 
+# The hash tag of every key the routing sync reads and writes together (``routing.sync``): on
+# Redis Cluster they share one slot, so a sync round is one round trip to one node.
+ROUTING_TAG = "{routing}"
+
+
 def shared_key(prefix: str, minute: int) -> str:
-    return f"{prefix}dstats:{minute}"
+    return f"{prefix}{ROUTING_TAG}:dstats:{minute}"
 
 
 def shared_fields(counts: CallCounts, deployment_id: int) -> dict[str, float]:

@@ -15,15 +15,26 @@ from redis.exceptions import RedisError
 
 from routing.breaker import BreakerBoard
 from routing.latency import LatencyBoard
-from routing.stats import SHARED_TTL_SECONDS, StatsBoard, shared_fields, shared_key
+from routing.stats import ROUTING_TAG, SHARED_TTL_SECONDS, StatsBoard, shared_fields, shared_key
 
 logger = logging.getLogger(__name__)
 
 
+def latency_key(prefix: str) -> str:
+    """The hash of every instance's latency averages (deployment id -> ms)."""
+    return f"{prefix}{ROUTING_TAG}:latency"
+
+
+def breakers_key(prefix: str) -> str:
+    """The hash of the breakers open anywhere (deployment id -> wall time it opened)."""
+    return f"{prefix}{ROUTING_TAG}:breakers"
+
+
 class RedisRoutingSync:
-    """Two hashes under ``prefix``: ``latency`` (deployment id -> ms) and ``breakers``
-    (deployment id -> wall time the breaker opened; removed when it closed); and with ``stats``,
-    the call counts of each minute added to ``dstats:<minute>`` (``routing.stats``)."""
+    """Two hashes under ``prefix``, tagged ``{routing}``: ``latency`` (deployment id -> ms) and
+    ``breakers`` (deployment id -> wall time the breaker opened; removed when it closed); and
+    with ``stats``, the call counts of each minute added to ``dstats:<minute>``
+    (``routing.stats``)."""
 
     def __init__(
         self,
@@ -41,8 +52,8 @@ class RedisRoutingSync:
         self._stats = stats
         self._prefix = prefix
         self._client = client
-        self._latency_key = f"{prefix}latency"
-        self._breaker_key = f"{prefix}breakers"
+        self._latency_key = latency_key(prefix)
+        self._breaker_key = breakers_key(prefix)
 
     async def sync_once(self) -> None:
         measured = self._latency.take_dirty()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-import redis
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -20,8 +19,10 @@ from redis.exceptions import RedisError
 
 from gateway_site.runtime.process import breaker_policy, get_runtime
 from providers.models import Deployment
+from quotas.stores.redis_target import sync_client
 from routing.breaker import Breaker, current
 from routing.stats import CallCounts, merge_totals, minute_of, parse_shared, shared_key
+from routing.sync import breakers_key, latency_key
 
 DEFAULT_MINUTES = 15
 MAX_MINUTES = 120
@@ -59,11 +60,11 @@ def shared_view(minutes: int) -> RoutingView:
     prefix = settings.GATEWAY_REDIS_PREFIX
     now = time.time()
     last = minute_of(now)
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS)
+    client = sync_client(settings.REDIS_URL, timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS)
     try:
         with client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(f"{prefix}breakers")
-            pipe.hgetall(f"{prefix}latency")
+            pipe.hgetall(breakers_key(prefix))
+            pipe.hgetall(latency_key(prefix))
             for minute in range(last - minutes + 1, last + 1):
                 pipe.hgetall(shared_key(prefix, minute))
             breakers_raw, latency_raw, *per_minute = pipe.execute()

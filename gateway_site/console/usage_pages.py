@@ -9,7 +9,6 @@ import datetime as dt
 from decimal import Decimal
 from typing import cast
 
-import redis
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
@@ -21,6 +20,7 @@ from gateway_site.console.usage_charts import Bar, bar_chart
 from quotas.budget import PeriodName, current_period, from_micro
 from quotas.models import CostQuota, Tenant
 from quotas.policy import quota_counter_key
+from quotas.stores.redis_target import sync_client
 
 DAYS = 30
 TOP_KEYS = 10
@@ -29,7 +29,7 @@ TOP_KEYS = 10
 def _quota_rows(tenant: Tenant) -> list[dict[str, object]]:
     now = dt.datetime.now(dt.UTC)
     quotas = CostQuota.objects.filter(tenant=tenant) | CostQuota.objects.filter(key__tenant=tenant)
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2) if settings.REDIS_URL else None
+    client = sync_client(settings.REDIS_URL, timeout=2) if settings.REDIS_URL else None
     rows = []
     try:
         for quota in quotas.select_related("key").order_by("id"):

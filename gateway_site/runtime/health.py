@@ -8,6 +8,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from quotas.stores.redis_target import async_client
+
 
 def _database_ok() -> bool:
     try:
@@ -19,7 +21,7 @@ def _database_ok() -> bool:
 
 
 async def redis_ok() -> bool:
-    client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    client = async_client(settings.REDIS_URL, timeout=1)
     try:
         return bool(await client.ping())
     except (aioredis.RedisError, OSError):

@@ -12,6 +12,7 @@ from django.db import DatabaseError, close_old_connections
 
 from accounting.outbox import consumer_name, drain, outbox_stream
 from gateway_site.observability.metrics import observe_redis_error
+from quotas.stores.redis_target import sync_client
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class OutboxDrainer:
         claim_idle_ms: int,
         interval_seconds: float,
     ) -> None:
-        self._client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        self._client = sync_client(redis_url, timeout=5, connect_timeout=2)
         self._stream = outbox_stream(redis_prefix)
         self._consumer = consumer_name("gateway")
         self._batch_size = batch_size

@@ -29,6 +29,7 @@ from providers.catalog import load_catalog
 from providers.types import Catalog
 from quotas.authentication.registry import KeyRegistry, load_registry
 from quotas.revision import current_revision, revision_channel
+from quotas.stores.redis_target import sync_client
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class SnapshotWatcher:
 
     def _subscribe(self) -> redis.client.PubSub | None:
         try:
-            client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=1, health_check_interval=30)
+            client = sync_client(self._redis_url, timeout=None, connect_timeout=1, health_check_interval=30)
             pubsub: redis.client.PubSub = client.pubsub()
             pubsub.subscribe(revision_channel())
             return pubsub

@@ -7,7 +7,11 @@ thousand requests in flight, calls queued for a connection longer than Redis's t
 Settlements are not urgent: they wait up to ``linger`` seconds for the next admission's
 pipeline (or their own), so at low concurrency a request's settlement and the next request's
 admission share a round trip. A call whose script Redis does not know (``NOSCRIPT``: Redis
-restarted or flushed) is sent again after the script is loaded; it had not run."""
+restarted or flushed) is sent again after the script is loaded; it had not run.
+
+A script call declares its keys (``EVALSHA sha numkeys key... arg...``): on Redis Cluster the
+client sends each command to the node that owns its keys' slot, and a pipeline spanning several
+nodes is one round trip to each."""
 
 from __future__ import annotations
 
@@ -32,8 +36,8 @@ class Script:
 
 @dataclass(slots=True)
 class _Call:
-    script: Script
-    args: Sequence[Arg]
+    command: tuple[Arg, ...]
+    script: Script | None  # None: a plain command, never NOSCRIPT
     future: asyncio.Future[Any]
 
 
@@ -47,11 +51,21 @@ class AutoPipeline:
     _later: asyncio.TimerHandle | None = None
     _sending: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def call(self, script: Script, args: Sequence[Arg], *, urgent: bool = True) -> Any:
+    async def call(
+        self, script: Script, keys: Sequence[Arg], args: Sequence[Arg], *, urgent: bool = True
+    ) -> Any:
         """The script's reply (a Redis error reply raises ``ResponseError``)."""
+        return await self.command(
+            ("EVALSHA", script.sha, len(keys), *keys, *args), urgent=urgent, script=script
+        )
+
+    async def command(
+        self, command: Sequence[Arg], *, urgent: bool = True, script: Script | None = None
+    ) -> Any:
+        """The reply of one Redis command sent with the others of this turn."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append(_Call(script, args, future))
+        self._queue.append(_Call(tuple(command), script, future))
         if urgent and self._now is None:
             self._now = loop.call_soon(self._flush)
         elif self._now is None and self._later is None:
@@ -74,7 +88,7 @@ class AutoPipeline:
             replies = await self._execute(batch)
             missing = [c for c, r in zip(batch, replies, strict=True) if isinstance(r, NoScriptError)]
             if missing:
-                await self._load({c.script for c in missing})
+                await self._load({c.script for c in missing if c.script is not None})
                 replies = _merge(batch, replies, missing, await self._execute(missing))
         except Exception as exc:
             for call in batch:
@@ -92,7 +106,7 @@ class AutoPipeline:
     async def _execute(self, batch: list[_Call]) -> list[Any]:
         async with self.client.pipeline(transaction=False) as pipe:
             for call in batch:
-                pipe.execute_command("EVALSHA", call.script.sha, 0, *call.args)
+                pipe.execute_command(*call.command)
             return list(await pipe.execute(raise_on_error=False))
 
     async def _load(self, scripts: set[Script]) -> None:

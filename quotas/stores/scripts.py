@@ -12,21 +12,27 @@ A reservation is a lease: its amount in the quota hash's ``r:<request id>`` fiel
 with the hash, never before, so a lease that ended is always found there and released by the
 next decision or read of the quota, whatever became of the process that made it.
 
-ADMIT ARGV: now_ms|'', request_id, lease_ms, n_rates, n_parallel, n_quotas, then
-  per rate line:     key, algorithm (f|s|t|l), limit, window_ms, cost
-  per parallel line: key, limit
-  per quota line:    key, leases_key, limit_micro, hard (0|1), amount_micro, expire_at_ms (0: never)
+Every key a script is given is declared in KEYS, in the order of its lines, and all of them
+carry the tenant's hash tag (``{t<tenant id>}``, ``quotas.policy``): one call touches one hash
+slot, so it runs on Redis Cluster as on one server. (A window counter's key is its line's key
+plus the window's index, computed in the script from Redis's clock: the same tag, the same slot.)
+
+ADMIT KEYS: per rate line its key, per parallel line its key, per quota line its key and leases
+  key. ARGV: now_ms|'', request_id, lease_ms, n_rates, n_parallel, n_quotas, then
+  per rate line:     algorithm (f|s|t|l), limit, window_ms, cost
+  per parallel line: limit
+  per quota line:    limit_micro, hard (0|1), amount_micro, expire_at_ms (0: never)
 returns: admitted, refusal kind (0 none, 1 rate, 2 too large, 3 parallel, 4 quota), refusing
   line (1-based within its kind), retry_ms (-1: never), now_ms, then remaining and reset_ms per
   rate line, then spent and reserved per quota line.
 
-SETTLE ARGV: admitted_ms, now_ms|'', request_id, n_tokens, n_parallel, n_quotas, then
-  per token line:    key, algorithm, limit, window_ms, delta (actual - reserved)
-  per parallel line: key
-  per quota line:    key, leases_key, actual_micro, alert_threshold_micro (0: none), expire_at_ms
-  then, optionally: outbox stream key, event payload (appended with XADD, the usage ledger's
-  outbox, so the event and the settlement share one round trip)
-returns: spent and alert_fired (0|1) per quota line.
+SETTLE KEYS: per token line its key, per parallel line its key, per quota line its key and
+  leases key. ARGV: admitted_ms, now_ms|'', request_id, n_tokens, n_parallel, n_quotas, then
+  per token line:    algorithm, limit, window_ms, delta (actual - reserved)
+  per quota line:    actual_micro, alert_threshold_micro (0: none), expire_at_ms
+returns: spent and alert_fired (0|1) per quota line. (The usage event is appended to the
+outbox stream by an ``XADD`` sent in the same pipeline: the stream is another slot than the
+tenant's counters; see ``quotas.stores.shared``.)
 """
 
 from __future__ import annotations
@@ -103,7 +109,7 @@ ADMIT = (
 local now = clock(ARGV[1])
 local rid, lease = ARGV[2], tonumber(ARGV[3])
 local nr, np, nq = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local i = 7
+local i, k = 7, 1
 local kind, at, retry = 0, 0, 0
 local qkind, qat = 0, 0
 local writes = {}
@@ -121,9 +127,9 @@ local function window_reset(sliding, cur, prev, until_end, win)
 end
 
 for n = 1, nr do
-  local key, alg = ARGV[i], ARGV[i + 1]
-  local limit, win, cost = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-  i = i + 5
+  local key, alg = KEYS[k], ARGV[i]
+  local limit, win, cost = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  i, k = i + 4, k + 1
   local remaining, reset
   if alg == 'f' or alg == 's' then
     local sliding = alg == 's'
@@ -224,8 +230,8 @@ for n = 1, nr do
 end
 
 for n = 1, np do
-  local key, limit = ARGV[i], tonumber(ARGV[i + 1])
-  i = i + 2
+  local key, limit = KEYS[k], tonumber(ARGV[i])
+  i, k = i + 1, k + 1
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   if redis.call('ZCARD', key) >= limit then
     refuse(3, n, 1000)
@@ -238,10 +244,10 @@ for n = 1, np do
 end
 
 for n = 1, nq do
-  local key, leases = ARGV[i], ARGV[i + 1]
-  local limit, hard, amount = tonumber(ARGV[i + 2]), ARGV[i + 3] == '1', tonumber(ARGV[i + 4])
-  local expire_at = tonumber(ARGV[i + 5])
-  i = i + 6
+  local key, leases = KEYS[k], KEYS[k + 1]
+  local limit, hard, amount = tonumber(ARGV[i]), ARGV[i + 1] == '1', tonumber(ARGV[i + 2])
+  local expire_at = tonumber(ARGV[i + 3])
+  i, k = i + 4, k + 2
   local spent, reserved = quota_state(key, leases, now)
   if hard and spent + reserved + amount > limit then
     if qkind == 0 then qkind, qat = 4, n end
@@ -277,13 +283,13 @@ local admitted_ms = tonumber(ARGV[1])
 local now = clock(ARGV[2])
 local rid = ARGV[3]
 local nt, np, nq = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local i = 7
+local i, k = 7, 1
 local out = {}
 
 for n = 1, nt do
-  local key, alg = ARGV[i], ARGV[i + 1]
-  local limit, win, delta = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-  i = i + 5
+  local key, alg = KEYS[k], ARGV[i]
+  local limit, win, delta = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  i, k = i + 4, k + 1
   if alg == 'f' or alg == 's' then
     local ckey = key .. ':' .. string.format('%d', math.floor(admitted_ms / win))
     if redis.call('EXISTS', ckey) == 1 then
@@ -311,14 +317,14 @@ for n = 1, nt do
 end
 
 for n = 1, np do
-  redis.call('ZREM', ARGV[i], rid)
-  i = i + 1
+  redis.call('ZREM', KEYS[k], rid)
+  k = k + 1
 end
 
 for n = 1, nq do
-  local key, leases = ARGV[i], ARGV[i + 1]
-  local actual, threshold, expire_at = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-  i = i + 5
+  local key, leases = KEYS[k], KEYS[k + 1]
+  local actual, threshold, expire_at = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  i, k = i + 3, k + 2
   release(key, rid)
   redis.call('ZREM', leases, rid)
   local spent = redis.call('HINCRBY', key, 'spent', actual)
@@ -330,23 +336,20 @@ for n = 1, nq do
   table.insert(out, spent)
   table.insert(out, fired)
 end
-if ARGV[i] then
-  redis.call('XADD', ARGV[i], '*', 'e', ARGV[i + 1])
-end
 return out
 """
 )
 
 # A quota line's current spend and live reservations (``/v1/usage``), releasing the expired
-# ones as admission would. ARGV: now_ms|'', then key, leases_key per quota line. Returns spent
-# and reserved per line.
+# ones as admission would. KEYS: key, leases_key per quota line; ARGV: now_ms|''. Returns
+# spent and reserved per line.
 QUOTA_STATES = (
     _COMMON
     + r"""
 local now = clock(ARGV[1])
 local out = {}
-for i = 2, #ARGV, 2 do
-  local spent, reserved = quota_state(ARGV[i], ARGV[i + 1], now)
+for i = 1, #KEYS, 2 do
+  local spent, reserved = quota_state(KEYS[i], KEYS[i + 1], now)
   table.insert(out, spent)
   table.insert(out, reserved)
 end

@@ -1,7 +1,12 @@
 """The shared limit store: every decision is one ``EVALSHA`` of ``quotas.stores.scripts.ADMIT`` and every
-settlement one of ``SETTLE`` (which also appends the request's usage event to the ledger's
-outbox stream, when given one), so limits and quotas hold exactly across any number of gateway
-processes and machines on one Redis (a single primary; Redis Cluster is not supported).
+settlement one of ``SETTLE``, so limits and quotas hold exactly across any number of gateway
+processes and machines on one Redis: one server, a primary behind Sentinel, or Redis Cluster
+(``quotas.stores.redis_target``). A script's keys all carry the tenant's hash tag: one slot.
+
+A settlement given an outbox entry sends the stream's ``XADD`` in the same pipeline as the
+script: one round trip (to each node, on a cluster, where the stream lives in a slot of its
+own). The event is recorded otherwise (``Outbox.on_failure``) unless Redis acknowledged the
+append; a settlement that failed on its own leaves its reservations to their leases.
 
 After a failure the store reports itself unavailable for ``retry_seconds`` without trying, so a
 dead Redis costs no timeout per request; then the next request tries again (recovery needs no
@@ -9,6 +14,7 @@ restart)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,6 +41,7 @@ from quotas.stores.base import (
     Verdict,
 )
 from quotas.stores.deadline import DeadlinePassed, StoreDeadline, never_stalled
+from quotas.stores.redis_target import async_client
 from quotas.stores.scripts import ADMIT, QUOTA_STATES, SETTLE
 
 _KINDS: dict[int, RefusalKind] = {1: "rate", 2: "too_large", 3: "parallel", 4: "quota"}
@@ -88,20 +95,25 @@ def create_client(url: str, *, timeout: float | None, max_connections: int = 64)
     ``RedisStore`` with a ``timeout`` bounds its calls itself (``StoreDeadline``, discounting
     the loop's own lag): its client takes ``timeout=None``, which also spares redis-py's own
     timer per command."""
-    pool = aioredis.BlockingConnectionPool.from_url(
+    client = async_client(
         url,
-        max_connections=max_connections,
         timeout=timeout,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
+        max_connections=max_connections,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=30,
     )
-    pool.connection_class = _packing_with_hiredis(pool.connection_class)
-    return aioredis.Redis.from_pool(pool)
+    pool = getattr(client, "connection_pool", None)  # a cluster client has one per node
+    if pool is not None:
+        pool.connection_class = _packing_with_hiredis(pool.connection_class)
+    return client
 
 
-def admit_args(plan: Plan, now_ms: int | None) -> list[Arg]:
+def admit_args(plan: Plan, now_ms: int | None) -> tuple[list[Arg], list[Arg]]:
+    """The admission script's KEYS and ARGV."""
+    keys: list[Arg] = [rate.key for rate in plan.rates]
+    keys += [parallel.key for parallel in plan.parallel]
+    for quota in plan.quotas:
+        keys += [quota.key, quota.leases_key]
     args: list[Arg] = [
         "" if now_ms is None else now_ms,
         plan.request_id,
@@ -111,20 +123,20 @@ def admit_args(plan: Plan, now_ms: int | None) -> list[Arg]:
         len(plan.quotas),
     ]
     for rate in plan.rates:
-        args += [rate.key, rate.algorithm[0], rate.limit, rate.window_ms, rate.cost]
-    for parallel in plan.parallel:
-        args += [parallel.key, parallel.limit]
+        args += [rate.algorithm[0], rate.limit, rate.window_ms, rate.cost]
+    args += [parallel.limit for parallel in plan.parallel]
     for quota in plan.quotas:
         hard = "1" if quota.quota.hard else "0"
-        args += [quota.key, quota.leases_key, quota.limit_micro, hard, quota.amount_micro, quota.expire_at_ms]
-    return args
+        args += [quota.limit_micro, hard, quota.amount_micro, quota.expire_at_ms]
+    return keys, args
 
 
 def settle_args(
     plan: Plan | None, *, admitted_ms: int, tokens: int, cost_micro: int, now_ms: int | None
-) -> list[Arg]:
+) -> tuple[list[Arg], list[Arg]]:
+    """The settlement script's KEYS and ARGV (no line to settle: ARGV's three counts are 0)."""
     if plan is None:
-        return [admitted_ms, "" if now_ms is None else now_ms, "", 0, 0, 0]
+        return [], [admitted_ms, "" if now_ms is None else now_ms, "", 0, 0, 0]
     token_lines = [r for r in plan.rates if r.dimension == "tokens" and tokens != r.cost]
     args: list[Arg] = [
         admitted_ms,
@@ -134,13 +146,14 @@ def settle_args(
         len(plan.parallel),
         len(plan.quotas),
     ]
+    keys: list[Arg] = [rate.key for rate in token_lines]
+    keys += [parallel.key for parallel in plan.parallel]
     for rate in token_lines:
-        args += [rate.key, rate.algorithm[0], rate.limit, rate.window_ms, tokens - rate.cost]
-    for parallel in plan.parallel:
-        args.append(parallel.key)
+        args += [rate.algorithm[0], rate.limit, rate.window_ms, tokens - rate.cost]
     for quota in plan.quotas:
-        args += [quota.key, quota.leases_key, cost_micro, quota.threshold_micro or 0, quota.expire_at_ms]
-    return args
+        keys += [quota.key, quota.leases_key]
+        args += [cost_micro, quota.threshold_micro or 0, quota.expire_at_ms]
+    return keys, args
 
 
 def parse_verdict(plan: Plan, reply: Sequence[Any]) -> Verdict:
@@ -204,15 +217,25 @@ class RedisStore:
         self._on_error()
 
     async def _run(
-        self, script: Script, args: Sequence[Arg | bytes], *, urgent: bool = True
+        self, script: Script, keys: Sequence[Arg], args: Sequence[Arg], *, urgent: bool = True
     ) -> Sequence[Any]:
-        reply = await self._call(lambda: self._pipeline.call(script, args, urgent=urgent))
+        reply = await self._call(lambda: self._pipeline.call(script, keys, args, urgent=urgent))
         if not isinstance(reply, list):
             raise StoreUnavailable("unexpected reply from a limiter script")
         return reply
 
     async def evaluate(self, plan: Plan, *, now_ms: int | None = None) -> Verdict:
-        return parse_verdict(plan, await self._run(ADMIT_SCRIPT, admit_args(plan, now_ms)))
+        keys, args = admit_args(plan, now_ms)
+        return parse_verdict(plan, await self._run(ADMIT_SCRIPT, keys, args))
+
+    async def _append(self, outbox: Outbox) -> None:
+        """The event into its stream, or, failing that, to ``on_failure`` (exactly one of both,
+        unless the reply was lost after Redis appended it)."""
+        command = ("XADD", outbox.stream, "*", "e", outbox.payload)
+        try:
+            await self._call(lambda: self._pipeline.command(command, urgent=False))
+        except (StoreUnavailable, StoreOverloaded):
+            outbox.on_failure()
 
     async def settle(
         self,
@@ -224,15 +247,19 @@ class RedisStore:
         now_ms: int | None = None,
         outbox: Outbox | None = None,
     ) -> tuple[Settled, ...]:
-        args: list[Arg | bytes] = list(
-            settle_args(plan, admitted_ms=admitted_ms, tokens=tokens, cost_micro=cost_micro, now_ms=now_ms)
+        keys, args = settle_args(
+            plan, admitted_ms=admitted_ms, tokens=tokens, cost_micro=cost_micro, now_ms=now_ms
         )
-        if outbox is not None:
-            args += [outbox.stream, outbox.payload]
-        elif args[3:6] == [0, 0, 0]:
-            return ()
-        # not urgent: it rides with the next admission's pipeline, or its own a moment later
-        values = [int(v) for v in await self._run(SETTLE_SCRIPT, args, urgent=False)]
+        # Neither is urgent: both ride with the next admission's pipeline, or their own a
+        # moment later, together (queued in this same turn of the loop).
+        appended = asyncio.ensure_future(self._append(outbox)) if outbox is not None else None
+        try:
+            if args[3:6] == [0, 0, 0]:
+                return ()
+            values = [int(v) for v in await self._run(SETTLE_SCRIPT, keys, args, urgent=False)]
+        finally:
+            if appended is not None:
+                await appended
         return tuple(Settled(spent=values[i], alert=values[i + 1] == 1) for i in range(0, len(values), 2))
 
     async def quota_states(
@@ -240,10 +267,12 @@ class RedisStore:
     ) -> tuple[QuotaState, ...]:
         if not lines:
             return ()
-        args: list[Arg] = ["" if now_ms is None else now_ms]
+        keys: list[Arg] = []
         for line in lines:
-            args += [line.key, line.leases_key]
-        values = [int(v) for v in await self._run(QUOTA_STATES_SCRIPT, args)]
+            keys += [line.key, line.leases_key]
+        values = [
+            int(v) for v in await self._run(QUOTA_STATES_SCRIPT, keys, ["" if now_ms is None else now_ms])
+        ]
         return tuple(QuotaState(values[i], values[i + 1]) for i in range(0, len(values), 2))
 
     async def aclose(self) -> None:

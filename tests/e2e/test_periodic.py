@@ -37,9 +37,17 @@ SHORT_INTERVALS = {
     "GATEWAY_USAGE_CONSUMER_FORGET_SECONDS": "1",
     "GATEWAY_USAGE_DRAIN_SECONDS": "0.5",
     "GATEWAY_RESPONSES_PURGE_SECONDS": "1",
+    "GATEWAY_USAGE_PARTITION_SECONDS": "1",
 }
 FORGET = "forget-idle-consumers"
-IN_PROCESS = ("rollup-usage", "purge-usage", "reconcile-quotas", FORGET, "purge-responses")
+IN_PROCESS = (
+    "rollup-usage",
+    "purge-usage",
+    "reconcile-quotas",
+    FORGET,
+    "purge-responses",
+    "prepare-usage-partitions",
+)
 # 1000 and 2000 dollars per million tokens: a mock-echo answer (8 + 11 tokens) costs 3 cents.
 PRICED_MOCK = mock_echo_yaml(input_per_million="1000", output_per_million="2000")
 QUOTA = """

@@ -14,6 +14,7 @@ import redis
 from django.conf import settings
 
 from accounting.models import UsageRecord
+from routing.sync import breakers_key
 from tests.conftest import GatewayProcess, IssuedKey, wait_for
 from tests.e2e.scrape import scrape, value
 from tests.fakes.openai_upstream import ErrorReply, FakeOpenAIUpstream, Reply
@@ -251,7 +252,7 @@ def test_open_breaker_is_skipped_on_every_instance(
         # Published through Redis, and skipped by the second instance too.
         client = redis.Redis.from_url(settings.REDIS_URL)
         try:
-            wait_for(lambda: client.hlen(f"{redis_prefix}breakers") == 1)
+            wait_for(lambda: client.hlen(breakers_key(redis_prefix)) == 1)
         finally:
             client.close()
         wait_for(lambda: breaker_state(second, "upstream-a/primary-model") == 2)  # synced

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounting.spend import Reconciled, reconcile_redis, recorded_spend
 from quotas.budget import from_micro
+from quotas.stores.redis_target import sync_client
 
 
 class Command(BaseCommand):
@@ -35,7 +36,7 @@ class Command(BaseCommand):
                 "starts its quota counters from the usage records)"
             )
             return
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        client = sync_client(settings.REDIS_URL, timeout=5)
         try:
             results = reconcile_redis(
                 client, spends, prefix=settings.GATEWAY_REDIS_PREFIX, exact=options["exact"]

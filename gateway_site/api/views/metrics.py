@@ -24,6 +24,7 @@ from gateway_site.observability.metrics import (
 from gateway_site.runtime.process import Runtime, get_runtime
 from gateway_site.runtime.snapshot import ConfigSnapshot
 from quotas.access import AccessPolicy, model_allowed
+from quotas.stores.redis_target import async_client
 
 OUTBOX_TIMEOUT_SECONDS = 1.0
 
@@ -91,11 +92,7 @@ async def scrape_state(runtime: Runtime) -> ScrapeState:
 
 async def _outbox_backlog() -> tuple[int | None, int | None]:
     """The ledger consumer group's pending entries and lag (0, 0 before the stream exists)."""
-    client = aioredis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_timeout=OUTBOX_TIMEOUT_SECONDS,
-        socket_connect_timeout=OUTBOX_TIMEOUT_SECONDS,
-    )
+    client = async_client(settings.REDIS_URL, timeout=OUTBOX_TIMEOUT_SECONDS)
     try:
         groups = await client.xinfo_groups(outbox_stream(settings.GATEWAY_REDIS_PREFIX))
     except aioredis.ResponseError:

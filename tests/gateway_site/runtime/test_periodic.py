@@ -105,6 +105,10 @@ def test_with_a_broker_health_names_the_schedule_that_celery_beat_runs(settings)
             "rollup-usage": {"task": "accounting.tasks.rollup_usage", "every_seconds": 60.0},
             "purge-usage": {"task": "accounting.tasks.purge_usage", "every_seconds": 3600.0},
             "reconcile-quotas": {"task": "accounting.tasks.reconcile_quotas", "every_seconds": 300.0},
+            "prepare-usage-partitions": {
+                "task": "accounting.tasks.prepare_usage_partitions",
+                "every_seconds": 3600.0,
+            },
             "forget-idle-consumers": {
                 "task": "accounting.tasks.forget_idle_consumers",
                 "every_seconds": 3600.0,
