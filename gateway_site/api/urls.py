@@ -5,11 +5,13 @@ standard handler."""
 
 from django.urls import path, re_path
 
-from gateway_site.api.views import chat, embeddings, metrics, models, not_found, probes, usage
+from gateway_site.api.views import chat, embeddings, messages, metrics, models, not_found, probes, usage
 
 urlpatterns = [
     path("v1/chat/completions", chat.chat_completions),
     path("v1/embeddings", embeddings.embeddings),
+    path("v1/messages", messages.create_message),
+    path("v1/messages/count_tokens", messages.count_tokens),
     path("v1/models", models.list_models),
     path("v1/models/<path:model_id>", models.retrieve_model),
     path("v1/usage", usage.key_usage),

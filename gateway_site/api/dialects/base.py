@@ -12,8 +12,9 @@ from providers.types import StreamEvent, Usage
 
 
 class StreamEncoder(Protocol):
-    """Turns the upstream's stream (OpenAI chat chunks, as the adapters produce them) into the
-    dialect's Server-Sent Events, for one request."""
+    """Turns the upstream's stream (OpenAI chat chunks, as the adapters produce them; with the
+    vendor's own events in ``StreamEvent.native`` when the request went to it in the client's
+    dialect) into the dialect's Server-Sent Events, for one request."""
 
     def event(self, event: StreamEvent) -> bytes:
         """The SSE bytes for one upstream event (empty: nothing to send for it)."""
@@ -34,7 +35,8 @@ class Dialect(Protocol):
     def render_error(self, error: RenderableError) -> HttpResponse:
         """A refusal or failure in the dialect's envelope, with its status and headers."""
 
-    def render_completion(self, body: bytes, request: ChatRequest) -> bytes:
-        """The answer's body in the dialect's format, from the upstream's chat completion."""
+    def render_completion(self, body: bytes, request: ChatRequest, *, native: bytes | None = None) -> bytes:
+        """The answer's body in the dialect's format, from the upstream's chat completion, or
+        ``native``: the upstream's own answer when the request went to it in this dialect."""
 
     def stream_encoder(self, request: ChatRequest) -> StreamEncoder: ...

@@ -42,7 +42,7 @@ class OpenAIChat:
     def render_error(self, error: RenderableError) -> HttpResponse:
         return error_response(error)
 
-    def render_completion(self, body: bytes, request: ChatRequest) -> bytes:
+    def render_completion(self, body: bytes, request: ChatRequest, *, native: bytes | None = None) -> bytes:
         return body
 
     def stream_encoder(self, request: ChatRequest) -> ChatChunks:

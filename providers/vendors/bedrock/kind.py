@@ -49,4 +49,6 @@ BEDROCK = ProviderKind(
     embedder=embed,
     token_rules=TokenRules(cache_reads=True, cache_writes=True, reasoning_in_output=True),
     gen_ai_provider="aws.bedrock",
+    native_dialects=frozenset(),
+    token_counter=None,
 )
