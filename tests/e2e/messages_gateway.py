@@ -53,6 +53,18 @@ def prices_yaml(*, provider: str, model: str) -> str:
 """
 
 
+def tool_turns(
+    question: str, answer: anthropic.types.Message, *blocks: dict[str, object]
+) -> list[dict[str, object]]:
+    """A conversation after a tool call: the question, the assistant's answer as the SDK returned
+    it (echoed back block by block), and a user turn of ``blocks`` (tool results and text)."""
+    return [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in answer.content]},
+        {"role": "user", "content": list(blocks)},
+    ]
+
+
 @dataclass
 class Sent:
     """The requests the SDK sent (its own bytes and headers), in order."""

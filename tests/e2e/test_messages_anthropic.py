@@ -15,7 +15,7 @@ from accounting.models import UsageRecord
 from providers.translation.native_body import with_model
 from tests.conftest import wait_for
 from tests.e2e.conftest import records
-from tests.e2e.messages_gateway import MessagesGateway, cost, deployment_yaml, prices_yaml
+from tests.e2e.messages_gateway import MessagesGateway, cost, deployment_yaml, prices_yaml, tool_turns
 from tests.fakes.anthropic_upstream import (
     AnthropicError,
     AnthropicReply,
@@ -232,26 +232,13 @@ def test_tool_round_trip_with_image_result_and_thinking_echoed(gw, upstream):
     )
     assert first.stop_reason == "tool_use"
     upstream.enqueue(AnthropicReply(text="It is 3°C in Oslo."))
-    history = [
-        {"role": "user", "content": "Weather in Oslo?"},
-        {"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in first.content]},
-        {
-            "role": "user",
-            "content": [
-                {
-                    "type": "tool_result",
-                    "tool_use_id": "toolu_02",
-                    "content": [
-                        {"type": "text", "text": '{"temp_c": 3}'},
-                        {
-                            "type": "image",
-                            "source": {"type": "base64", "media_type": "image/png", "data": PNG},
-                        },
-                    ],
-                }
-            ],
-        },
-    ]
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+    result = {"type": "text", "text": '{"temp_c": 3}'}
+    history = tool_turns(
+        "Weather in Oslo?",
+        first,
+        {"type": "tool_result", "tool_use_id": "toolu_02", "content": [result, image]},
+    )
     final = gw.client.messages.create(
         model=MODEL,
         max_tokens=3000,

@@ -13,7 +13,7 @@ import pytest
 
 from accounting.models import UsageRecord
 from tests.e2e.conftest import records
-from tests.e2e.messages_gateway import MessagesGateway, cost, deployment_yaml
+from tests.e2e.messages_gateway import MessagesGateway, cost, deployment_yaml, tool_turns
 from tests.e2e.test_messages_anthropic import PNG, WEATHER, stream_event_names
 from tests.fakes.anthropic_upstream import AnthropicError, FakeAnthropicUpstream
 from tests.fakes.gemini_upstream import FakeGeminiUpstream, GeminiReply
@@ -166,21 +166,16 @@ def test_openai_create_with_tools_images_and_a_round_trip(gw, upstreams):
         model="gpt-as-claude",
         max_tokens=512,
         tools=[WEATHER],
-        messages=[
-            {"role": "user", "content": "Weather in Paris?"},
-            {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in message.content]},
+        messages=tool_turns(
+            "Weather in Paris?",
+            message,
             {
-                "role": "user",
-                "content": [
-                    {
-                        "type": "tool_result",
-                        "tool_use_id": "call_1",
-                        "content": [{"type": "text", "text": "24C sun"}],
-                    },
-                    {"type": "text", "text": "Answer in words."},
-                ],
+                "type": "tool_result",
+                "tool_use_id": "call_1",
+                "content": [{"type": "text", "text": "24C sun"}],
             },
-        ],
+            {"type": "text", "text": "Answer in words."},
+        ),
     )
     assert (final.content[0].text, final.stop_reason) == ("Sunny, 24°C.", "end_turn")
     assert openai_fake.requests[1].body["messages"] == [
