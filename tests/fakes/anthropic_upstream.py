@@ -117,6 +117,8 @@ def validate(body: Any, *, betas: frozenset[str] | set[str] = frozenset()) -> No
     require(isinstance(body.get("max_tokens"), int) and body["max_tokens"] >= 1, "max_tokens: Field required")
     require(0 <= body.get("temperature", 0) <= 1, "temperature: must be between 0 and 1")
     _thinking(body.get("thinking"), max_tokens=body["max_tokens"], betas=betas)
+    output = body.get("output_config", {})
+    require(set(output) <= {"effort", "format"}, "output_config: effort and format only")
     system = body.get("system", "")
     require(
         isinstance(system, str) or all(b.get("type") == "text" and b.get("text") for b in system),
@@ -128,7 +130,8 @@ def validate(body: Any, *, betas: frozenset[str] | set[str] = frozenset()) -> No
     require(isinstance(messages, list) and messages, "messages: Field required")
     tool_ids: set[str] = set()
     for index, message in enumerate(messages):
-        require(message.get("role") in ("user", "assistant"), f"messages.{index}.role: user or assistant")
+        role = message.get("role")
+        require(role in ("user", "assistant", "system"), f"messages.{index}.role: user, assistant or system")
         content = message.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         require(isinstance(blocks, list) and blocks, f"messages.{index}.content: must not be empty")
@@ -137,6 +140,9 @@ def validate(body: Any, *, betas: frozenset[str] | set[str] = frozenset()) -> No
             results <= tool_ids, f"messages.{index}: tool_result without a tool_use in the previous message"
         )
         tool_ids = {b["id"] for b in blocks if b.get("type") == "tool_use"}
+        require(
+            role != "system" or all(b.get("type") == "text" for b in blocks), f"messages.{index}: text only"
+        )
         for block in blocks:
             _block(block, f"messages.{index}")
     for tool in body.get("tools", []):
@@ -151,7 +157,7 @@ def _thinking(thinking: Any, *, max_tokens: int, betas: frozenset[str] | set[str
     if thinking is None:
         return
     kind = thinking.get("type")
-    require(kind in ("enabled", "disabled"), "thinking.type: enabled or disabled")
+    require(kind in ("enabled", "disabled", "adaptive"), "thinking.type: enabled, disabled or adaptive")
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
         require(isinstance(budget, int) and budget >= 1024, "thinking.budget_tokens: at least 1024")

@@ -134,7 +134,10 @@ Block = Annotated[
 
 
 class Message(_Open):
-    role: Literal["user", "assistant"]
+    """``system`` messages inside the conversation are what Claude Code sends to the newest
+    models (instructions added mid-session)."""
+
+    role: Literal["user", "assistant", "system"]
     content: str | list[Block]
 
 
@@ -186,6 +189,11 @@ class Thinking(_Open):
         return self
 
 
+class OutputConfig(_Open):
+    effort: str | None = None
+    format: JsonObject | None = None
+
+
 class Metadata(_Open):
     user_id: Annotated[str, Field(max_length=256)] | None = None
 
@@ -210,6 +218,7 @@ class MessagesBody(CountTokensBody):
     top_k: Annotated[Integer, Field(ge=0)] | None = None
     metadata: Metadata | None = None
     service_tier: str | None = None
+    output_config: OutputConfig | None = None
 
 
 def _check_sizes(raw: JsonObject, *, bounds: BodyBounds) -> None:

@@ -1,9 +1,9 @@
 """A Messages API request as the gateway's internal request (an OpenAI chat body), for the
 deployments that do not speak the Messages API (an Anthropic deployment gets the client's own
 request). What the chat body cannot carry is either a documented loss (``cache_control``,
-``thinking`` and thinking blocks, ``service_tier``, ``is_error``, citations) or named in
-``untranslatable``: such a request is refused before it is sent to a translating deployment
-(docs/messages-api.md). No Django here."""
+``thinking`` and thinking blocks, ``output_config.effort``, ``context_management``,
+``service_tier``, ``is_error``, citations) or named in ``untranslatable``: such a request is
+refused before it is sent to a translating deployment (docs/messages-api.md). No Django here."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import orjson
 JsonObject = dict[str, object]
 
 # Top-level fields the translation carries, or whose loss is documented; any other field (``top_k``,
-# a beta feature's) is untranslatable.
+# a beta feature's) is untranslatable. ``context_management`` asks Anthropic to clear old thinking
+# or tool results from the context: without it the model sees the whole conversation, which
+# Claude Code (which always sends it) works with.
 _CARRIED = frozenset(
     {
         "model",
@@ -31,6 +33,8 @@ _CARRIED = frozenset(
         "thinking",
         "metadata",
         "service_tier",
+        "context_management",
+        "output_config",
     }
 )
 _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
@@ -70,6 +74,7 @@ def chat_body(raw: JsonObject) -> Translation:
     if raw.get("stop_sequences"):
         body["stop"] = raw["stop_sequences"]
     body.update(_tools(raw, losses))
+    body.update(_output(raw.get("output_config"), losses))
     metadata = raw.get("metadata")
     user = metadata.get("user_id") if isinstance(metadata, dict) else None
     if isinstance(user, str) and user:
@@ -94,13 +99,16 @@ def _conversation(messages: list[JsonObject], losses: _Losses) -> list[JsonObjec
     for index, message in enumerate(messages):
         content = message.get("content")
         where = f"messages[{index}].content"
-        if message.get("role") == "assistant":
+        role = message.get("role")
+        if role == "assistant":
             blocks: list[JsonObject] = (
                 [{"type": "text", "text": content}] if isinstance(content, str) else _objects(content)
             )
             out.append(_assistant(blocks, where=where, losses=losses))
         elif isinstance(content, str):
-            out.append({"role": "user", "content": content})
+            out.append({"role": role, "content": content})
+        elif role == "system":
+            out.append({"role": "system", "content": _parts(_objects(content), at=where, losses=losses)})
         else:
             out.extend(_user(_objects(content), where=where, losses=losses))
     return out
@@ -212,6 +220,27 @@ def _assistant(blocks: list[JsonObject], *, where: str, losses: _Losses) -> Json
     if calls:
         message["tool_calls"] = calls
     return message
+
+
+def _output(config: object, losses: _Losses) -> JsonObject:
+    """A JSON schema the answer must follow becomes ``response_format``; the effort asked for
+    is a documented loss (chat models have no one setting for it)."""
+    if not isinstance(config, dict):
+        return {}
+    losses.params.extend(f"output_config.{name}" for name in config if name not in ("effort", "format"))
+    fmt = config.get("format")
+    if fmt is None:
+        return {}
+    if (
+        not isinstance(fmt, dict)
+        or fmt.get("type") != "json_schema"
+        or not isinstance(fmt.get("schema"), dict)
+    ):
+        losses.params.append("output_config.format")
+        return {}
+    return {
+        "response_format": {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt["schema"]}}
+    }
 
 
 def _tools(raw: JsonObject, losses: _Losses) -> JsonObject:
