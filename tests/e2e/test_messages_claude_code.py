@@ -200,4 +200,3 @@ def test_claude_code_cli_in_print_mode(gw, upstreams, tmp_path):
     answer = run_cli(gw, tmp_path, prompt="Say hello", model=TRANSLATED_MODEL)
     assert (answer["is_error"], answer["result"]) == (False, "Hello, translated.")
     assert [r.model for r in records(2)] == [CLAUDE_MODEL, TRANSLATED_MODEL]
-

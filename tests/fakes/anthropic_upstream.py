@@ -48,6 +48,8 @@ class AnthropicReply:
     output_tokens: int = 5
     cache_read: int = 0
     cache_creation: int = 0
+    delay: float = 0.0  # seconds before answering
+    event_delay: float = 0.0  # streamed: seconds between events
     fail_after: int | None = None  # streamed: an ``error`` event after this many deltas
     error_message: str = "Overloaded"  # that event's message
 
@@ -97,6 +99,8 @@ class FakeAnthropicUpstream(FakeServer[Behaviour]):
         behaviour = self.next_behaviour()
         if isinstance(behaviour, AnthropicError):
             return _error(echoed(behaviour, self.api_key, "type", "message", "headers"))
+        if isinstance(behaviour, AnthropicReply) and behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
         if body.get("stream") is True:
             return await _stream(request, echoed(behaviour, self.api_key, "error_message"), body["model"])
         return web.json_response(_message(behaviour, body["model"]))
@@ -296,6 +300,6 @@ async def _stream(request: web.Request, reply: AnthropicReply, model: str) -> we
             await response.write(_event("error", error))
             break
         await response.write(event)
-        await asyncio.sleep(0)
+        await asyncio.sleep(reply.event_delay)
     await response.write_eof()
     return response
