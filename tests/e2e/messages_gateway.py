@@ -19,6 +19,13 @@ PRICE_OUTPUT = Decimal("15")
 PRICE_CACHED = Decimal("0.3")
 PRICE_CACHE_WRITE = Decimal("3.75")
 
+WEATHER = {
+    "name": "get_weather",
+    "description": "Current weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
 
 def cost(*, uncached: int, output: int, cache_read: int = 0, cache_write: int = 0) -> Decimal:
     """A deployment priced as in ``deployment_yaml``, in Anthropic's usage terms."""
@@ -63,6 +70,19 @@ def tool_turns(
         {"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in answer.content]},
         {"role": "user", "content": list(blocks)},
     ]
+
+
+def stream_event_names(body: bytes) -> list[str]:
+    return [line[7:] for line in body.decode().split("\n") if line.startswith("event: ")]
+
+
+def event_names(*blocks: int, ping: bool = True) -> list[str]:
+    """The SSE event names of a streamed message whose content blocks carry these numbers of
+    deltas, in order."""
+    names = ["message_start", *(["ping"] if ping else [])]
+    for deltas in blocks:
+        names += ["content_block_start", *["content_block_delta"] * deltas, "content_block_stop"]
+    return [*names, "message_delta", "message_stop"]
 
 
 @dataclass

@@ -15,7 +15,17 @@ from accounting.models import UsageRecord
 from providers.translation.native_body import with_model
 from tests.conftest import wait_for
 from tests.e2e.conftest import records
-from tests.e2e.messages_gateway import MessagesGateway, cost, deployment_yaml, prices_yaml, tool_turns
+from tests.e2e.messages_gateway import (
+    PNG,
+    WEATHER,
+    MessagesGateway,
+    cost,
+    deployment_yaml,
+    event_names,
+    prices_yaml,
+    stream_event_names,
+    tool_turns,
+)
 from tests.fakes.anthropic_upstream import (
     AnthropicError,
     AnthropicReply,
@@ -35,12 +45,6 @@ SYSTEM = [
     {"type": "text", "text": "You are a careful assistant."},
     {"type": "text", "text": "Project notes: " + "notes " * 200, "cache_control": {"type": "ephemeral"}},
 ]
-WEATHER = {
-    "name": "get_weather",
-    "description": "Current weather in a city",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
 @pytest.fixture
@@ -130,10 +134,6 @@ def test_create_with_thinking_and_cached_system_passes_through(gw, upstream):
     assert upstream.violations == []
 
 
-def stream_event_names(body: bytes) -> list[str]:
-    return [line[7:] for line in body.decode().split("\n") if line.startswith("event: ")]
-
-
 def test_stream_relays_every_event_as_sent(gw, upstream):
     reply = AnthropicReply(
         text="Let me check.",
@@ -159,25 +159,8 @@ def test_stream_relays_every_event_as_sent(gw, upstream):
         assert response.headers["content-type"].startswith("text/event-stream")
         streamed = response.read()
     assert streamed == b"".join(_stream_events(reply, UPSTREAM_MODEL))
-    assert stream_event_names(streamed) == [
-        "message_start",
-        "ping",
-        "content_block_start",
-        "content_block_delta",  # thinking_delta
-        "content_block_delta",  # signature_delta
-        "content_block_stop",
-        "content_block_start",
-        "content_block_delta",
-        "content_block_delta",
-        "content_block_delta",
-        "content_block_stop",
-        "content_block_start",
-        "content_block_delta",  # input_json_delta
-        "content_block_delta",
-        "content_block_stop",
-        "message_delta",
-        "message_stop",
-    ]
+    # thinking (thinking_delta, signature_delta), text (three words), tool use (two fragments)
+    assert stream_event_names(streamed) == event_names(2, 3, 2)
     assert upstream.requests[0].headers["anthropic-beta"] == BETA
 
     # The SDK's stream helper assembles the same message from the relayed events.

@@ -18,8 +18,7 @@ import pytest
 from providers.translation.native_body import with_model
 from tests.conftest import ROOT
 from tests.e2e.conftest import records
-from tests.e2e.messages_gateway import MessagesGateway, deployment_yaml
-from tests.e2e.test_messages_anthropic import stream_event_names
+from tests.e2e.messages_gateway import MessagesGateway, deployment_yaml, stream_event_names
 from tests.fakes.anthropic_upstream import AnthropicReply, FakeAnthropicUpstream, ToolUse
 from tests.fakes.openai_upstream import FakeOpenAIUpstream, FakeToolCall, Reply
 

@@ -94,7 +94,9 @@ def test_a_messages_api_system_prompt_is_part_of_the_messages_only_key():
     verbose = {**terse, "system": [{"type": "text", "text": "Be verbose."}]}
     messages_key = {"tenant_id": 1, "model": "claude", "strategy": "messages_only", "dialect": "messages"}
     assert cache_key(terse, **messages_key) != cache_key(verbose, **messages_key)
-    assert cache_key(terse, **messages_key) != cache_key(terse, **{**messages_key, "dialect": "chat.completions"})
+    assert cache_key(terse, **messages_key) != cache_key(
+        terse, **{**messages_key, "dialect": "chat.completions"}
+    )
 
 
 # --- Cache-Control and the plan ---------------------------------------------------------------

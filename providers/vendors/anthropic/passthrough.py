@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from providers.translation.native_body import sse_frame, with_model
-from providers.translation.translated_stream import SSEFraming, StreamTranslator, TranslatedStream
+from providers.translation.native_body import with_model
+from providers.translation.native_stream import NativeEvents, VendorFrames
+from providers.translation.translated_stream import SSEFraming, TranslatedStream
 from providers.translation.upstream import UpstreamCall, post
 from providers.translation.vendor_json import json_headers
-from providers.types import Completion, NativeRequest, StreamEvent
+from providers.types import Completion, NativeRequest
 from providers.vendors.anthropic.errors import map_error
 from providers.vendors.anthropic.response import from_upstream
 from providers.vendors.anthropic.stream import AnthropicStreamTranslator
@@ -48,28 +49,5 @@ async def open_stream(call: UpstreamCall, native: NativeRequest) -> TranslatedSt
     provider = call.deployment.provider
     translator = AnthropicStreamTranslator(provider=provider.name, created=int(time.time()))
     return TranslatedStream(
-        response, provider=provider, translator=NativeFrames(translator), framing=SSEFraming()
+        response, provider=provider, translator=NativeEvents(translator, VendorFrames()), framing=SSEFraming()
     )
-
-
-class NativeFrames:
-    """A stream translator whose events also carry the vendor event they came from, as SSE
-    bytes: on the first event made from it, or on an event of its own (nothing to relay in the
-    translation: ``ping``, ``content_block_stop``, thinking deltas)."""
-
-    def __init__(self, translator: StreamTranslator) -> None:
-        self._translator = translator
-
-    @property
-    def done(self) -> bool:
-        return self._translator.done
-
-    def feed(self, event: str, data: bytes) -> list[StreamEvent]:
-        translated = self._translator.feed(event, data)
-        frame = sse_frame(event, data)
-        if not translated:
-            return [StreamEvent(payload=None, native=frame)]
-        return [replace(translated[0], native=frame), *(replace(e, native=b"") for e in translated[1:])]
-
-    def end(self) -> list[StreamEvent]:
-        return [replace(e, native=b"") for e in self._translator.end()]

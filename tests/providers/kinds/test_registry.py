@@ -186,10 +186,9 @@ def test_one_broken_part_is_the_one_reported(change, part):
     assert missing_parts(dataclasses.replace(COMPLETE, **change)) == [part]
 
 
-def test_only_anthropic_speaks_a_client_dialect_and_counts_tokens():
-    assert [
-        (r.name, sorted(r.native_dialects), r.token_counter is not None) for r in KINDS if r.native_dialects
-    ] == [("anthropic", ["messages"], True)]
+def test_anthropic_and_bedrock_speak_the_messages_api_and_only_anthropic_counts_tokens():
+    speaking = [(r.name, sorted(r.native_dialects)) for r in KINDS if r.native_dialects]
+    assert speaking == [("anthropic", ["messages"]), ("bedrock", ["messages"])]
     assert [r.name for r in KINDS if r.token_counter is not None] == ["anthropic"]
 
 
