@@ -47,6 +47,25 @@ def deployment_yaml(*, provider: str, model: str) -> str:
 """
 
 
+ANTHROPIC_KEY = "sk-ant-e2e-SECRET-0123456789"
+ANTHROPIC_ENV = {"GW_E2E_ANTHROPIC_KEY": ANTHROPIC_KEY}  # the gateway's environment for it
+
+
+def anthropic_config(base_url: str, *, model: str, upstream_model: str, extra: str = "") -> str:
+    """A provider ``anthropic`` (its key from ``ANTHROPIC_ENV``) serving ``model``, then ``extra``."""
+    return f"""
+providers:
+  - name: anthropic
+    kind: anthropic
+    base_url: {base_url}
+    api_key_env: GW_E2E_ANTHROPIC_KEY
+models:
+  - name: {model}
+    deployments:
+{deployment_yaml(provider="anthropic", model=upstream_model)}
+{extra}"""
+
+
 def prices_yaml(*, provider: str, model: str) -> str:
     """A price version in force since 2025 with the cache-write price."""
     return f"""prices:

@@ -16,9 +16,12 @@ from providers.translation.native_body import with_model
 from tests.conftest import wait_for
 from tests.e2e.conftest import records
 from tests.e2e.messages_gateway import (
+    ANTHROPIC_ENV,
+    ANTHROPIC_KEY,
     PNG,
     WEATHER,
     MessagesGateway,
+    anthropic_config,
     cost,
     deployment_yaml,
     event_names,
@@ -39,7 +42,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 MODEL = "claude-sonnet"
 UPSTREAM_MODEL = "claude-sonnet-4-5-20250929"
-KEY = "sk-ant-e2e-SECRET-0123456789"
+KEY = ANTHROPIC_KEY
 BETA = "interleaved-thinking-2025-05-14,prompt-caching-scope-2026-01-05"
 SYSTEM = [
     {"type": "text", "text": "You are a careful assistant."},
@@ -55,22 +58,13 @@ def upstream():
 
 
 def anthropic_yaml(upstream: FakeAnthropicUpstream) -> str:
-    return f"""
-providers:
-  - name: anthropic
-    kind: anthropic
-    base_url: {upstream.base_url}
-    api_key_env: GW_E2E_ANTHROPIC_KEY
-models:
-  - name: {MODEL}
-    deployments:
-{deployment_yaml(provider="anthropic", model=UPSTREAM_MODEL)}
-{prices_yaml(provider="anthropic", model=UPSTREAM_MODEL)}"""
+    prices = prices_yaml(provider="anthropic", model=UPSTREAM_MODEL)
+    return anthropic_config(upstream.base_url, model=MODEL, upstream_model=UPSTREAM_MODEL, extra=prices)
 
 
 @pytest.fixture
 def gw(upstream, start_messages) -> MessagesGateway:
-    return start_messages(anthropic_yaml(upstream), env={"GW_E2E_ANTHROPIC_KEY": KEY})
+    return start_messages(anthropic_yaml(upstream), env=ANTHROPIC_ENV)
 
 
 def assert_passed_through(gw: MessagesGateway, upstream: FakeAnthropicUpstream, *, index: int = -1) -> None:
@@ -352,9 +346,7 @@ def test_error_classes(gw, upstream, start_messages):
 
 
 def test_body_over_the_limit_is_request_too_large(upstream, start_messages):
-    small = start_messages(
-        anthropic_yaml(upstream), env={"GW_E2E_ANTHROPIC_KEY": KEY, "GATEWAY_MAX_BODY_BYTES": "2048"}
-    )
+    small = start_messages(anthropic_yaml(upstream), env={**ANTHROPIC_ENV, "GATEWAY_MAX_BODY_BYTES": "2048"})
     with pytest.raises(anthropic.RequestTooLargeError) as too_large:
         small.client.messages.create(
             model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "x" * 5000}]

@@ -16,13 +16,12 @@ import pytest
 from accounting.models import UsageRecord
 from quotas.budget import to_micro
 from tests.e2e.conftest import quota_spend, records
-from tests.e2e.messages_gateway import MessagesGateway, cost, deployment_yaml
+from tests.e2e.messages_gateway import ANTHROPIC_ENV, ANTHROPIC_KEY, MessagesGateway, anthropic_config, cost
 from tests.fakes.anthropic_upstream import AnthropicReply, FakeAnthropicUpstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 MODEL = "claude-sonnet"
-KEY = "sk-ant-e2e-SECRET-0123456789"
 BODY = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}
 # The fake's default usage (21 in, 5 out) at the deployment's prices.
 ONE_REQUEST = cost(uncached=21, output=5)
@@ -30,23 +29,13 @@ ONE_REQUEST = cost(uncached=21, output=5)
 
 @pytest.fixture
 def upstream():
-    fake = FakeAnthropicUpstream(api_key=KEY).start()
+    fake = FakeAnthropicUpstream(api_key=ANTHROPIC_KEY).start()
     yield fake
     fake.stop()
 
 
 def config(upstream: FakeAnthropicUpstream, tenants: str) -> str:
-    return f"""
-providers:
-  - name: anthropic
-    kind: anthropic
-    base_url: {upstream.base_url}
-    api_key_env: GW_E2E_ANTHROPIC_KEY
-models:
-  - name: {MODEL}
-    deployments:
-{deployment_yaml(provider="anthropic", model="claude-sonnet-4-5")}
-{tenants}"""
+    return anthropic_config(upstream.base_url, model=MODEL, upstream_model="claude-sonnet-4-5", extra=tenants)
 
 
 def fire(gw: MessagesGateway, count: int, *, key: str | None = None) -> list[httpx.Response]:
@@ -83,7 +72,7 @@ tenants:
     tier: small
   - name: beta
 """
-    gw = start_messages(config(upstream, tenants), env={"GW_E2E_ANTHROPIC_KEY": KEY})
+    gw = start_messages(config(upstream, tenants), env=ANTHROPIC_ENV)
     other = make_key("beta")
     at_the_start_of_a_minute()
     responses = fire(gw, 10)
@@ -112,7 +101,7 @@ tenants:
         limit_usd: "0.005"
         hard: true
 """
-    gw = start_messages(config(upstream, tenants), env={"GW_E2E_ANTHROPIC_KEY": KEY})
+    gw = start_messages(config(upstream, tenants), env=ANTHROPIC_ENV)
     # Each request reserves its most: 8 prompt tokens bounded (framing and "Hi") at the input
     # price plus 100 output tokens, $0.001524; $0.005 holds 3 reservations at once.
     upstream.default = AnthropicReply(delay=1.5)
@@ -133,7 +122,7 @@ tenants:
 
 
 def test_cache_keeps_dialects_and_tenants_apart(upstream, start_messages, make_key):
-    gw = start_messages(config(upstream, ""), env={"GW_E2E_ANTHROPIC_KEY": KEY})
+    gw = start_messages(config(upstream, ""), env=ANTHROPIC_ENV)
     cached = {"cache-control": "max-age=600"}
     chat = gw.http.post(
         "/v1/chat/completions",
@@ -180,7 +169,7 @@ def test_cache_keeps_dialects_and_tenants_apart(upstream, start_messages, make_k
 
 
 def test_a_client_gone_mid_stream_is_recorded_once(upstream, start_messages):
-    gw = start_messages(config(upstream, ""), env={"GW_E2E_ANTHROPIC_KEY": KEY})
+    gw = start_messages(config(upstream, ""), env=ANTHROPIC_ENV)
     upstream.enqueue(AnthropicReply(text=" ".join(["word"] * 40), event_delay=0.05))
     with gw.http.stream("POST", "/v1/messages", json={**BODY, "stream": True}) as response:
         seen = b""
