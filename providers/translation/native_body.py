@@ -17,13 +17,15 @@ _COLON = re.compile(rb"\s*:\s*(" + _STRING + rb")")
 _LEADING_MODEL = re.compile(rb'\s*\{\s*"model"' + _COLON.pattern)
 
 
-def model_span(content: bytes) -> tuple[int, int] | None:
-    """Where the string value of the top-level ``model`` lies in a JSON object's bytes (its
-    quotes included); None when there is no such string. Strings are skipped whole, so a
-    ``"model"`` inside one, or in a nested object, is never taken for it."""
+def model_spans(content: bytes) -> list[tuple[int, int]]:
+    """Where the string values of the top-level ``model`` lie in a JSON object's bytes (their
+    quotes included), in order. Strings are skipped whole, so a ``"model"`` inside one, or in a
+    nested object, is never taken for it. A body may name ``model`` twice: every one is found,
+    so the upstream cannot read another model than the one the gateway routed and priced."""
     leading = _LEADING_MODEL.match(content)
-    if leading is not None:
-        return leading.span(1)
+    if leading is not None and content.count(b'"model"') == 1:
+        return [leading.span(1)]
+    spans: list[tuple[int, int]] = []
     depth = 0
     for token in _TOKEN.finditer(content):
         first = content[token.start()]
@@ -34,20 +36,22 @@ def model_span(content: bytes) -> tuple[int, int] | None:
         elif depth == 1 and token.group() == b'"model"':
             value = _COLON.match(content, token.end())
             if value is not None:
-                return value.span(1)
-    return None
+                spans.append(value.span(1))
+    return spans
 
 
 def with_model(content: bytes, model: str) -> bytes:
     """``content`` with its top-level ``model`` replaced by ``model`` (added first if absent)."""
     encoded = orjson.dumps(model)
-    span = model_span(content)
-    if span is None:
+    spans = model_spans(content)
+    if not spans:
         start = content.index(b"{") + 1
         rest = content[start:].lstrip()
         separator = b"" if rest.startswith(b"}") else b","
         return content[:start] + b'"model":' + encoded + separator + content[start:]
-    return content[: span[0]] + encoded + content[span[1] :]
+    for start, end in reversed(spans):
+        content = content[:start] + encoded + content[end:]
+    return content
 
 
 def sse_frame(event: str, data: bytes) -> bytes:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from providers.translation.native_body import model_span, sse_frame, with_model
+from providers.translation.native_body import model_spans, sse_frame, with_model
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ def test_only_the_top_level_model_is_replaced(body):
     expected = json.loads(body)
     expected["model"] = "claude-sonnet-4-5-20250929"
     assert json.loads(replaced) == expected
-    start, end = model_span(body)
+    [(start, end)] = model_spans(body)
     assert replaced == body[:start] + b'"claude-sonnet-4-5-20250929"' + body[end:]
 
 
@@ -39,7 +39,18 @@ def test_every_other_byte_is_kept():
 def test_a_body_without_model_gets_one_first():
     assert with_model(b'{"max_tokens":5}', "up") == b'{"model":"up","max_tokens":5}'
     assert with_model(b"{ }", "up") == b'{"model":"up" }'
-    assert model_span(b'{"models":"no","x":{"model":"nested"}}') is None
+    assert model_spans(b'{"models":"no","x":{"model":"nested"}}') == []
+
+
+def test_a_model_named_twice_is_replaced_both_times():
+    """Whichever of two ``model`` members an upstream reads, it reads the routed model."""
+    body = b'{"model":"cheap","messages":[],"model":"claude-opus-4-1"}'
+    assert (
+        with_model(body, "claude-haiku-4-5")
+        == b'{"model":"claude-haiku-4-5","messages":[],"model":"claude-haiku-4-5"}'
+    )
+    nested = b'{"model": "a", "x": {"model": "b"}}'
+    assert with_model(nested, "up") == b'{"model": "up", "x": {"model": "b"}}'
 
 
 def test_sse_frame_writes_each_data_line():
