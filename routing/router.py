@@ -346,9 +346,9 @@ class Router:
     async def count_tokens(
         self, route_plan: RoutePlan, body: JsonObject, *, request_id: str, native: NativeRequest
     ) -> int | None:
-        """The input tokens of ``native`` as counted by the first planned deployments whose kind
-        counts its dialect (with retries, then the next such deployment); None when the first
-        planned deployment cannot count (the caller counts itself)."""
+        """The input tokens of ``native`` as counted by the first planned deployment whose kind
+        counts its dialect (with retries, then the next such deployment: ``route_plan`` keeps
+        only those); None when the first planned deployment cannot count (the caller counts)."""
         candidates = route_plan.candidates or (route_plan.deployment,)
         if not _counts(candidates[0], native):
             return None

@@ -41,8 +41,7 @@ def _tag(value: object) -> str:
 
 
 _KNOWN = frozenset(
-    {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
-    | {"base64", "url", "custom", "auto", "any", "tool", "none", "enabled", "disabled"}
+    {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking", "base64", "url"}
 )
 BY_TYPE = Discriminator(_tag)
 
