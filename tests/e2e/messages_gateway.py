@@ -51,7 +51,9 @@ ANTHROPIC_KEY = "sk-ant-e2e-SECRET-0123456789"
 ANTHROPIC_ENV = {"GW_E2E_ANTHROPIC_KEY": ANTHROPIC_KEY}  # the gateway's environment for it
 
 
-def anthropic_config(base_url: str, *, model: str, upstream_model: str, extra: str = "") -> str:
+def anthropic_config(
+    base_url: str, *, model: str, upstream_model: str, extra: str = "", timeout_seconds: float = 30
+) -> str:
     """A provider ``anthropic`` (its key from ``ANTHROPIC_ENV``) serving ``model``, then ``extra``."""
     return f"""
 providers:
@@ -59,6 +61,7 @@ providers:
     kind: anthropic
     base_url: {base_url}
     api_key_env: GW_E2E_ANTHROPIC_KEY
+    timeout_seconds: {timeout_seconds}
 models:
   - name: {model}
     deployments:

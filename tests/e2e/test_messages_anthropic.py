@@ -355,6 +355,19 @@ def test_body_over_the_limit_is_request_too_large(upstream, start_messages):
     assert upstream.requests == []
 
 
+def test_an_upstream_too_slow_is_a_gateway_timeout(upstream, start_messages):
+    config = anthropic_config(
+        upstream.base_url, model=MODEL, upstream_model=UPSTREAM_MODEL, timeout_seconds=0.5
+    )
+    slow = start_messages(config, env=ANTHROPIC_ENV)
+    upstream.enqueue(AnthropicReply(delay=2.0))
+    with pytest.raises(anthropic.GatewayTimeoutError) as timed_out:
+        slow.client.messages.create(model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
+    assert timed_out.value.body["error"]["type"] == "timeout_error"
+    [row] = records(1)
+    assert (row.endpoint, row.status, row.error_type) == ("messages", 504, "timeout_error")
+
+
 def test_claude_code_auth_token_and_x_api_key(gw, upstream):
     """Claude Code's ANTHROPIC_AUTH_TOKEN arrives as a bearer token; an API key as x-api-key."""
     by_token = gw.sdk(auth_token=gw.key.raw)
