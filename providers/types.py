@@ -97,12 +97,38 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+# The dialect of Anthropic's Messages API (``/v1/messages``), as a ``NativeRequest`` names it.
+ANTHROPIC_MESSAGES = "messages"
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRequest:
+    """A client's request in a vendor's own wire format (``dialect``), kept beside its internal
+    (OpenAI chat) translation, so an adapter that speaks the dialect sends it as the client
+    wrote it. ``content`` is the body's bytes as sent, ``body`` those bytes parsed, ``headers``
+    the client's headers that vendor reads (lower-case names), ``untranslatable`` the
+    parameters the translation cannot carry: a deployment that does not speak the dialect
+    refuses them (``providers.kinds.registry.native_for``)."""
+
+    dialect: str
+    body: dict[str, object]
+    content: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    untranslatable: tuple[str, ...] = ()
+
+    @property
+    def streamed(self) -> bool:
+        return self.body.get("stream") is True
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A non-streaming answer: the OpenAI-shaped body to return and the usage it reported."""
+    """A non-streaming answer: the OpenAI-shaped body to return and the usage it reported;
+    ``native``, the upstream's own answer when the request was sent in its dialect."""
 
     body: bytes
     usage: Usage | None
+    native: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +137,14 @@ class StreamEvent:
 
     ``payload`` is the JSON to send as one SSE ``data:`` line (None: nothing to relay),
     ``usage_only`` marks the final usage chunk, ``text`` is the content it carried (for
-    counting tokens when a stream ends early), ``error`` marks an in-stream error object."""
+    counting tokens when a stream ends early), ``error`` marks an in-stream error object.
+    ``native`` is set on the events of a stream the upstream sent in the request's own dialect:
+    the SSE bytes of the vendor event this one was translated from (on the first event made
+    from it; ``b""`` on the others), so the client gets the vendor's events as they were."""
 
     payload: bytes | None
     usage: Usage | None = None
     usage_only: bool = False
     text: str = ""
     error: bool = False
+    native: bytes | None = None

@@ -46,8 +46,9 @@ TRANSPORT_FIELDS = frozenset(
     }
 )
 # ``messages_only`` keys the conversation and the tool definitions (they are part of the prompt
-# the model sees); sampling and format parameters are ignored.
-MESSAGES_ONLY_FIELDS = ("messages", "tools")
+# the model sees; ``system`` is where the Messages API puts its system prompt); sampling and
+# format parameters are ignored.
+MESSAGES_ONLY_FIELDS = ("messages", "tools", "system")
 # An answer is cacheable only when the upstream finished it normally.
 COMPLETE_FINISH_REASONS = frozenset({"stop", "length", "tool_calls"})
 

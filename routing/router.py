@@ -19,10 +19,10 @@ from typing import TypeVar
 
 from providers.errors import UpstreamError, UpstreamHTTPError, UpstreamTimeout
 from providers.http import UpstreamHTTP
-from providers.kinds.registry import adapter_for, embed
+from providers.kinds.registry import adapter_for, embed, find, native_for
 from providers.translation.embeddings import EmbeddingResult
 from providers.translation.upstream import JsonObject, UpstreamCall, UpstreamStream
-from providers.types import Catalog, Completion, DeploymentConfig, ModelRoute, StreamEvent
+from providers.types import Catalog, Completion, DeploymentConfig, ModelRoute, NativeRequest, StreamEvent
 from routing.breaker import BreakerBoard, BreakerPolicy
 from routing.latency import LatencyBoard
 from routing.retry import RetryPolicy, is_retryable, wait_before_retry
@@ -209,7 +209,11 @@ class Router:
             primary=primary,
         )
 
-    def _call(self, route_plan: RoutePlan, body: JsonObject, request_id: str) -> UpstreamCall:
+    def _call(
+        self, route_plan: RoutePlan, body: JsonObject, request_id: str, native: NativeRequest | None
+    ) -> UpstreamCall:
+        """The call to the planned deployment; a native request goes along when its kind speaks
+        the dialect, and is refused here (nothing sent) when the translation lost a parameter."""
         deployment = route_plan.deployment
         provider_timeout = deployment.provider.timeout_seconds or self._default_timeout
         remaining = max(0.001, route_plan.deadline - time.perf_counter())
@@ -219,6 +223,7 @@ class Router:
             http=self._http,
             timeout_seconds=min(provider_timeout, remaining),
             request_id=request_id,
+            native=native_for(deployment, native),
         )
 
     async def _once(
@@ -284,9 +289,11 @@ class Router:
         request_id: str,
         operation: Callable[[UpstreamCall], Awaitable[T]],
         kind: str = "chat",
+        native: NativeRequest | None = None,
     ) -> T:
         """Try the candidates in order with retries; raise the last failure when all failed.
-        ``kind`` is the GenAI operation name of the attempts' spans (``chat``, ``embeddings``)."""
+        ``kind`` is the GenAI operation name of the attempts' spans (``chat``, ``embeddings``);
+        ``native`` the request in the client's own dialect, if it has one."""
         last: UpstreamError | None = None
         for index, deployment in enumerate(route_plan.candidates or (route_plan.deployment,)):
             retry = 0
@@ -301,7 +308,7 @@ class Router:
                     return await self._once(
                         route_plan,
                         operation,
-                        self._call(route_plan, body, request_id),
+                        self._call(route_plan, body, request_id, native),
                         retry=retry,
                         fallback=fallback,
                         kind=kind,
@@ -322,20 +329,48 @@ class Router:
             raise NoDeploymentAvailable("No deployment of the model is available right now.")
         raise last
 
-    async def complete(self, route_plan: RoutePlan, body: JsonObject, *, request_id: str) -> Completion:
+    async def complete(
+        self, route_plan: RoutePlan, body: JsonObject, *, request_id: str, native: NativeRequest | None = None
+    ) -> Completion:
         async def operation(call: UpstreamCall) -> Completion:
             return await adapter_for(call.deployment.provider.kind).complete(call)
 
-        return await self._run(route_plan, body, request_id, operation)
+        return await self._run(route_plan, body, request_id, operation, native=native)
 
     async def open_stream(
-        self, route_plan: RoutePlan, body: JsonObject, *, request_id: str
+        self, route_plan: RoutePlan, body: JsonObject, *, request_id: str, native: NativeRequest | None = None
     ) -> UpstreamStream:
         """Returns once the upstream stream produced its first content (or ended cleanly)."""
-        return await self._run(route_plan, body, request_id, _open_started_stream)
+        return await self._run(route_plan, body, request_id, _open_started_stream, native=native)
+
+    async def count_tokens(
+        self, route_plan: RoutePlan, body: JsonObject, *, request_id: str, native: NativeRequest
+    ) -> int | None:
+        """The input tokens of ``native`` as counted by the first planned deployment whose kind
+        counts its dialect (with retries, then the next such deployment: ``route_plan`` keeps
+        only those); None when the first planned deployment cannot count (the caller counts)."""
+        candidates = route_plan.candidates or (route_plan.deployment,)
+        if not _counts(candidates[0], native):
+            return None
+        route_plan.primary = sum(1 for d in candidates[: route_plan.primary] if _counts(d, native))
+        route_plan.candidates = tuple(d for d in candidates if _counts(d, native))
+
+        async def operation(call: UpstreamCall) -> int:
+            record = find(call.deployment.provider.kind)
+            assert record is not None and record.token_counter is not None  # only those are planned
+            return await record.token_counter(call)
+
+        return await self._run(route_plan, body, request_id, operation, kind="count_tokens", native=native)
 
     async def embed(self, route_plan: RoutePlan, body: JsonObject, *, request_id: str) -> EmbeddingResult:
         return await self._run(route_plan, body, request_id, embed, kind="embeddings")
+
+
+def _counts(deployment: DeploymentConfig, native: NativeRequest) -> bool:
+    record = find(deployment.provider.kind)
+    return (
+        record is not None and record.token_counter is not None and native.dialect in record.native_dialects
+    )
 
 
 def _ending(error: UpstreamError | None, *, answered: bool) -> tuple[int, str]:

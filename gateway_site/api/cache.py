@@ -13,7 +13,7 @@ from django.http import HttpResponseBase
 from gateway_site.api.dialects.base import Dialect
 from gateway_site.api.exchange import Exchange
 from gateway_site.api.outcome import Outcome
-from gateway_site.api.parse.chat import ChatRequest
+from gateway_site.api.parse.chat import ChatRequest, JsonObject
 from gateway_site.api.responses import json_response
 from gateway_site.api.settle import Settling
 from gateway_site.api.stream import replay_response
@@ -114,12 +114,18 @@ def _deployment(catalog: Catalog, deployment_id: int) -> DeploymentConfig | None
     return None
 
 
+def cache_body(chat: ChatRequest) -> JsonObject:
+    """What the cache key covers: the client's own request when it wrote it in another dialect
+    (its translation may not carry everything that shapes the answer), else the chat body."""
+    return chat.native.body if chat.native is not None else chat.raw
+
+
 def may_answer_from_cache(control: CacheControl, *, route: ModelRoute, chat: ChatRequest) -> bool:
     """Whether a cached answer could serve this request (``consult_cache`` would look it up):
     then a model whose every deployment is unavailable is still looked up before the request is
     refused."""
     return may_read(
-        chat.raw,
+        cache_body(chat),
         policy=route.cache,
         control=control,
         max_request_ttl=settings.GATEWAY_CACHE_MAX_TTL_SECONDS,
@@ -148,7 +154,7 @@ async def consult_cache(
     """Plan the request's caching and look it up (one Redis round trip on an L1 miss, only
     when the request may be read from the cache)."""
     plan = plan_caching(
-        chat.raw,
+        cache_body(chat),
         policy=route.cache,
         control=control,
         tenant_id=tenant_id,

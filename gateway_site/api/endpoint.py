@@ -30,10 +30,14 @@ logger = logging.getLogger("gateway.api")
 ApiView = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
 
-def api_endpoint(view: ApiView, *, shed: bool = False, dialect: Dialect = OPENAI_CHAT) -> ApiView:
+def api_endpoint(
+    view: ApiView, *, shed: bool = False, dialect: Dialect = OPENAI_CHAT, request_id_header: str = ""
+) -> ApiView:
     """``shed``: the endpoint calls models, so a full worker refuses it at once (503 with
     ``retry-after``, before any Redis or upstream call) and counts it in flight until its
-    response is over (a stream, until it ends). Errors are rendered in ``dialect``'s envelope."""
+    response is over (a stream, until it ends). Errors are rendered in ``dialect``'s envelope.
+    ``request_id_header``: a header of the dialect's own that also carries the request id on
+    every response (``x-request-id`` always does)."""
 
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, **kwargs: str) -> HttpResponseBase:
@@ -41,6 +45,8 @@ def api_endpoint(view: ApiView, *, shed: bool = False, dialect: Dialect = OPENAI
             request_id=new_request_id(),
             client_request_id=client_request_id(request.headers.get("x-request-id")),
         )
+        if request_id_header:
+            exchange.headers[request_id_header] = exchange.public_id
         gate = get_runtime().gate() if shed else None
         refusal = gate.enter() if gate is not None else None
         if refusal is not None:
@@ -65,9 +71,9 @@ def api_endpoint(view: ApiView, *, shed: bool = False, dialect: Dialect = OPENAI
     return csrf_exempt(wrapper)
 
 
-def model_endpoint(view: ApiView, *, dialect: Dialect = OPENAI_CHAT) -> ApiView:
+def model_endpoint(view: ApiView, *, dialect: Dialect = OPENAI_CHAT, request_id_header: str = "") -> ApiView:
     """An endpoint that calls models: ``api_endpoint`` with load shedding."""
-    return api_endpoint(view, shed=True, dialect=dialect)
+    return api_endpoint(view, shed=True, dialect=dialect, request_id_header=request_id_header)
 
 
 async def _run(

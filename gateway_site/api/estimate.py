@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import orjson
@@ -151,7 +151,10 @@ def estimate_for(chat: ChatRequest, *, key: KeyContext, route: ModelRoute) -> Es
     ``cost_optimized`` route ranking its deployments."""
     if key.limits.empty and route.strategy != COST_OPTIMIZED:
         return NO_ESTIMATE
-    return estimate_chat(chat.raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
+    estimate = estimate_chat(chat.raw, default_max_tokens=settings.GATEWAY_DEFAULT_MAX_TOKENS)
+    if chat.extra_prompt_bytes:
+        estimate = replace(estimate, prompt_bound=estimate.prompt_bound + chat.extra_prompt_bytes)
+    return estimate
 
 
 def price_in_force(table: PriceTable | None, deployment: DeploymentConfig, moment: float) -> PriceVersion:

@@ -65,7 +65,9 @@ async def call_upstream(
     exchange, route_plan = request.exchange, request.route_plan
     if chat.stream:
         with routing_headers(exchange, route_plan):
-            stream = await router.open_stream(route_plan, chat.raw, request_id=exchange.request_id)
+            stream = await router.open_stream(
+                route_plan, chat.raw, request_id=exchange.request_id, native=chat.native
+            )
         try:
             encoder = dialect.stream_encoder(chat)
             return streaming_response(stream, settling, encoder=encoder, capture=cached.capture())
@@ -73,7 +75,9 @@ async def call_upstream(
             get_runtime().spawn(stream.aclose())  # no body will close the upstream stream
             raise
     with routing_headers(exchange, route_plan):
-        completion = await router.complete(route_plan, chat.raw, request_id=exchange.request_id)
+        completion = await router.complete(
+            route_plan, chat.raw, request_id=exchange.request_id, native=chat.native
+        )
     settling.served(Outcome(usage=completion.usage, response_body=completion.body))
     cached.store(completion.body, usage=completion.usage)
-    return json_response(await dialect.render_completion(completion.body, chat))
+    return json_response(await dialect.render_completion(completion.body, chat, native=completion.native))

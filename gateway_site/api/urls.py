@@ -5,7 +5,17 @@ standard handler."""
 
 from django.urls import path, re_path
 
-from gateway_site.api.views import chat, embeddings, metrics, models, not_found, probes, responses, usage
+from gateway_site.api.views import (
+    chat,
+    embeddings,
+    messages,
+    metrics,
+    models,
+    not_found,
+    probes,
+    responses,
+    usage,
+)
 
 urlpatterns = [
     path("v1/chat/completions", chat.chat_completions),
@@ -14,6 +24,8 @@ urlpatterns = [
     path("v1/responses/input_tokens", responses.response_input_tokens),
     path("v1/responses/<str:response_id>", responses.response_detail),
     path("v1/responses/<str:response_id>/input_items", responses.response_input_items),
+    path("v1/messages", messages.create_message),
+    path("v1/messages/count_tokens", messages.count_tokens),
     path("v1/models", models.list_models),
     path("v1/models/<path:model_id>", models.retrieve_model),
     path("v1/usage", usage.key_usage),

@@ -6,11 +6,14 @@ its own ``kind`` module; ``registry`` lists them. No Django here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from providers.translation.embeddings import Embedder
-from providers.translation.upstream import Adapter
+from providers.translation.upstream import Adapter, UpstreamCall
+
+# Asks the upstream how many input tokens a request in the kind's own dialect holds.
+TokenCounter = Callable[[UpstreamCall], Awaitable[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,10 @@ class ProviderKind:
     """One provider kind. ``name`` is the value stored in ``Provider.kind`` and written in
     ``applyconfig`` files; ``label`` what the admin shows; ``embedder`` is None for a kind with no
     embeddings API (a 400 names it); ``gen_ai_provider`` is the ``gen_ai.provider.name`` of
-    OpenTelemetry's GenAI semantic conventions."""
+    OpenTelemetry's GenAI semantic conventions. ``native_dialects``: the client dialects
+    (``NativeRequest.dialect``) its adapter sends upstream as the client wrote them (empty: it
+    translates every request); ``token_counter``: how its upstream counts the input tokens of a
+    request in such a dialect (None: the gateway counts)."""
 
     name: str
     label: str
@@ -82,3 +88,5 @@ class ProviderKind:
     embedder: Embedder | None
     token_rules: TokenRules
     gen_ai_provider: str
+    native_dialects: frozenset[str]
+    token_counter: TokenCounter | None

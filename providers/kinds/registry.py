@@ -13,6 +13,7 @@ from providers.errors import UnsupportedRequest
 from providers.kinds.record import ProviderKind
 from providers.translation.embeddings import EmbeddingResult
 from providers.translation.upstream import Adapter, UpstreamCall
+from providers.types import DeploymentConfig, NativeRequest
 from providers.vendors.anthropic.kind import ANTHROPIC
 from providers.vendors.azure.kind import AZURE
 from providers.vendors.bedrock.kind import BEDROCK
@@ -49,3 +50,22 @@ async def embed(call: UpstreamCall) -> EmbeddingResult:
     if embedder is None:
         raise UnsupportedRequest(f"The {name} provider has no embeddings API.", param="model")
     return await embedder(call)
+
+
+def native_for(deployment: DeploymentConfig, native: NativeRequest | None) -> NativeRequest | None:
+    """What the deployment's adapter gets of a request the client sent in its own dialect:
+    the native request when the kind speaks that dialect; else None (the adapter translates the
+    internal request), unless the translation could not carry a parameter: then the request is
+    refused, naming it, before anything is sent."""
+    if native is None:
+        return None
+    record = find(deployment.provider.kind)
+    if record is not None and native.dialect in record.native_dialects:
+        return native
+    if native.untranslatable:
+        param = native.untranslatable[0]
+        raise UnsupportedRequest(
+            f"'{param}' is not supported by the {deployment.provider.kind} provider serving this model.",
+            param=param,
+        )
+    return None

@@ -16,7 +16,7 @@ import httpx
 
 from providers.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from providers.http import UpstreamHTTP
-from providers.types import Completion, DeploymentConfig, StreamEvent
+from providers.types import Completion, DeploymentConfig, NativeRequest, StreamEvent
 
 JsonObject = dict[str, object]
 
@@ -24,13 +24,15 @@ JsonObject = dict[str, object]
 @dataclass(frozen=True, slots=True)
 class UpstreamCall:
     """One attempt against one deployment. ``body`` is the client's request object; adapters
-    copy it, never change it."""
+    copy it, never change it. ``native`` is the request in the client's own dialect, set only
+    when the deployment's kind speaks it (then the adapter sends that instead)."""
 
     deployment: DeploymentConfig
     body: JsonObject
     http: UpstreamHTTP
     timeout_seconds: float
     request_id: str
+    native: NativeRequest | None = None
 
 
 class UpstreamStream(Protocol):

@@ -16,6 +16,7 @@ from django.conf import settings
 
 from accounting.models import UsageRecord
 from tests.conftest import CANARY, GatewayProcess, IssuedKey, openai_provider_yaml, wait_for
+from tests.e2e.messages_gateway import MessagesStarter
 from tests.e2e.vendor_gateway import VendorStarter
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
@@ -163,5 +164,14 @@ def start_vendor(gateway_factory, configure, make_key):
     """``start_vendor(provider_yaml=..., model=..., upstream_model=..., env=...)``: a gateway in
     front of one fake vendor upstream (see tests/e2e/vendor_gateway.py)."""
     starter = VendorStarter(gateway_factory=gateway_factory, configure=configure, make_key=make_key)
+    yield starter
+    starter.close()
+
+
+@pytest.fixture
+def start_messages(gateway_factory, configure, make_key):
+    """``start_messages(config_yaml, env=...)``: a gateway serving the Messages API with the
+    anthropic SDK on it (see tests/e2e/messages_gateway.py)."""
+    starter = MessagesStarter(gateway_factory=gateway_factory, configure=configure, make_key=make_key)
     yield starter
     starter.close()

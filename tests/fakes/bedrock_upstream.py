@@ -75,6 +75,9 @@ class BedrockReply:
     input_tokens: int = 13
     output_tokens: int = 6
     cache_read: int = 0
+    cache_write: int = 0
+    reasoning: str = ""  # Claude's reasoning, first, signed with ``signature``
+    signature: str = "sig-bedrock-0001"
     exception_after: int | None = None  # streamed: a throttlingException after this many deltas
     exception_message: str = "Too many tokens, please wait before trying again."
 
@@ -161,6 +164,10 @@ def _one(union: Any, allowed: set[str], where: str) -> str:
 
 def validate(body: Any) -> None:
     require(isinstance(body, dict) and not set(body) - _TOP_LEVEL, "body: unknown top-level member")
+    for item in body.get("system", []):
+        kind = _one(item, {"text", "cachePoint"}, "system")
+        _block(kind, item[kind], "system")
+    _thinking(body)
     messages = body.get("messages")
     require(
         isinstance(messages, list) and messages and messages[0].get("role") == "user",
@@ -190,8 +197,34 @@ def validate(body: Any) -> None:
             _one(config["toolChoice"], {"auto", "any", "tool"}, "toolConfig.toolChoice")
 
 
+def _thinking(body: dict[str, Any]) -> None:
+    thinking = body.get("additionalModelRequestFields", {}).get("thinking")
+    if thinking is None:
+        return
+    require(thinking.get("type") in ("enabled", "disabled", "adaptive"), "thinking.type")
+    if thinking["type"] == "enabled":
+        budget = thinking.get("budget_tokens")
+        require(isinstance(budget, int) and budget >= 1024, "thinking.budget_tokens: at least 1024")
+
+
 def _block(kind: str, value: Any, where: str) -> None:
-    if kind == "text":
+    if kind == "cachePoint":
+        require(value == {"type": "default"}, f"{where}: cachePoint.type: default")
+    elif kind == "reasoningContent":
+        member = _one(value, {"reasoningText", "redactedContent"}, f"{where}: reasoningContent")
+        text = value[member]
+        require(
+            member == "redactedContent" or (text.get("text") and text.get("signature")),
+            f"{where}: reasoningText needs its text and signature",
+        )
+    elif kind == "document":
+        require(
+            value.get("format") in ("pdf", "txt", "md", "html", "csv", "doc", "docx", "xls", "xlsx"),
+            f"{where}: document format",
+        )
+        require(value.get("name"), f"{where}: document name")
+        _one(value.get("source"), {"bytes", "s3Location", "text", "content"}, f"{where}: document source")
+    elif kind == "text":
         require(isinstance(value, str) and value.strip(), f"{where}: text must not be blank")
     elif kind == "image":
         require(value.get("format") in ("png", "jpeg", "gif", "webp"), f"{where}: image format")
@@ -208,18 +241,23 @@ def _block(kind: str, value: Any, where: str) -> None:
 
 
 def _usage(reply: BedrockReply) -> dict[str, int]:
-    total = reply.input_tokens + reply.output_tokens + reply.cache_read
+    total = reply.input_tokens + reply.output_tokens + reply.cache_read + reply.cache_write
     return {
         "inputTokens": reply.input_tokens,
         "outputTokens": reply.output_tokens,
         "totalTokens": total,
         "cacheReadInputTokens": reply.cache_read,
-        "cacheWriteInputTokens": 0,
+        "cacheWriteInputTokens": reply.cache_write,
     }
 
 
 def _converse(reply: BedrockReply) -> dict[str, Any]:
-    content: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
+    content: list[dict[str, Any]] = []
+    if reply.reasoning:
+        content.append(
+            {"reasoningContent": {"reasoningText": {"text": reply.reasoning, "signature": reply.signature}}}
+        )
+    content += [{"text": reply.text}] if reply.text else []
     content += [{"toolUse": {"toolUseId": i, "name": n, "input": a}} for i, n, a in reply.tool_uses]
     return {
         "output": {"message": {"role": "assistant", "content": content}},
@@ -236,20 +274,30 @@ async def _stream(request: web.Request, reply: BedrockReply) -> web.StreamRespon
     await response.prepare(request)
     frames = [event("messageStart", {"role": "assistant"})]
     deltas = 0
+    first = 0
+    if reply.reasoning:
+        for delta in ({"text": reply.reasoning}, {"signature": reply.signature}):
+            frames.append(
+                event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"reasoningContent": delta}})
+            )
+        frames.append(event("contentBlockStop", {"contentBlockIndex": 0}))
+        first = 1
     if reply.text:
         for i, word in enumerate(reply.text.split(" ")):
             frames.append(
                 event(
                     "contentBlockDelta",
-                    {"contentBlockIndex": 0, "delta": {"text": word if i == 0 else " " + word}},
+                    {"contentBlockIndex": first, "delta": {"text": word if i == 0 else " " + word}},
                 )
             )
             deltas += 1
             if reply.exception_after == deltas:
                 frames.append(exception("throttlingException", reply.exception_message))
                 return await _send(request, response, frames)
-        frames.append(event("contentBlockStop", {"contentBlockIndex": 0}))
-    for offset, (use_id, name, arguments) in enumerate(reply.tool_uses, start=1 if reply.text else 0):
+        frames.append(event("contentBlockStop", {"contentBlockIndex": first}))
+    for offset, (use_id, name, arguments) in enumerate(
+        reply.tool_uses, start=first + (1 if reply.text else 0)
+    ):
         frames.append(
             event(
                 "contentBlockStart",

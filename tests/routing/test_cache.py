@@ -87,6 +87,18 @@ def test_an_answer_changing_field_changes_the_full_request_key_only():
     assert key(BODY, strategy="messages_only") != key(BODY)
 
 
+def test_a_messages_api_system_prompt_is_part_of_the_messages_only_key():
+    """The Messages API keeps its system prompt beside the messages: two requests that differ
+    only there are different prompts."""
+    terse = {"model": "claude", "system": "Be terse.", "messages": [{"role": "user", "content": "Hi"}]}
+    verbose = {**terse, "system": [{"type": "text", "text": "Be verbose."}]}
+    messages_key = {"tenant_id": 1, "model": "claude", "strategy": "messages_only", "dialect": "messages"}
+    assert cache_key(terse, **messages_key) != cache_key(verbose, **messages_key)
+    assert cache_key(terse, **messages_key) != cache_key(
+        terse, **{**messages_key, "dialect": "chat.completions"}
+    )
+
+
 # --- Cache-Control and the plan ---------------------------------------------------------------
 
 

@@ -12,8 +12,9 @@ from providers.types import StreamEvent, Usage
 
 
 class StreamEncoder(Protocol):
-    """Turns the upstream's stream (OpenAI chat chunks, as the adapters produce them) into the
-    dialect's Server-Sent Events, for one request."""
+    """Turns the upstream's stream (OpenAI chat chunks, as the adapters produce them; with the
+    vendor's own events in ``StreamEvent.native`` when the request went to it in the client's
+    dialect) into the dialect's Server-Sent Events, for one request."""
 
     def event(self, event: StreamEvent) -> bytes:
         """The SSE bytes for one upstream event (empty: nothing to send for it)."""
@@ -36,8 +37,11 @@ class Dialect(Protocol):
     def render_error(self, error: RenderableError) -> HttpResponse:
         """A refusal or failure in the dialect's envelope, with its status and headers."""
 
-    async def render_completion(self, body: bytes, request: ChatRequest) -> bytes:
-        """The answer's body in the dialect's format, from the upstream's chat completion.
+    async def render_completion(
+        self, body: bytes, request: ChatRequest, *, native: bytes | None = None
+    ) -> bytes:
+        """The answer's body in the dialect's format, from the upstream's chat completion, or
+        ``native``: the upstream's own answer when the request went to it in this dialect.
         Awaited inside the settlement guard, so a dialect that keeps state (a stored response)
         keeps it before answering, and a failure to keep it ends the request as recorded."""
 

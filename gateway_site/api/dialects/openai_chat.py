@@ -42,7 +42,9 @@ class OpenAIChat:
     def render_error(self, error: RenderableError) -> HttpResponse:
         return error_response(error)
 
-    async def render_completion(self, body: bytes, request: ChatRequest) -> bytes:
+    async def render_completion(
+        self, body: bytes, request: ChatRequest, *, native: bytes | None = None
+    ) -> bytes:
         return body
 
     def stream_encoder(self, request: ChatRequest) -> ChatChunks:

@@ -35,6 +35,7 @@ from gateway_site.api.parse.bounds import (
     check_string_length,
 )
 from gateway_site.api.parse.params import request_error
+from providers.types import NativeRequest
 
 JsonObject = dict[str, object]
 M = TypeVar("M", bound=BaseModel)
@@ -195,12 +196,17 @@ class ChatCompletionBody(_Open):
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """A validated chat request. ``raw`` is the body as the client sent it (unknown fields
-    included), which is what adapters translate or forward."""
+    included), which is what adapters translate or forward. A dialect other than Chat
+    Completions puts its translation in ``raw`` and the client's own request in ``native``;
+    ``extra_prompt_bytes`` bounds what of its prompt the translation does not carry (for the
+    cost reservation)."""
 
     model: str
     stream: bool
     include_usage: bool
     raw: JsonObject
+    native: NativeRequest | None = None
+    extra_prompt_bytes: int = 0
 
 
 def load_json_object(body: bytes, *, limit: int, bounds: BodyBounds) -> JsonObject:

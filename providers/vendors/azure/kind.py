@@ -23,4 +23,6 @@ AZURE = ProviderKind(
     embedder=embed,
     token_rules=TokenRules(cache_reads=True, cache_writes=False, reasoning_in_output=True),
     gen_ai_provider="azure.ai.openai",
+    native_dialects=frozenset(),
+    token_counter=None,
 )

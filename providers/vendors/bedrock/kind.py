@@ -4,6 +4,7 @@ authorised with a Bedrock API key."""
 from __future__ import annotations
 
 from providers.kinds.record import ProviderKind, ProviderSettings, SettingsSpec, TokenRules
+from providers.types import ANTHROPIC_MESSAGES
 from providers.vendors.bedrock.adapter import BedrockAdapter
 from providers.vendors.bedrock.embeddings import embed
 
@@ -49,4 +50,6 @@ BEDROCK = ProviderKind(
     embedder=embed,
     token_rules=TokenRules(cache_reads=True, cache_writes=True, reasoning_in_output=True),
     gen_ai_provider="aws.bedrock",
+    native_dialects=frozenset({ANTHROPIC_MESSAGES}),
+    token_counter=None,
 )

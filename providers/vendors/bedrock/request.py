@@ -42,8 +42,15 @@ def model_url(deployment: DeploymentConfig, operation: str) -> str:
 def to_upstream(
     body: JsonObject, deployment: DeploymentConfig, *, stream: bool
 ) -> tuple[str, dict[str, str], bytes]:
+    return signed_request(converse_body(body), deployment, stream=stream)
+
+
+def signed_request(
+    payload: JsonObject, deployment: DeploymentConfig, *, stream: bool
+) -> tuple[str, dict[str, str], bytes]:
+    """``(url, headers, body)`` of a Converse (or ConverseStream) ``payload``, signed."""
     url = model_url(deployment, "converse-stream" if stream else "converse")
-    content = orjson.dumps(converse_body(body))
+    content = orjson.dumps(payload)
     headers = {
         "content-type": "application/json",
         "accept": "application/vnd.amazon.eventstream" if stream else "application/json",

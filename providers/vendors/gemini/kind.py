@@ -18,4 +18,6 @@ GEMINI = ProviderKind(
     embedder=embed,
     token_rules=TokenRules(cache_reads=True, cache_writes=False, reasoning_in_output=True),
     gen_ai_provider="gcp.gemini",
+    native_dialects=frozenset(),
+    token_counter=None,
 )

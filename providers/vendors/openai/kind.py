@@ -14,4 +14,6 @@ OPENAI = ProviderKind(
     embedder=embed,
     token_rules=TokenRules(cache_reads=True, cache_writes=False, reasoning_in_output=True),
     gen_ai_provider="openai",
+    native_dialects=frozenset(),
+    token_counter=None,
 )

@@ -26,7 +26,17 @@ from tests.fakes.openai_upstream import FakeOpenAIUpstream
 SETTING_NAMES = {f.name for f in dataclasses.fields(ProviderSettings)} | {"aws_secret_access_key"}
 # Every kind takes these: a kind's spec names only the others.
 COMMON_SETTINGS = {"kind", "base_url", "api_key_env", "has_api_key", "has_aws_secret_access_key"}
-PARTS = ["name", "label", "settings", "adapter", "embedder", "token_rules", "gen_ai_provider"]
+PARTS = [
+    "name",
+    "label",
+    "settings",
+    "adapter",
+    "embedder",
+    "token_rules",
+    "gen_ai_provider",
+    "native_dialects",
+    "token_counter",
+]
 ADAPTER_METHODS = sorted(name for name in vars(Adapter) if not name.startswith("_"))
 
 
@@ -64,6 +74,15 @@ def _embedder_problem(embedder: object) -> bool:
     return not inspect.iscoroutinefunction(embedder) or len(inspect.signature(embedder).parameters) != 1
 
 
+def _counter_problem(counter: object, *, dialects: frozenset[str]) -> bool:
+    """A token counter is None, or a coroutine function of the call of a kind that speaks a
+    client dialect (it counts requests in that dialect)."""
+    if counter is None:
+        return False
+    one_argument = inspect.iscoroutinefunction(counter) and len(inspect.signature(counter).parameters) == 1
+    return not (one_argument and dialects)
+
+
 def _token_rules_problem(rules: object) -> bool:
     if not isinstance(rules, TokenRules):
         return True
@@ -81,6 +100,8 @@ def missing_parts(record: ProviderKind) -> list[str]:
         "embedder": _embedder_problem(record.embedder),
         "token_rules": _token_rules_problem(record.token_rules),
         "gen_ai_provider": not (isinstance(record.gen_ai_provider, str) and record.gen_ai_provider),
+        "native_dialects": not isinstance(record.native_dialects, frozenset),
+        "token_counter": _counter_problem(record.token_counter, dialects=record.native_dialects),
     }
     return [part for part, missing in checks.items() if missing]
 
@@ -132,6 +153,8 @@ def test_an_incomplete_kind_is_reported_part_by_part():
         embedder=_plain_embedder,  # type: ignore[arg-type]
         token_rules=None,  # type: ignore[arg-type]
         gen_ai_provider="",
+        native_dialects={"messages"},  # type: ignore[arg-type]
+        token_counter=_plain_embedder,  # type: ignore[arg-type]
     )
     assert missing_parts(fake) == PARTS
 
@@ -154,10 +177,19 @@ NUMERIC_RULES = TokenRules(cache_reads=1, cache_writes=False, reasoning_in_outpu
         ({"adapter": _SyncAdapter()}, "adapter"),
         ({"embedder": _two_argument_embedder}, "embedder"),
         ({"token_rules": NUMERIC_RULES}, "token_rules"),
+        ({"native_dialects": ("messages",)}, "native_dialects"),
+        ({"token_counter": _plain_embedder}, "token_counter"),
+        ({"token_counter": kind("anthropic").token_counter}, "token_counter"),  # openai speaks no dialect
     ],
 )
 def test_one_broken_part_is_the_one_reported(change, part):
     assert missing_parts(dataclasses.replace(COMPLETE, **change)) == [part]
+
+
+def test_anthropic_and_bedrock_speak_the_messages_api_and_only_anthropic_counts_tokens():
+    speaking = [(r.name, sorted(r.native_dialects)) for r in KINDS if r.native_dialects]
+    assert speaking == [("anthropic", ["messages"]), ("bedrock", ["messages"])]
+    assert [r.name for r in KINDS if r.token_counter is not None] == ["anthropic"]
 
 
 def test_a_kind_without_embeddings_says_so_with_none():

@@ -46,7 +46,9 @@ class ResponsesDialect:
     def render_error(self, error: RenderableError) -> HttpResponse:
         return error_response(error)
 
-    async def render_completion(self, body: bytes, request: ChatRequest) -> bytes:
+    async def render_completion(
+        self, body: bytes, request: ChatRequest, *, native: bytes | None = None
+    ) -> bytes:
         response = completed_response(self.frame, orjson.loads(body))
         await self.keep(response)
         return orjson.dumps(response)
