@@ -111,8 +111,28 @@ def _respond(
         response.close()  # a streamed body that will not be sent finishes its request
         response = dialect.render_error(InternalError(exchange.public_id))
         response["x-request-id"] = exchange.public_id
-    observe_response(tracked=exchange.tracked, model=exchange.model, status=response.status_code)
+    observe_response(
+        tracked=exchange.tracked,
+        model=exchange.model,
+        status=response.status_code,
+        endpoint=endpoint_name(request),
+    )
     return response
+
+
+@functools.cache
+def _route_name(route: str) -> str:
+    parts = route.removeprefix("v1/").split("/")
+    return ".".join(part for part in parts if part and not part.startswith("<"))
+
+
+def endpoint_name(request: HttpRequest) -> str:
+    """The metrics label of the request's route: ``v1/chat/completions`` is ``chat.completions``,
+    ``v1/responses/<id>`` is ``responses``; a path no route names (an unknown ``/v1`` path) is
+    ``""``. A usage event's own ``endpoint`` is the same name for the routes that call models."""
+    match = request.resolver_match
+    route = match.route if match is not None else ""
+    return "" if not route or route.startswith("^") else _route_name(route)
 
 
 def _decorate(response: HttpResponseBase, exchange: Exchange, *, overhead_ms: float) -> None:

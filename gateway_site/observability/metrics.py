@@ -95,8 +95,8 @@ class GatewayMetrics:
             return _Family(Histogram(name, doc, labels, registry=registry, buckets=buckets))
 
         self.requests = counter(
-            "llm_gateway_requests", "Requests answered, by provider, public model and status.",
-            ("provider", "model", "status"),
+            "llm_gateway_requests", "Requests answered, by provider, public model, status and endpoint.",
+            ("provider", "model", "status", "endpoint"),
         )  # fmt: skip
         self.duration = histogram(
             "llm_gateway_request_duration_seconds", "Time from request to the last byte (admitted requests).",
@@ -183,7 +183,7 @@ def observe_finish(event: UsageEvent, *, overhead_ms: float, calls: Iterable[Cal
     """An admitted request ended (``event`` is its usage event; ``calls`` its upstream calls)."""
     m = get_metrics()
     provider, model = event.provider, event.model
-    m.requests(provider, model, str(event.status)).inc()
+    m.requests(provider, model, str(event.status), event.endpoint).inc()
     m.duration(provider, model).observe(event.latency_ms / 1000)
     for kind, count in (
         ("prompt", event.prompt_tokens),
@@ -223,13 +223,15 @@ def deployment_label(provider: str, upstream_model: str) -> str:
     return f"{provider}/{upstream_model}"
 
 
-def observe_response(*, tracked: bool, model: str, status: int) -> None:
+def observe_response(*, tracked: bool, model: str, status: int, endpoint: str) -> None:
     """A response of an API view: counted here when no usage tracker counted it (``tracked``
     false: an error answered before admission or routing: 400, 401, 404, 429...). Successful
-    untracked answers (``/v1/models``) are not requests to a model and are not counted."""
+    untracked answers (``/v1/models``) are not requests to a model and are not counted.
+    ``endpoint``: the API's name for the route (``chat.completions``, ``messages``...; empty for
+    a path that names none)."""
     if tracked or status < 400:
         return
-    get_metrics().requests(NO_PROVIDER, model, str(status)).inc()
+    get_metrics().requests(NO_PROVIDER, model, str(status), endpoint).inc()
 
 
 def observe_refusal(*, tenant: str, model: str, quota: bool) -> None:

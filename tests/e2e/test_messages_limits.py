@@ -17,6 +17,7 @@ from accounting.models import UsageRecord
 from quotas.budget import to_micro
 from tests.e2e.conftest import quota_spend, records
 from tests.e2e.messages_gateway import ANTHROPIC_ENV, ANTHROPIC_KEY, MessagesGateway, anthropic_config, cost
+from tests.e2e.scrape import scrape, total
 from tests.fakes.anthropic_upstream import AnthropicReply, FakeAnthropicUpstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -90,6 +91,11 @@ tenants:
     assert sorted((r.tenant_name, r.status) for r in rows) == [("acme", 200)] * 4 + [("beta", 200)] * 3
     assert {r.endpoint for r in rows} == {"messages"}
     assert len(upstream.requests) == 7
+    # the metrics tell the endpoint apart, refusals included
+    samples = scrape(gw.gateway.base_url)
+    assert total(samples, "llm_gateway_requests_total", status="200", endpoint="messages") == 7
+    assert total(samples, "llm_gateway_requests_total", status="429", endpoint="messages") == 6
+    assert total(samples, "llm_gateway_requests_total") == 13
 
 
 def test_hard_quota_admits_exactly_what_it_can_reserve_and_spends_exactly(upstream, start_messages):

@@ -17,6 +17,7 @@ ALLOWED_LABELS = {
     "provider",
     "model",
     "status",
+    "endpoint",
     "type",
     "deployment",
     "cache_type",
@@ -48,12 +49,62 @@ def test_counters_after_three_successes_one_upstream_error_and_three_refusals(st
     assert denied.status_code == 404  # a model the key may not use is answered as unknown
 
     s = scrape(proxy.gateway.base_url)
-    assert value(s, "llm_gateway_requests_total", provider=PROVIDER, model=MODEL, status="200") == 3
-    assert value(s, "llm_gateway_requests_total", provider=PROVIDER, model=MODEL, status="400") == 1
-    assert value(s, "llm_gateway_requests_total", provider="none", model="", status="401") == 1
+    assert (
+        value(
+            s,
+            "llm_gateway_requests_total",
+            provider=PROVIDER,
+            model=MODEL,
+            status="200",
+            endpoint="chat.completions",
+        )
+        == 3
+    )
+    assert (
+        value(
+            s,
+            "llm_gateway_requests_total",
+            provider=PROVIDER,
+            model=MODEL,
+            status="400",
+            endpoint="chat.completions",
+        )
+        == 1
+    )
+    assert (
+        value(
+            s,
+            "llm_gateway_requests_total",
+            provider="none",
+            model="",
+            status="401",
+            endpoint="chat.completions",
+        )
+        == 1
+    )
     # an unknown model and one the key may not use look alike, label included
-    assert value(s, "llm_gateway_requests_total", provider="none", model="", status="404") == 2
-    assert value(s, "llm_gateway_requests_total", provider="none", model=MODEL, status="404") == 0
+    assert (
+        value(
+            s,
+            "llm_gateway_requests_total",
+            provider="none",
+            model="",
+            status="404",
+            endpoint="chat.completions",
+        )
+        == 2
+    )
+    assert (
+        value(
+            s,
+            "llm_gateway_requests_total",
+            provider="none",
+            model=MODEL,
+            status="404",
+            endpoint="chat.completions",
+        )
+        == 0
+    )
     assert total(s, "llm_gateway_requests_total") == 7  # nothing counted twice
     tokens = {
         kind: value(s, "llm_gateway_tokens_total", provider=PROVIDER, model=MODEL, type=kind)
@@ -102,7 +153,17 @@ def test_retry_after_a_503_is_counted_per_deployment(start_proxy):
     assert len(proxy.upstream.requests) == 2
 
     s = scrape(proxy.gateway.base_url)
-    assert value(s, "llm_gateway_requests_total", provider=PROVIDER, model=MODEL, status="200") == 1
+    assert (
+        value(
+            s,
+            "llm_gateway_requests_total",
+            provider=PROVIDER,
+            model=MODEL,
+            status="200",
+            endpoint="chat.completions",
+        )
+        == 1
+    )
     assert total(s, "llm_gateway_requests_total") == 1
     upstream = {labels: v for (name, labels), v in s.items() if name == "llm_gateway_upstream_requests_total"}
     # A try's status is what the upstream's answer maps to for the client: a 503 is a 502.
@@ -138,8 +199,28 @@ def test_streams_time_to_first_token_and_rate_limit_refusals(start_proxy):
 
     s = scrape(proxy.gateway.base_url)
     assert value(s, "llm_gateway_time_to_first_token_seconds_count", provider=PROVIDER, model=MODEL) == 2
-    assert value(s, "llm_gateway_requests_total", provider=PROVIDER, model=MODEL, status="200") == 2
-    assert value(s, "llm_gateway_requests_total", provider="none", model=MODEL, status="429") == 1
+    assert (
+        value(
+            s,
+            "llm_gateway_requests_total",
+            provider=PROVIDER,
+            model=MODEL,
+            status="200",
+            endpoint="chat.completions",
+        )
+        == 2
+    )
+    assert (
+        value(
+            s,
+            "llm_gateway_requests_total",
+            provider="none",
+            model=MODEL,
+            status="429",
+            endpoint="chat.completions",
+        )
+        == 1
+    )
     assert value(s, "llm_gateway_rate_limit_exceeded_total", tenant="acme", model=MODEL) == 1
     assert total(s, "llm_gateway_quota_exceeded_total") == 0
     assert value(s, "llm_gateway_tokens_total", provider=PROVIDER, model=MODEL, type="prompt") == 38

@@ -165,7 +165,14 @@ def test_metrics_add_up_across_workers(serve, configure, make_key, tmp_path):
             samples = parse(client.get(f"{base}/metrics").text)
         assert total(samples, "llm_gateway_requests_total") == made
         assert (
-            value(samples, "llm_gateway_requests_total", provider="mock", model="mock-echo", status="200")
+            value(
+                samples,
+                "llm_gateway_requests_total",
+                provider="mock",
+                model="mock-echo",
+                status="200",
+                endpoint="chat.completions",
+            )
             == made
         )
         assert value(samples, "llm_gateway_active_requests") == 0

@@ -43,7 +43,17 @@ def test_requests_past_the_in_flight_bound_are_shed_before_any_work(start_proxy)
     samples = scrape(proxy.gateway.base_url)
     assert value(samples, "llm_gateway_shed_total", reason="in_flight") == 1
     assert value(samples, "llm_gateway_shed_total", reason="lag") == 0
-    assert value(samples, "llm_gateway_requests_total", provider="none", model="", status="503") == 1
+    assert (
+        value(
+            samples,
+            "llm_gateway_requests_total",
+            provider="none",
+            model="",
+            status="503",
+            endpoint="chat.completions",
+        )
+        == 1
+    )
     # the place is free again
     assert proxy.http.post("/v1/chat/completions", json=proxy.chat_body()).status_code == 200
 

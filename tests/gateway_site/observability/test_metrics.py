@@ -46,7 +46,10 @@ def test_observe_finish_counts_the_event_and_each_upstream_try():
         CallRecord(deployment=backup, retry=0, fallback=True, started=0.0, seconds=0.2, status=200),
     ]
     names = [
-        ("llm_gateway_requests_total", {"provider": "pb", "model": "unit-model", "status": "200"}),
+        (
+            "llm_gateway_requests_total",
+            {"provider": "pb", "model": "unit-model", "status": "200", "endpoint": "chat.completions"},
+        ),
         ("llm_gateway_tokens_total", {"provider": "pb", "model": "unit-model", "type": "prompt"}),
         ("llm_gateway_tokens_total", {"provider": "pb", "model": "unit-model", "type": "cached"}),
         ("llm_gateway_tokens_total", {"provider": "pb", "model": "unit-model", "type": "reasoning"}),
@@ -69,13 +72,15 @@ def test_observe_finish_counts_the_event_and_each_upstream_try():
 
 
 def test_untracked_errors_are_counted_once_and_tracked_or_successful_ones_not():
-    labels = {"provider": "none", "model": "", "status": "401"}
+    labels = {"provider": "none", "model": "", "status": "401", "endpoint": "messages"}
     before = sample("llm_gateway_requests_total", **labels)
-    metrics.observe_response(tracked=False, model="", status=401)
-    metrics.observe_response(tracked=False, model="", status=200)  # /v1/models: not a model request
-    metrics.observe_response(tracked=True, model="", status=401)
+    metrics.observe_response(tracked=False, model="", status=401, endpoint="messages")
+    metrics.observe_response(tracked=False, model="", status=200, endpoint="models")  # not a model request
+    metrics.observe_response(tracked=True, model="", status=401, endpoint="messages")
     assert sample("llm_gateway_requests_total", **labels) - before == 1
-    assert sample("llm_gateway_requests_total", provider="none", model="", status="200") == 0
+    assert (
+        sample("llm_gateway_requests_total", provider="none", model="", status="200", endpoint="models") == 0
+    )
 
 
 def test_cache_and_redis_error_counters_exist_at_zero_and_count():

@@ -98,8 +98,8 @@ def test_by_default_tenants_and_every_model_are_shown(settings, snapshot):
 def test_without_tenant_labels_no_tenant_and_no_restricted_model_is_told_apart(settings, snapshot):
     before = scrape(settings, snapshot, tenant_labels=False)
     refuse_four()
-    metrics.get_metrics().requests("ft", "acme-ft", "200").inc()
-    metrics.get_metrics().requests("mock", "mock-echo", "200").inc(2)
+    metrics.get_metrics().requests("ft", "acme-ft", "200", "chat.completions").inc()
+    metrics.get_metrics().requests("mock", "mock-echo", "200", "chat.completions").inc(2)
     after = scrape(settings, snapshot, tenant_labels=False)
 
     assert deltas(before, after, "llm_gateway_rate_limit_exceeded_total") == {
@@ -107,8 +107,22 @@ def test_without_tenant_labels_no_tenant_and_no_restricted_model_is_told_apart(s
         frozenset({("model", "gpt-4o")}): 2.0,
     }
     assert deltas(before, after, "llm_gateway_requests_total") == {
-        frozenset({("provider", "ft"), ("model", "(restricted)"), ("status", "200")}): 1.0,
-        frozenset({("provider", "mock"), ("model", "(restricted)"), ("status", "200")}): 2.0,
+        frozenset(
+            {
+                ("provider", "ft"),
+                ("model", "(restricted)"),
+                ("status", "200"),
+                ("endpoint", "chat.completions"),
+            }
+        ): 1.0,
+        frozenset(
+            {
+                ("provider", "mock"),
+                ("model", "(restricted)"),
+                ("status", "200"),
+                ("endpoint", "chat.completions"),
+            }
+        ): 2.0,
     }
     breakers = {
         dict(labels)["deployment"]: v for (n, labels), v in after.items() if n == "llm_gateway_breaker_state"
