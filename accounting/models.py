@@ -62,6 +62,10 @@ class UsageRecord(models.Model):
     tenant_name = models.CharField(max_length=64)
     key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
     key_prefix = models.CharField(max_length=16)
+    # NULL for a request made with a key; a token's subject otherwise (never empty).
+    subject = models.CharField(  # noqa: DJ001
+        max_length=255, null=True, blank=True, help_text="The subject of the bearer token (no key: a JWT)."
+    )
     endpoint = models.CharField(max_length=32, default="chat.completions")
     model = models.CharField(max_length=200, help_text="Public model name the client sent.")
     deployment_id = models.BigIntegerField(null=True)

@@ -75,6 +75,7 @@ class UsageEvent:
     client_disconnected: bool = False
     upstream_latency_ms: float = 0.0
     ttft_ms: float | None = None
+    subject: str | None = None  # a bearer token's subject (key_id 0: no key)
 
 
 _EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(UsageEvent))
@@ -83,6 +84,7 @@ _EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(UsageEvent))
 def _to_record(event: UsageEvent) -> UsageRecord:
     fields = {name: getattr(event, name) for name in _EVENT_FIELDS}
     fields["created_at"] = dt.datetime.fromtimestamp(event.created_at, tz=dt.UTC)
+    fields["key_id"] = event.key_id or None  # 0: a request authenticated by a token
     return UsageRecord(**fields)
 
 
@@ -107,7 +109,7 @@ def decode_event(payload: bytes) -> UsageEvent:
 def mark_keys_used(events: list[UsageEvent]) -> None:
     """Keys' ``last_used_at`` from stored events, one UPDATE (best effort: it is informational)."""
     latest: dict[int, float] = {}
-    for event in events:
+    for event in (e for e in events if e.key_id):
         latest[event.key_id] = max(event.created_at, latest.get(event.key_id, event.created_at))
     try:
         keys_mark_used(

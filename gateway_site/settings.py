@@ -298,6 +298,13 @@ GATEWAY_BREAKER_OPEN_SECONDS = env_float("GATEWAY_BREAKER_OPEN_SECONDS", 30.0, m
 # Response cache (docs/routing-and-cache.md, "Response cache"): the in-process L1's bounds, and the cap on a
 # request's ``Cache-Control: max-age`` opt-in (0 disables per-request opt-in).
 GATEWAY_CACHE_MAX_ENTRIES = env_int("GATEWAY_CACHE_MAX_ENTRIES", 10_000, minimum=0)
+
+# Bearer JWTs from trusted identity providers (docs/security.md).
+GATEWAY_JWT_LEEWAY_SECONDS = env_float("GATEWAY_JWT_LEEWAY_SECONDS", 30.0)
+GATEWAY_JWT_CACHE_SIZE = env_int("GATEWAY_JWT_CACHE_SIZE", 10_000)
+GATEWAY_JWKS_REFRESH_SECONDS = env_float("GATEWAY_JWKS_REFRESH_SECONDS", 60.0)
+GATEWAY_JWKS_MAX_AGE_SECONDS = env_float("GATEWAY_JWKS_MAX_AGE_SECONDS", 3600.0)
+GATEWAY_JWKS_TIMEOUT_SECONDS = env_float("GATEWAY_JWKS_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 GATEWAY_CACHE_MAX_BYTES = env_int("GATEWAY_CACHE_MAX_BYTES", 64 * 1024 * 1024, minimum=0)
 GATEWAY_CACHE_MAX_TTL_SECONDS = env_int("GATEWAY_CACHE_MAX_TTL_SECONDS", 3600, minimum=0)
 # /metrics (docs/operations.md, "Metrics"): a bearer token when set, and the client networks it is served to.

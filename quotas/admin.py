@@ -15,7 +15,16 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from quotas.authentication.keys import generate_key
-from quotas.models import ApiKey, CostQuota, ModelAccessRule, QuotaAlert, RateTier, Tenant, TierModelLimit
+from quotas.models import (
+    ApiKey,
+    CostQuota,
+    ModelAccessRule,
+    QuotaAlert,
+    RateTier,
+    Tenant,
+    TierModelLimit,
+    TrustedIssuer,
+)
 from quotas.revision import bump_revision
 from quotas.services import keys_revoke
 
@@ -217,6 +226,25 @@ class CostQuotaAdmin(RevisionBumpingAdmin):
     form = CostQuotaForm
     list_display = ["__str__", "period", "limit_usd", "hard", "alert_at"]
     list_filter = ["period", "hard"]
+
+
+@admin.register(TrustedIssuer)
+class TrustedIssuerAdmin(RevisionBumpingAdmin):
+    """Identity providers whose bearer JWTs a tenant accepts (docs/security.md)."""
+
+    list_display = ["issuer", "audience", "tenant", "jwks_url", "tier", "updated_at"]
+    list_filter = ["tenant"]
+    search_fields = ["issuer", "audience", "tenant__name"]
+    fields = [
+        "tenant",
+        "issuer",
+        "audience",
+        "jwks_url",
+        "subject_claim",
+        "models_claim",
+        "tier_claim",
+        "tier",
+    ]
 
 
 @admin.register(QuotaAlert)

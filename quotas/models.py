@@ -218,3 +218,44 @@ class QuotaAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quota} at {self.threshold} ({self.period_key})"
+
+
+class TrustedIssuer(models.Model):
+    """An identity provider whose signed JWTs (``Authorization: Bearer <JWT>``) a tenant accepts
+    instead of a gateway key. The token's subject is attributed on the usage records; claims may
+    narrow the models or pick a rate tier (docs/security.md)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="trusted_issuers")
+    issuer = models.URLField(max_length=300, help_text="The exact 'iss' of the tokens.")
+    audience = models.CharField(max_length=300, help_text="The 'aud' the tokens must carry.")
+    jwks_url = models.URLField(
+        max_length=300, blank=True, help_text="Empty: read from the issuer's OpenID discovery document."
+    )
+    subject_claim = models.CharField(max_length=100, default="sub", help_text="Claim naming the caller.")
+    models_claim = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Claim holding glob patterns that narrow the models (a list or a space-separated string).",
+    )
+    tier_claim = models.CharField(
+        max_length=100, blank=True, help_text="Claim holding the name of a rate tier for the subject."
+    )
+    tier = models.ForeignKey(
+        RateTier,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Each subject's own rate tier when the token names none.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant", "issuer", "audience"]
+        constraints = [
+            # One tenant per issuer and audience: a token belongs to exactly one tenant.
+            models.UniqueConstraint(fields=["issuer", "audience"], name="uniq_issuer_audience"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer} ({self.audience}) for {self.tenant}"

@@ -76,6 +76,9 @@ class QuotaPolicy:
 class LimitPolicy:
     tenant_id: int
     key_id: int
+    # The name of the key-level counters: empty for a key (``k<key id>``), ``s<digest>`` for the
+    # subject of a token (quotas.authentication.tokens), so each subject has its own limits.
+    holder: str = ""
     key_tier: TierPolicy | None = None
     tenant_tier: TierPolicy | None = None
     quotas: tuple[QuotaPolicy, ...] = ()
@@ -267,7 +270,11 @@ def build_plan(
     parallel: list[ParallelLine] = []
     if policy.key_tier is not None:
         more_rates, more_parallel = _tier_lines(
-            policy.key_tier, base=f"{base}:k{policy.key_id}", scope="key", model=model, tokens=tokens
+            policy.key_tier,
+            base=f"{base}:{policy.holder or f'k{policy.key_id}'}",
+            scope="key",
+            model=model,
+            tokens=tokens,
         )
         rates += more_rates
         parallel += more_parallel

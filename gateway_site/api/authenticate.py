@@ -1,7 +1,8 @@
 """The authenticate stage: the key a request presents (``Authorization: Bearer`` or
-``X-API-Key``), its context in the configuration snapshot, and the model it asks for, resolved
-only when the key may use it. A key or model the snapshot does not know is looked up again
-after a revision check, so what an admin just created works at once."""
+``X-API-Key``) or its bearer JWT (``gateway_site.runtime.jwks``), its context in the
+configuration snapshot, and the model it asks for, resolved only when the key may use it. A
+key, issuer or model the snapshot does not know is looked up again after a revision check, so
+what an admin just created works at once."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from providers.types import ModelRoute
 from quotas.access import model_allowed
 from quotas.authentication.keys import key_from_headers
 from quotas.authentication.registry import KeyContext
+from quotas.authentication.tokens import UnknownIssuer, looks_like_jwt
 from quotas.errors import UnknownKey
 
 
@@ -33,11 +35,19 @@ async def authenticate(request: HttpRequest, exchange: Exchange) -> tuple[Config
     snapshot = watcher.current()
     with span("auth"):
         presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
-        try:
-            key = snapshot.keys.authenticate(presented)
-        except UnknownKey:
-            snapshot = await watcher.catch_up(snapshot)
-            key = snapshot.keys.authenticate(presented)
+        if presented is not None and looks_like_jwt(presented):
+            tokens = get_runtime().tokens()
+            try:
+                key = await tokens.authenticate(presented, snapshot.keys, snapshot.revision)
+            except UnknownIssuer:
+                snapshot = await watcher.catch_up(snapshot)
+                key = await tokens.authenticate(presented, snapshot.keys, snapshot.revision)
+        else:
+            try:
+                key = snapshot.keys.authenticate(presented)
+            except UnknownKey:
+                snapshot = await watcher.catch_up(snapshot)
+                key = snapshot.keys.authenticate(presented)
     exchange.key = key
     return snapshot, key
 

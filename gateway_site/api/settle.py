@@ -225,6 +225,7 @@ def _event(
         tenant_name=key.tenant_name,
         key_id=key.key_id,
         key_prefix=key.key_prefix,
+        subject=key.subject,
         endpoint=request.endpoint,
         model=request.model,
         deployment_id=deployment.id,

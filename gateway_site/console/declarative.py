@@ -36,7 +36,7 @@ from providers.kinds.record import ProviderSettings
 from providers.kinds.registry import NAMES, find
 from providers.kinds.settings import check_settings
 from providers.models import Deployment, Provider, PublicModel
-from quotas.models import CostQuota, RateTier, Tenant, TierModelLimit
+from quotas.models import CostQuota, RateTier, Tenant, TierModelLimit, TrustedIssuer
 from quotas.revision import bump_revision
 
 
@@ -183,6 +183,25 @@ class QuotaSpec(_Strict):
     alert_webhook: str = Field(default="", pattern=r"^(https?://\S+)?$", max_length=200)
 
 
+ClaimName = Annotated[str, Field(max_length=100, pattern=r"^[^\s]*$")]
+
+
+class ClaimsSpec(_Strict):
+    subject: ClaimName = Field(default="sub", min_length=1)
+    models: ClaimName = ""
+    tier: ClaimName = ""
+
+
+class IdentitySpec(_Strict):
+    """An identity provider whose bearer JWTs the tenant accepts (``TrustedIssuer``)."""
+
+    issuer: str = Field(pattern=r"^https?://\S+$", max_length=300)
+    audience: str = Field(min_length=1, max_length=300)
+    jwks_url: str = Field(default="", pattern=r"^(https?://\S+)?$", max_length=300)
+    claims: ClaimsSpec = Field(default_factory=ClaimsSpec)
+    tier: str | None = None  # each subject's own rate tier when the token names none
+
+
 class TenantSpec(_Strict):
     name: str = Field(pattern=r"^[-a-zA-Z0-9_]+$", max_length=64)
     display_name: str = Field(default="", max_length=200)
@@ -190,6 +209,11 @@ class TenantSpec(_Strict):
     is_active: bool = True
     log_content: bool = False
     quotas: list[QuotaSpec] = Field(default_factory=list)
+    # Absent: the tenant's trusted issuers are left alone; given: they are the file's.
+    identity: IdentitySpec | list[IdentitySpec] | None = None
+
+    def identities(self) -> list[IdentitySpec] | None:
+        return [self.identity] if isinstance(self.identity, IdentitySpec) else self.identity
 
 
 class PriceSpec(_Strict):
@@ -260,7 +284,35 @@ def parse_config(text: str) -> GatewayConfig:
     for tenant in config.tenants:
         if tenant.tier is not None and tenant.tier not in tiers:
             raise ConfigError(f"tenant {tenant.name}: unknown tier {tenant.tier!r}")
+        for identity in tenant.identities() or []:
+            if identity.tier is not None and identity.tier not in tiers:
+                raise ConfigError(
+                    f"tenant {tenant.name}: identity {identity.issuer}: unknown tier {identity.tier!r}"
+                )
+    _check_issuers(config)
     return config
+
+
+def _check_issuers(config: GatewayConfig) -> None:
+    """An issuer and audience belong to one tenant: in the file and among the tenants it leaves alone."""
+    owners: dict[tuple[str, str], str] = {}
+    for tenant in config.tenants:
+        for identity in tenant.identities() or []:
+            pair = (identity.issuer, identity.audience)
+            if pair in owners:
+                raise ConfigError(
+                    f"tenant {tenant.name}: identity {identity.issuer} (audience {identity.audience!r}) "
+                    f"is already trusted by tenant {owners[pair]}"
+                )
+            owners[pair] = tenant.name
+    listed = {t.name for t in config.tenants if t.identity is not None}
+    for row in TrustedIssuer.objects.exclude(tenant__name__in=listed).select_related("tenant"):
+        other = owners.get((row.issuer, row.audience))
+        if other is not None:
+            raise ConfigError(
+                f"tenant {other}: identity {row.issuer} (audience {row.audience!r}) "
+                f"is already trusted by tenant {row.tenant.name}"
+            )
 
 
 def _check_fallbacks(config: GatewayConfig) -> None:
@@ -370,6 +422,29 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         if stale.pk not in keep:
             report.deleted.append(f"tenant {spec.name} quota {_quota_kind(stale.period, hard=stale.hard)}")
             stale.delete()
+    identities = spec.identities()
+    if identities is not None:
+        _apply_identities(tenant, identities, report)
+
+
+def _apply_identities(tenant: Tenant, specs: list[IdentitySpec], report: ApplyReport) -> None:
+    """The tenant's trusted issuers are the file's: upserted by issuer and audience, others deleted."""
+    keep: set[int] = set()
+    for identity in specs:
+        label = f"tenant {tenant.name} identity {identity.issuer} ({identity.audience})"
+        values: dict[str, object] = {
+            "tenant": tenant,
+            "jwks_url": identity.jwks_url,
+            "subject_claim": identity.claims.subject,
+            "models_claim": identity.claims.models,
+            "tier_claim": identity.claims.tier,
+            "tier": RateTier.objects.get(name=identity.tier) if identity.tier else None,
+        }
+        lookup: dict[str, object] = {"issuer": identity.issuer, "audience": identity.audience}
+        keep.add(_upsert(TrustedIssuer, lookup, values, label, report).pk)
+    for stale in TrustedIssuer.objects.filter(tenant=tenant).exclude(pk__in=keep):
+        report.deleted.append(f"tenant {tenant.name} identity {stale.issuer} ({stale.audience})")
+        stale.delete()
 
 
 @transaction.atomic

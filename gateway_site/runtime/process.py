@@ -19,6 +19,7 @@ from django.conf import settings
 
 from accounting.recorder import UsageWriter
 from gateway_site.observability.metrics import redis_error_hook
+from gateway_site.runtime.jwks import TokenVerifier
 from gateway_site.runtime.outbox_drainer import OutboxDrainer
 from gateway_site.runtime.overload import LoadGate
 from gateway_site.runtime.per_loop import PerLoop
@@ -81,6 +82,7 @@ class Runtime:
         self._limiters = PerLoop(self._build_limiter)
         self._gates = PerLoop(self._build_gate)
         self._caches = PerLoop(self._build_cache)
+        self._tokens = PerLoop(self._build_verifier)
         self._cache_local = LocalCache(
             max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES, max_bytes=settings.GATEWAY_CACHE_MAX_BYTES
         )
@@ -144,6 +146,19 @@ class Runtime:
             timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS,
         )
 
+    def tokens(self) -> TokenVerifier:
+        """The bearer JWT verifier (issuers' key sets, verified tokens) of the running event loop."""
+        return self._tokens.get()
+
+    def _build_verifier(self) -> TokenVerifier:
+        return TokenVerifier(
+            leeway=settings.GATEWAY_JWT_LEEWAY_SECONDS,
+            refresh_interval=settings.GATEWAY_JWKS_REFRESH_SECONDS,
+            max_age=settings.GATEWAY_JWKS_MAX_AGE_SECONDS,
+            timeout=settings.GATEWAY_JWKS_TIMEOUT_SECONDS,
+            max_tokens=settings.GATEWAY_JWT_CACHE_SIZE,
+        )
+
     def router(self) -> Router:
         """The router (and its HTTP client) of the running event loop; a process normally has
         exactly one loop, tests have one per test."""
@@ -205,6 +220,7 @@ class Runtime:
             functools.partial(self._limiters.close, Limiter.aclose),
             functools.partial(self._gates.close, _close_gate),
             functools.partial(self._caches.close, ResponseCache.aclose),  # pending L2 writes complete first
+            functools.partial(self._tokens.close, TokenVerifier.aclose),
             self.alerts.close,
             self.usage.close,
         ]

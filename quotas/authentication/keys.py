@@ -12,6 +12,7 @@ from dataclasses import dataclass
 KEY_PREFIX = "sk-gw-"
 DISPLAY_PREFIX_LENGTH = 12
 _MAX_KEY_LENGTH = 200
+_MAX_TOKEN_LENGTH = 8192  # a bearer JWT (quotas.authentication.tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ def generate_key() -> NewKey:
 
 def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:
     """The one place a presented key is read: ``Authorization: Bearer <key>`` first, then
-    ``X-API-Key``. Returns None when neither holds a plausible key."""
+    ``X-API-Key``. Returns None when neither holds a plausible key (or bearer JWT)."""
     candidate: str | None = None
     if authorization:
         scheme, _, value = authorization.strip().partition(" ")
@@ -40,6 +41,8 @@ def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | 
             candidate = value.strip()
     if not candidate and x_api_key:
         candidate = x_api_key.strip()
-    if not candidate or len(candidate) > _MAX_KEY_LENGTH or not candidate.isascii():
+    if not candidate or not candidate.isascii():
+        return None
+    if len(candidate) > (_MAX_TOKEN_LENGTH if candidate.count(".") == 2 else _MAX_KEY_LENGTH):
         return None
     return candidate

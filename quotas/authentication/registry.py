@@ -19,7 +19,7 @@ from quotas.algorithms import Algorithm
 from quotas.authentication.keys import hash_key
 from quotas.budget import PeriodName
 from quotas.errors import AuthenticationError, UnknownKey
-from quotas.models import ApiKey, CostQuota, ModelAccessRule, RateTier, TierModelLimit
+from quotas.models import ApiKey, CostQuota, ModelAccessRule, RateTier, TierModelLimit, TrustedIssuer
 from quotas.policy import NO_LIMITS, LimitPolicy, Limits, ModelLimits, QuotaPolicy, TierPolicy
 
 
@@ -35,11 +35,30 @@ class KeyContext:
     policy: AccessPolicy
     limits: LimitPolicy = NO_LIMITS
     log_content: bool = False  # the tenant's content logging setting (redacted prompt/completion)
+    subject: str | None = None  # a token's subject; None for a gateway key (key_id 0 for a token)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerTrust:
+    """A tenant's trust in an identity provider (``TrustedIssuer``), with the tenant's context
+    that a verified token's context is made from (no key: ``key_id`` 0)."""
+
+    id: int
+    issuer: str
+    audience: str
+    jwks_url: str
+    subject_claim: str
+    models_claim: str
+    tier_claim: str
+    tier: TierPolicy | None
+    tenant: KeyContext
 
 
 @dataclass(frozen=True, slots=True)
 class KeyRegistry:
     by_hash: dict[str, KeyContext]
+    issuers: dict[str, tuple[IssuerTrust, ...]] = dataclasses.field(default_factory=dict)
+    tiers_by_name: dict[str, TierPolicy] = dataclasses.field(default_factory=dict)
 
     def authenticate(self, raw_key: str | None, *, now: float | None = None) -> KeyContext:
         """The key's context, or AuthenticationError for a missing, unknown, revoked or
@@ -148,4 +167,56 @@ def load_registry() -> KeyRegistry:
             grace_end = key.previous_expires_at.timestamp()
             ends = grace_end if context.expires_at is None else min(grace_end, context.expires_at)
             by_hash[key.previous_key_hash] = dataclasses.replace(context, expires_at=ends)
-    return KeyRegistry(by_hash=by_hash)
+    issuers = load_issuers(allow=allow, deny=deny, tiers=tiers, tenant_quotas=tenant_quotas)
+    return KeyRegistry(
+        by_hash=by_hash, issuers=issuers, tiers_by_name={tier.name: tier for tier in tiers.values()}
+    )
+
+
+def load_issuers(
+    *,
+    allow: dict[int, list[str]],
+    deny: dict[int, list[str]],
+    tiers: dict[int, TierPolicy],
+    tenant_quotas: dict[int, list[QuotaPolicy]],
+) -> dict[str, tuple[IssuerTrust, ...]]:
+    """Every active tenant's trusted issuers, by issuer."""
+    found: dict[str, list[IssuerTrust]] = defaultdict(list)
+    rows = TrustedIssuer.objects.filter(tenant__is_active=True).select_related("tenant").order_by("id")
+    for row in rows:
+        tenant = row.tenant
+        context = KeyContext(
+            key_id=0,
+            key_prefix="jwt",
+            key_name="",
+            tenant_id=tenant.pk,
+            tenant_name=tenant.name,
+            log_content=tenant.log_content,
+            expires_at=None,
+            revoked=False,
+            policy=AccessPolicy(
+                tenant_allow=compile_patterns(allow.get(tenant.pk, [])),
+                tenant_deny=compile_patterns(deny.get(tenant.pk, [])),
+                key_allow=(),
+            ),
+            limits=LimitPolicy(
+                tenant_id=tenant.pk,
+                key_id=0,
+                tenant_tier=tiers.get(tenant.tier_id) if tenant.tier_id else None,
+                quotas=tuple(tenant_quotas.get(tenant.pk, ())),
+            ),
+        )
+        found[row.issuer].append(
+            IssuerTrust(
+                id=row.pk,
+                issuer=row.issuer,
+                audience=row.audience,
+                jwks_url=row.jwks_url,
+                subject_claim=row.subject_claim or "sub",
+                models_claim=row.models_claim,
+                tier_claim=row.tier_claim,
+                tier=tiers.get(row.tier_id) if row.tier_id else None,
+                tenant=context,
+            )
+        )
+    return {issuer: tuple(trusts) for issuer, trusts in found.items()}

@@ -65,7 +65,7 @@ async def create_response(request: HttpRequest, exchange: Exchange) -> HttpRespo
     conversation = await _conversation(create, key)
     raw = chat_body(create, conversation=conversation)
     chat = ChatRequest(model=create.model, stream=create.stream, include_usage=True, raw=raw)
-    owner = Owner(tenant_id=key.tenant_id, key_id=key.key_id)
+    owner = Owner(tenant_id=key.tenant_id, key_id=key.key_id or None)  # 0: a bearer token
     dialect = ResponsesDialect(frame=ResponseFrame.new(create), conversation=conversation, owner=owner)
     try:
         return await serve_model_request(
