@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
@@ -12,6 +14,41 @@ from django.core.exceptions import ImproperlyConfigured
 
 def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def read_secret_file(name: str, path: str) -> str:
+    """A secret file's content without its trailing newline (as Kubernetes and Docker secrets,
+    and Vault Agent templates, write them). The message names the variable, never the content."""
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImproperlyConfigured(f"{name}: cannot read {path}: {type(exc).__name__}") from None
+
+
+def env_secret(name: str, default: str) -> str:
+    """``NAME``, else the content of the file ``NAME_FILE`` names, else ``default``."""
+    value = os.environ.get(name, "")
+    if value:
+        return value
+    path = os.environ.get(f"{name}_FILE", "")
+    return read_secret_file(f"{name}_FILE", path) if path else default
+
+
+def with_password(url: str, name: str) -> str:
+    """``url`` with the password of the file ``NAME`` names (unset: ``url`` as it is), put in
+    its user information (percent-encoded), replacing any password there."""
+    path = os.environ.get(name, "")
+    if not path or not url:
+        return url
+    password = read_secret_file(name, path)
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ImproperlyConfigured(f"{name} needs a URL with a scheme (scheme://host...)")
+    authority_end = len(rest) if "/" not in rest else rest.index("/")
+    authority, tail = rest[:authority_end], rest[authority_end:]
+    userinfo, at, hosts = authority.rpartition("@")
+    user = userinfo.partition(":")[0] if at else ""
+    return f"{scheme}://{user}:{quote(password, safe='')}@{hosts}{tail}"
 
 
 def env_int(name: str, default: int, *, minimum: int = 0) -> int:

@@ -19,9 +19,11 @@ from gateway_site.env import (
     env_int,
     env_list,
     env_networks,
+    env_secret,
     env_str,
     env_timezone,
     tracing_enabled,
+    with_password,
 )
 from gateway_site.observability.logconfig import logging_config
 from quotas.stores.redis_target import InvalidRedisUrl, parse_redis_url
@@ -31,7 +33,7 @@ DATA_DIR = Path(env_str("GATEWAY_DATA_DIR", str(BASE_DIR / "var")))
 
 
 def _secret_key() -> str:
-    configured = env_str("SECRET_KEY", "")
+    configured = env_secret("SECRET_KEY", "")
     if configured:
         return configured
     # Embedded default: one random key per installation, kept beside the SQLite file so that
@@ -97,7 +99,7 @@ TEMPLATES = [
 ]
 ASGI_APPLICATION = "gateway_site.asgi.application"
 
-_database_url = env_str("DATABASE_URL", "")
+_database_url = with_password(env_secret("DATABASE_URL", ""), "DATABASE_PASSWORD_FILE")
 if _database_url:
     try:
         DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
@@ -120,7 +122,7 @@ else:
 # prepared statements (psycopg prepares a query run five times; the next transaction may run on
 # another server connection, where it does not exist) and no server-side cursors.
 GATEWAY_DATABASE_TRANSACTION_POOLING = env_bool("GATEWAY_DATABASE_TRANSACTION_POOLING", False)
-_database_replica_url = env_str("DATABASE_REPLICA_URL", "")
+_database_replica_url = with_password(env_secret("DATABASE_REPLICA_URL", ""), "DATABASE_PASSWORD_FILE")
 if _database_replica_url:
     if not _database_url:
         raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL (the primary)")
@@ -175,7 +177,7 @@ LOGGING = logging_config(
 
 # --- Gateway settings (docs/configuration.md) ------------------------------------------------
 # One server, a Sentinel-watched primary or a Redis Cluster (quotas/stores/redis_target.py).
-REDIS_URL = env_str("REDIS_URL", "")
+REDIS_URL = with_password(env_secret("REDIS_URL", ""), "REDIS_PASSWORD_FILE")
 if REDIS_URL:
     try:
         parse_redis_url(REDIS_URL)
@@ -210,11 +212,15 @@ GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env_float(
 )
 GATEWAY_UPSTREAM_MAX_CONNECTIONS = env_int("GATEWAY_UPSTREAM_MAX_CONNECTIONS", 1000, minimum=1)
 GATEWAY_CONFIG_POLL_SECONDS = env_float("GATEWAY_CONFIG_POLL_SECONDS", 0.25, minimum=0.05)
+# How often the files provider secrets and certificates are read from are looked at (rotation).
+GATEWAY_SECRET_FILES_CHECK_SECONDS = env_float("GATEWAY_SECRET_FILES_CHECK_SECONDS", 5.0, minimum=0.1)
 GATEWAY_USAGE_FLUSH_SECONDS = env_float("GATEWAY_USAGE_FLUSH_SECONDS", 0.5, minimum=0.01)
 GATEWAY_USAGE_BATCH_SIZE = env_int("GATEWAY_USAGE_BATCH_SIZE", 500, minimum=1)
 GATEWAY_USAGE_SPOOL_PATH = Path(env_str("GATEWAY_USAGE_SPOOL_PATH", str(DATA_DIR / "usage-spool.jsonl")))
 GATEWAY_MOCK_CHUNK_DELAY_MS = env_float("GATEWAY_MOCK_CHUNK_DELAY_MS", 20.0)
-GATEWAY_SECRETS_KEYS = env_list("GATEWAY_SECRETS_KEYS", [])
+GATEWAY_SECRETS_KEYS = [
+    k.strip() for k in env_secret("GATEWAY_SECRETS_KEYS", "").replace("\n", ",").split(",") if k.strip()
+]
 # Rate limits and cost quotas (docs/limits-and-quotas.md).
 GATEWAY_ON_REDIS_ERROR = env_choice("GATEWAY_ON_REDIS_ERROR", "open", ("open", "closed"))
 GATEWAY_REDIS_TIMEOUT_SECONDS = env_float("GATEWAY_REDIS_TIMEOUT_SECONDS", 1.0, minimum=0.01)

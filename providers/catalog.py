@@ -7,6 +7,7 @@ import os
 
 from django.conf import settings
 
+from providers.files import read_secret, stamps
 from providers.kinds.settings import default_api_version, default_base_url, settings_spec
 from providers.models import Deployment, Provider, PublicModel
 from providers.secrets import SecretUnreadable, decrypt_secret
@@ -18,6 +19,7 @@ from providers.types import (
     ModelRoute,
     Prices,
     ProviderConfig,
+    UpstreamTls,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,27 @@ def _secret(provider: Provider, *, stored: str, env: str, what: str) -> str | No
 
 
 def resolve_api_key(provider: Provider) -> str | None:
+    """A stored key, else the file's (``api_key_file``), else the environment variable's."""
+    if provider.api_key_file and not provider.api_key_encrypted:
+        return read_secret(provider.api_key_file, owner=f"provider {provider.name}", what="API key")
     return _secret(provider, stored=provider.api_key_encrypted, env=provider.api_key_env, what="API key")
+
+
+def _tls(provider: Provider) -> UpstreamTls | None:
+    if not (provider.tls_ca_bundle or provider.tls_client_cert):
+        return None
+    return UpstreamTls(
+        ca_bundle=provider.tls_ca_bundle,
+        client_cert=provider.tls_client_cert,
+        client_key=provider.tls_client_key,
+    )
+
+
+def _watched_files(provider: Provider) -> set[str]:
+    """The files whose change reloads the catalog: the key's (unless a stored key wins), TLS's."""
+    key = {provider.api_key_file} if provider.api_key_file and not provider.api_key_encrypted else set()
+    tls = {provider.tls_ca_bundle, provider.tls_client_cert, provider.tls_client_key}
+    return {path for path in key | tls if path}
 
 
 def resolve_aws_credentials(provider: Provider) -> AwsCredentials | None:
@@ -77,11 +99,15 @@ def _provider_config(provider: Provider) -> ProviderConfig:
         api_version=provider.api_version or default_api_version(kind),
         region=provider.region,
         aws=resolve_aws_credentials(provider) if settings_spec(kind).aws_credentials else None,
+        tls=_tls(provider),
     )
 
 
 def load_catalog() -> Catalog:
-    providers = {p.pk: _provider_config(p) for p in Provider.objects.filter(enabled=True)}
+    enabled = list(Provider.objects.filter(enabled=True))
+    # Stamped before reading: a file rotated meanwhile is read again at the next check.
+    files = stamps(set().union(*(_watched_files(p) for p in enabled)))
+    providers = {p.pk: _provider_config(p) for p in enabled}
     grouped: dict[int, list[DeploymentConfig]] = {}
     deployments = Deployment.objects.filter(enabled=True, model__enabled=True).order_by("priority", "pk")
     for row in deployments:
@@ -121,4 +147,4 @@ def load_catalog() -> Catalog:
                 else None
             ),
         )
-    return Catalog(models=models)
+    return Catalog(models=models, secret_files=files)

@@ -50,6 +50,22 @@ class Provider(models.Model):
         help_text="Environment variable holding the upstream API key in every gateway process.",
     )
     api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key_file = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Path of a file holding the upstream API key (a mounted secret); re-read when it changes.",
+    )
+    tls_ca_bundle = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="PEM file of the CAs the upstream's certificate is checked against.",
+    )
+    tls_client_cert = models.CharField(
+        max_length=500, blank=True, help_text="PEM file of the client certificate (mTLS), chain included."
+    )
+    tls_client_key = models.CharField(
+        max_length=500, blank=True, help_text="PEM file of the client certificate's private key (mTLS)."
+    )
     timeout_seconds = models.FloatField(
         null=True, blank=True, help_text="Total upstream timeout; empty uses the gateway default."
     )

@@ -28,6 +28,15 @@ def encrypt_secret(plaintext: str) -> str:
     return _cipher().encrypt(plaintext.encode("utf-8")).decode("ascii")
 
 
+def reencrypt_secret(token: str) -> str:
+    """``token`` encrypted again under the newest key (the first of ``GATEWAY_SECRETS_KEYS``);
+    SecretUnreadable when no configured key opens it."""
+    try:
+        return _cipher().rotate(token.encode("ascii")).decode("ascii")
+    except InvalidToken:
+        raise SecretUnreadable("stored secret cannot be decrypted with the configured keys") from None
+
+
 def decrypt_secret(token: str) -> str:
     try:
         return _cipher().decrypt(token.encode("ascii")).decode("utf-8")

@@ -14,6 +14,16 @@ class AwsCredentials:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamTls:
+    """TLS towards a provider: the CA bundle its certificate is checked against (empty: the
+    system's), and a client certificate and key for mutual TLS (PEM file paths)."""
+
+    ca_bundle: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderConfig:
     """One provider as the adapters see it. ``base_url`` and ``api_version`` already hold the
     kind's defaults when the row left them empty (``providers.kinds.settings``)."""
@@ -27,6 +37,7 @@ class ProviderConfig:
     api_version: str = ""
     region: str = ""
     aws: AwsCredentials | None = field(repr=False, default=None)
+    tls: UpstreamTls | None = None
 
     def secrets(self) -> tuple[str | None, ...]:
         """What must never reach a client or a log line (for ``errors.redact``)."""
@@ -82,6 +93,9 @@ class ModelRoute:
 @dataclass(frozen=True, slots=True)
 class Catalog:
     models: dict[str, ModelRoute]
+    # The files secrets were read from, with their stamps when read (``providers.files``): the
+    # configuration watcher reloads the catalog when one changes.
+    secret_files: dict[str, tuple[int, int, int] | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

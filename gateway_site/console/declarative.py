@@ -60,6 +60,7 @@ class _Strict(BaseModel):
 
 
 EnvName = Annotated[str, Field(pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$", max_length=100)]
+FilePath = Annotated[str, Field(pattern=r"^(/[^\x00]*)?$", max_length=500)]
 
 
 def _provider_kind(value: object) -> str:
@@ -75,7 +76,7 @@ KindName = Annotated[str, PlainValidator(_provider_kind)]
 
 
 class ProviderSpec(_Strict):
-    """A provider; secrets are named by environment variable only, never written in the file."""
+    """A provider; secrets are named by environment variable or file only, never written in the file."""
 
     name: str = Field(pattern=r"^[-a-zA-Z0-9_]+$", max_length=64)
     kind: KindName
@@ -86,9 +87,22 @@ class ProviderSpec(_Strict):
     aws_access_key_id_env: EnvName = ""
     aws_secret_access_key_env: EnvName = ""
     aws_session_token_env: EnvName = ""
+    # Files (mounted secrets and certificates), re-read when they change: absolute paths.
+    api_key_file: FilePath = ""
+    tls_ca_bundle: FilePath = ""
+    tls_client_cert: FilePath = ""
+    tls_client_key: FilePath = ""
     timeout_seconds: float | None = Field(default=None, gt=0)
     options: dict[str, object] = Field(default_factory=dict)
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _files(self) -> ProviderSpec:
+        if self.api_key_file and self.api_key_env:
+            raise ValueError("set api_key_env or api_key_file, not both")
+        if bool(self.tls_client_cert) != bool(self.tls_client_key):
+            raise ValueError("tls_client_cert and tls_client_key go together")
+        return self
 
     @model_validator(mode="after")
     def _kind_settings(self) -> ProviderSpec:

@@ -43,7 +43,9 @@ logger = logging.getLogger(__name__)
 class Runtime:
     def __init__(self) -> None:
         self.watcher = SnapshotWatcher(
-            poll_seconds=settings.GATEWAY_CONFIG_POLL_SECONDS, redis_url=settings.REDIS_URL
+            poll_seconds=settings.GATEWAY_CONFIG_POLL_SECONDS,
+            redis_url=settings.REDIS_URL,
+            files_check_seconds=settings.GATEWAY_SECRET_FILES_CHECK_SECONDS,
         )
         writer = UsageWriter(
             flush_seconds=settings.GATEWAY_USAGE_FLUSH_SECONDS,

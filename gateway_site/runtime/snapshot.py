@@ -26,6 +26,7 @@ from accounting.spend import recorded_spend
 from gateway_site.observability.metrics import observe_redis_error
 from gateway_site.runtime.per_loop import PerLoop
 from providers.catalog import load_catalog
+from providers.files import stamps
 from providers.types import Catalog
 from quotas.authentication.registry import KeyRegistry, load_registry
 from quotas.revision import current_revision, revision_channel
@@ -89,8 +90,10 @@ class SnapshotWatcher:
     CHECK_SPACING_SECONDS = 0.025  # at most 40 checks a second per event loop
     CHECK_WAIT_SECONDS = 1.0  # how long a request waits for a check before it is refused
 
-    def __init__(self, *, poll_seconds: float, redis_url: str) -> None:
+    def __init__(self, *, poll_seconds: float, redis_url: str, files_check_seconds: float = 5.0) -> None:
         self._poll = poll_seconds
+        self._files_check = files_check_seconds
+        self._files_checked_at = time.monotonic()
         self._redis_url = redis_url
         self._stop = threading.Event()
         self._loaded = threading.Event()
@@ -153,12 +156,28 @@ class SnapshotWatcher:
             self._checks_begun += 1
             close_old_connections()
             try:
-                if self._snapshot is None or current_revision() != self._snapshot.revision:
+                if (
+                    self._snapshot is None
+                    or current_revision() != self._snapshot.revision
+                    or self._files_changed(self._snapshot)
+                ):
                     self._snapshot = load_snapshot()
                     self._loaded.set()
             except DatabaseError as exc:
                 self._failed_at = time.monotonic()
                 logger.warning("configuration refresh failed, keeping the last snapshot: %s", exc)
+
+    def _files_changed(self, snapshot: ConfigSnapshot) -> bool:
+        """Whether a file the catalog read a secret or certificate from changed (rotated),
+        looked at most every ``files_check_seconds``, in this thread (never on an event loop)."""
+        files = snapshot.catalog.secret_files
+        if not files or time.monotonic() - self._files_checked_at < self._files_check:
+            return False
+        self._files_checked_at = time.monotonic()
+        changed = stamps(set(files)) != files
+        if changed:
+            logger.info("a provider secret or certificate file changed; reloading the catalog")
+        return changed
 
     def _run(self) -> None:
         subscriber = None
