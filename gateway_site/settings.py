@@ -51,6 +51,20 @@ DEBUG = env_bool("GATEWAY_DEBUG", False)
 ALLOWED_HOSTS = env_list("GATEWAY_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("GATEWAY_CSRF_TRUSTED_ORIGINS", [])
 
+# HTTPS (docs/security.md). Behind a proxy that terminates TLS, the header it sets says a request
+# came over HTTPS: GATEWAY_SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto (the value must be "https";
+# set it only when the proxy always sets or overwrites that header).
+_proxy_ssl_header = env_str("GATEWAY_SECURE_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("GATEWAY_SECURE_COOKIES", False)
+SECURE_SSL_REDIRECT = env_bool("GATEWAY_SSL_REDIRECT", False)
+# Probes and scrapers speak plain HTTP to the process itself: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^live$", r"^ready$", r"^health", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("GATEWAY_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GATEWAY_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("GATEWAY_HSTS_PRELOAD", False)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -204,6 +218,11 @@ GATEWAY_MAX_EMBEDDING_INPUT_TOKENS = env_int("GATEWAY_MAX_EMBEDDING_INPUT_TOKENS
 # Under Daphne, a request's headers must arrive within the first deadline (from the connection's
 # start, or the request's first byte on a kept-alive connection), its body within the second
 # (from the end of the headers); past either, 408 and the connection closes (docs/api.md, "The HTTP edge").
+# TLS terminated in Daphne (docs/security.md): ``manage.py serve --tls-cert --tls-key`` sets both.
+GATEWAY_TLS_CERT_FILE = env_str("GATEWAY_TLS_CERT_FILE", "")
+GATEWAY_TLS_KEY_FILE = env_str("GATEWAY_TLS_KEY_FILE", "")
+if bool(GATEWAY_TLS_CERT_FILE) != bool(GATEWAY_TLS_KEY_FILE):
+    raise ImproperlyConfigured("GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE go together")
 GATEWAY_HEADER_TIMEOUT_SECONDS = env_float("GATEWAY_HEADER_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 GATEWAY_BODY_TIMEOUT_SECONDS = env_float("GATEWAY_BODY_TIMEOUT_SECONDS", 30.0, minimum=0.1)
 GATEWAY_UPSTREAM_TIMEOUT_SECONDS = env_float("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 600.0, minimum=0.1)

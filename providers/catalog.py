@@ -7,7 +7,7 @@ import os
 
 from django.conf import settings
 
-from providers.files import read_secret, stamps
+from providers.files import read_secret, stamp, stamps
 from providers.kinds.settings import default_api_version, default_base_url, settings_spec
 from providers.models import Deployment, Provider, PublicModel
 from providers.secrets import SecretUnreadable, decrypt_secret
@@ -51,10 +51,12 @@ def resolve_api_key(provider: Provider) -> str | None:
 def _tls(provider: Provider) -> UpstreamTls | None:
     if not (provider.tls_ca_bundle or provider.tls_client_cert):
         return None
+    paths = (provider.tls_ca_bundle, provider.tls_client_cert, provider.tls_client_key)
     return UpstreamTls(
         ca_bundle=provider.tls_ca_bundle,
         client_cert=provider.tls_client_cert,
         client_key=provider.tls_client_key,
+        stamps=tuple(stamp(path) if path else None for path in paths),
     )
 
 

@@ -12,11 +12,14 @@ requests; aiohttp's session jar is replaced by a ``DummyCookieJar`` for the same
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+
+from providers.types import UpstreamTls
 
 KEEPALIVE_SECONDS = 30.0
 
@@ -69,14 +72,30 @@ class UpstreamHTTP:
         await self._transport.aclose()
 
 
+def tls_context(tls: UpstreamTls) -> ssl.SSLContext:
+    """The context of a provider's TLS settings: its CA bundle (else the system's) and its
+    client certificate and key for mTLS; TLS 1.2 at least, hostnames checked."""
+    context = ssl.create_default_context(cafile=tls.ca_bundle or None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls.client_cert:
+        context.load_cert_chain(tls.client_cert, tls.client_key or None)
+    return context
+
+
 def create_http_client(
-    *, max_connections: int, timeout_seconds: float, connect_timeout: float, traced: bool = False
+    *,
+    max_connections: int,
+    timeout_seconds: float,
+    connect_timeout: float,
+    traced: bool = False,
+    tls: UpstreamTls | None = None,
 ) -> UpstreamHTTP:
     """``timeout_seconds`` is the default for requests that name none; ``connect_timeout``
     caps every request's connect phase. Up to ``max_connections`` connections, all kept alive
     for 30 s when idle. ``traced``: each request gets an OpenTelemetry HTTP client span and
     carries the W3C ``traceparent`` header (the transport wrapped by the httpx instrumentation,
-    whose global patching would not see a bare transport)."""
+    whose global patching would not see a bare transport). ``tls``: a provider's own CA bundle
+    and client certificate (``tls_context``); raises OSError or ssl.SSLError for unusable files."""
 
     def session() -> aiohttp.ClientSession:
         # Called by the transport on its first request, inside the running event loop.
@@ -85,7 +104,9 @@ def create_http_client(
         )
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
-    transport = AiohttpTransport(trust_env=False, client=session)
+    transport = AiohttpTransport(
+        trust_env=False, client=session, verify=tls_context(tls) if tls is not None else True
+    )
     outer: httpx.AsyncBaseTransport = transport
     if traced:
         from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport

@@ -21,6 +21,9 @@ class UpstreamTls:
     ca_bundle: str = ""
     client_cert: str = ""
     client_key: str = ""
+    # The files' stamps when the catalog was loaded: a rotated file makes another value, so
+    # another connection pool (``routing.router``).
+    stamps: tuple[tuple[int, int, int] | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,18 +11,28 @@ byte reached the client."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from providers.errors import UpstreamError, UpstreamHTTPError, UpstreamTimeout
+from providers.errors import UpstreamError, UpstreamHTTPError, UpstreamTimeout, UpstreamUnreachable
 from providers.http import UpstreamHTTP
 from providers.kinds.registry import adapter_for, embed, find, native_for
 from providers.translation.embeddings import EmbeddingResult
 from providers.translation.upstream import JsonObject, UpstreamCall, UpstreamStream
-from providers.types import Catalog, Completion, DeploymentConfig, ModelRoute, NativeRequest, StreamEvent
+from providers.types import (
+    Catalog,
+    Completion,
+    DeploymentConfig,
+    ModelRoute,
+    NativeRequest,
+    ProviderConfig,
+    StreamEvent,
+    UpstreamTls,
+)
 from routing.breaker import BreakerBoard, BreakerPolicy
 from routing.latency import LatencyBoard
 from routing.retry import RetryPolicy, is_retryable, wait_before_retry
@@ -31,6 +41,7 @@ from routing.strategies import DeploymentHealth, Snapshot, by_priority, order_de
 from routing.telemetry import attempt_span, record_outcome
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class NoDeploymentAvailable(UpstreamError):
@@ -125,8 +136,13 @@ class Router:
         stats: StatsBoard | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        tls_client: Callable[[UpstreamTls], UpstreamHTTP] | None = None,
     ) -> None:
         self._http = client
+        # Providers with their own TLS (CA bundle, client certificate): a pool each, by settings.
+        self._tls_client = tls_client
+        self._tls_pools: dict[UpstreamTls, UpstreamHTTP] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
         self._default_timeout = default_timeout
         self._exploration = exploration
         self._retry = retry or RetryPolicy()
@@ -138,7 +154,43 @@ class Router:
         self._turns: dict[str, int] = {}  # each model's next round-robin turn
 
     async def aclose(self) -> None:
+        for task in self._retiring:
+            task.cancel()
+        for pool in self._tls_pools.values():
+            await pool.aclose()
         await self._http.aclose()
+
+    def _http_for(self, provider: ProviderConfig) -> UpstreamHTTP:
+        """The connection pool of the provider: the shared one, or the one of its TLS settings
+        (made on first use; replaced when a rotated file changed them)."""
+        tls = provider.tls
+        if tls is None or self._tls_client is None:
+            return self._http
+        pool = self._tls_pools.get(tls)
+        if pool is None:
+            paths = (tls.ca_bundle, tls.client_cert, tls.client_key)
+            for stale in [t for t in self._tls_pools if (t.ca_bundle, t.client_cert, t.client_key) == paths]:
+                self._retire(self._tls_pools.pop(stale))
+            try:
+                pool = self._tls_client(tls)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                logger.error("provider %s: TLS files unusable: %s", provider.name, type(exc).__name__)
+                raise UpstreamUnreachable(
+                    f"The provider '{provider.name}' TLS settings are unusable."
+                ) from None
+            self._tls_pools[tls] = pool
+        return pool
+
+    def _retire(self, pool: UpstreamHTTP) -> None:
+        """Close a replaced pool once the requests it carries have had their whole deadline."""
+
+        async def close_later() -> None:
+            await asyncio.sleep(self._default_timeout)
+            await pool.aclose()
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def _snapshot(
         self, route: ModelRoute, *, prompt_tokens: int, completion_tokens: int, take_turn: bool = True
@@ -220,7 +272,7 @@ class Router:
         return UpstreamCall(
             deployment=deployment,
             body=body,
-            http=self._http,
+            http=self._http_for(deployment.provider),
             timeout_seconds=min(provider_timeout, remaining),
             request_id=request_id,
             native=native_for(deployment, native),

@@ -167,12 +167,14 @@ class Runtime:
         return self._routers.get()
 
     def _build_router(self) -> Router:
-        client = create_http_client(
+        pool = functools.partial(
+            create_http_client,
             max_connections=settings.GATEWAY_UPSTREAM_MAX_CONNECTIONS,
             timeout_seconds=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS,
             connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS,
             traced=settings.GATEWAY_TRACING,
         )
+        client = pool()
         router = Router(
             client=client,
             default_timeout=settings.GATEWAY_UPSTREAM_TIMEOUT_SECONDS,
@@ -185,6 +187,7 @@ class Runtime:
                 jitter=settings.GATEWAY_RETRY_JITTER,
             ),
             breakers=BreakerBoard(breaker_policy()),
+            tls_client=lambda tls: pool(tls=tls),
         )
         if settings.REDIS_URL:
             self._start_routing_sync(router)

@@ -174,7 +174,7 @@ class FakeOpenAIUpstream(FakeServer[Behaviour]):
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.scheme}://127.0.0.1:{self.port}/v1"
 
     @property
     def client_disconnects(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -49,13 +50,15 @@ class LoopbackServer:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    def start(self, app: web.Application, **runner_options: Any) -> None:
+    def start(
+        self, app: web.Application, *, ssl_context: ssl.SSLContext | None = None, **runner_options: Any
+    ) -> None:
         loop = self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
         self._thread.start()
         try:
             self._runner, self.port = asyncio.run_coroutine_threadsafe(
-                _serve(app, **runner_options), loop
+                _serve(app, ssl_context=ssl_context, **runner_options), loop
             ).result(10)
         except BaseException as exc:
             self.stop()
@@ -73,10 +76,12 @@ class LoopbackServer:
         self._loop = self._thread = self._runner = None
 
 
-async def _serve(app: web.Application, **runner_options: Any) -> tuple[web.AppRunner, int]:
+async def _serve(
+    app: web.Application, *, ssl_context: ssl.SSLContext | None = None, **runner_options: Any
+) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app, access_log=None, **runner_options)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     server = site._server
     assert server is not None
@@ -96,6 +101,7 @@ class FakeServer(Generic[B]):
         self._violations: list[str] = []
         self._lock = threading.Lock()
         self._server = LoopbackServer(f"{self.name}-upstream")
+        self.scheme = "http"
 
     @property
     def port(self) -> int:
@@ -103,7 +109,7 @@ class FakeServer(Generic[B]):
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def enqueue(self, *behaviours: B) -> None:
         with self._lock:
@@ -119,10 +125,18 @@ class FakeServer(Generic[B]):
         with self._lock:
             return list(self._violations)
 
-    def start(self) -> FakeServer[B]:
+    def start(self, *, ssl_context: ssl.SSLContext | None = None) -> FakeServer[B]:
+        """``ssl_context``: serve HTTPS with it (one that requires a client certificate makes an
+        mTLS upstream)."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._server.start(app, shutdown_timeout=1.0, handler_cancellation=self.cancel_on_disconnect)
+        self.scheme = "https" if ssl_context is not None else "http"
+        self._server.start(
+            app,
+            ssl_context=ssl_context,
+            shutdown_timeout=1.0,
+            handler_cancellation=self.cancel_on_disconnect,
+        )
         return self
 
     def stop(self) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from prometheus_client import multiprocess
 
 from gateway_site.observability.metrics import MULTIPROC_ENV, multiprocess_dir
@@ -170,20 +170,23 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--workers", type=int, default=1)
         parser.add_argument("--access-log", action="store_true", help="Daphne access log on stdout.")
+        parser.add_argument("--tls-cert", default="", help="PEM certificate (chain) file: serve HTTPS.")
+        parser.add_argument("--tls-key", default="", help="PEM private key file of --tls-cert.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         workers = max(1, options["workers"])
+        tls = self._tls_env(options["tls_cert"], options["tls_key"])
         listener = self._listen(options["host"], options["port"])
         command = [sys.executable, "-m", "daphne", "--fd", str(listener.fileno())]
         command += ["-v", "1" if options["access_log"] else "0", "gateway_site.asgi:application"]
         directory, owned = metrics_directory()
-        env = {**os.environ, MULTIPROC_ENV: str(directory)}
+        env = {**os.environ, MULTIPROC_ENV: str(directory), **tls}
         supervisor = Supervisor(command, fd=listener.fileno(), env=env, directory=directory)
         signal.signal(signal.SIGTERM, supervisor.request_stop)
         signal.signal(signal.SIGINT, supervisor.request_stop)
         try:
             supervisor.start(workers)
-            self._announce(listener, host=options["host"], workers=workers)
+            self._announce(listener, host=options["host"], workers=workers, tls=bool(tls))
             status = supervisor.run()
         finally:
             listener.close()
@@ -191,6 +194,25 @@ class Command(BaseCommand):
                 shutil.rmtree(directory, ignore_errors=True)
         if status:
             sys.exit(status)
+
+    @staticmethod
+    def _tls_env(cert: str, key: str) -> dict[str, str]:
+        """The workers' TLS settings; the files are checked here, so a bad one stops the start
+        with its reason rather than every worker in turn."""
+        if not cert and not key:
+            return {}
+        if not cert or not key:
+            raise CommandError("--tls-cert and --tls-key go together")
+        from gateway_site.http_edge.tls import server_options
+
+        try:
+            server_options(cert, key)
+        except Exception as exc:
+            raise CommandError(f"TLS certificate or key unusable: {type(exc).__name__}: {exc}") from None
+        return {
+            "GATEWAY_TLS_CERT_FILE": str(Path(cert).resolve()),
+            "GATEWAY_TLS_KEY_FILE": str(Path(key).resolve()),
+        }
 
     @staticmethod
     def _listen(host: str, port: int) -> socket.socket:
@@ -202,8 +224,9 @@ class Command(BaseCommand):
         listener.setblocking(False)
         return listener
 
-    def _announce(self, listener: socket.socket, *, host: str, workers: int) -> None:
+    def _announce(self, listener: socket.socket, *, host: str, workers: int, tls: bool = False) -> None:
         shown = host if listener.family == socket.AF_INET else f"[{host}]"
         port = listener.getsockname()[1]  # the real one when --port 0 asked for any free port
-        self.stdout.write(f"gateway listening on http://{shown}:{port} with {workers} worker(s)")
+        scheme = "https" if tls else "http"
+        self.stdout.write(f"gateway listening on {scheme}://{shown}:{port} with {workers} worker(s)")
         self.stdout.flush()
