@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError
 
+from providers.models import Provider
 from quotas.authentication.registry import load_registry
 from quotas.models import Tenant, TrustedIssuer
+from tests.doc_examples import code_block
 from tests.gateway_site.console.test_applyconfig_limits import apply
 
 pytestmark = pytest.mark.django_db
@@ -141,3 +143,24 @@ def test_a_trust_of_a_tenant_the_file_leaves_alone_is_not_taken_over(tmp_path):
         refused.value
     )
     assert rows()[0][0] == "a" and Tenant.objects.filter(name="b").count() == 0
+
+
+def test_the_documented_examples_apply_as_written(tmp_path):
+    trust = code_block("docs/security.md", heading="Trusting an issuer")
+    readme = code_block("README.md", heading="Identity and security")
+    mtls = code_block("docs/security.md", heading="Upstream TLS and mTLS")
+    filed = code_block("docs/security.md", heading="From files")
+
+    assert (
+        apply(tmp_path, trust)[-1]
+        == "created tenant acme identity https://login.acme.example/realms/staff (llm-gateway)"
+    )
+    assert apply(tmp_path, readme) == [
+        "updated tenant acme identity https://login.acme.example/realms/staff (llm-gateway) (jwks_url, tier)"
+    ]
+    apply(tmp_path, mtls)
+    apply(tmp_path, filed)
+    assert list(Provider.objects.order_by("name").values_list("name", "api_key_file", "tls_client_key")) == [
+        ("internal-vllm", "/var/run/secrets/vllm/key", "/etc/gateway/tls/gateway-client.key"),
+        ("openai", "/var/run/secrets/openai/api-key", ""),
+    ]
