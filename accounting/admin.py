@@ -35,6 +35,7 @@ class UsageRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "created_at",
         "tenant_name",
         "key_prefix",
+        "subject",
         "model",
         "provider",
         "status",
@@ -46,7 +47,7 @@ class UsageRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "streamed",
     ]
     list_filter = ["status", "streamed", "provider", "model"]
-    search_fields = ["request_id", "client_request_id", "tenant_name", "key_prefix"]
+    search_fields = ["request_id", "client_request_id", "tenant_name", "key_prefix", "subject"]
     date_hierarchy = "created_at"
     show_full_result_count = False
 

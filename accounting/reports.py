@@ -38,6 +38,8 @@ class Scope:
     start: dt.date
     end: dt.date
     key_id: int | None = None  # narrower still: one key of the tenant
+    # Or one subject of bearer tokens: read from the raw records (the rollups have no subject).
+    subject: str | None = None
 
     @property
     def since(self) -> dt.datetime:
@@ -86,6 +88,8 @@ def _owned(rows: QuerySet[Any], scope: Scope) -> QuerySet[Any]:
 
 
 def _rollups(scope: Scope, granularity: Granularity) -> QuerySet[UsageRollup]:
+    if scope.subject is not None:
+        return UsageRollup.objects.none()
     rows = UsageRollup.objects.filter(
         granularity=granularity, bucket_start__gte=scope.since, bucket_start__lt=scope.until
     )
@@ -93,6 +97,9 @@ def _rollups(scope: Scope, granularity: Granularity) -> QuerySet[UsageRollup]:
 
 
 def _unrolled(scope: Scope) -> QuerySet[UsageRecord]:
+    if scope.subject is not None:  # every raw record of the subject, rolled up or not
+        records = UsageRecord.objects.filter(subject=scope.subject)
+        return _owned(records.filter(created_at__gte=scope.since, created_at__lt=scope.until), scope)
     return _owned(unrolled_records().filter(created_at__gte=scope.since, created_at__lt=scope.until), scope)
 
 

@@ -13,6 +13,8 @@ import openai
 import pytest
 
 from accounting.models import UsageRecord
+from quotas.models import TrustedIssuer
+from quotas.revision import bump_revision
 from tests.conftest import wait_for
 from tests.e2e.conftest import MODEL, Proxy, error_body, records
 from tests.fakes.identity_provider import IdentityProvider, forged, make_key, public_pem
@@ -88,6 +90,37 @@ def test_tokens_of_two_tenants_are_served_and_attributed_to_their_subject(gatewa
     assert gateway.client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "k"}])
     keyed = records(4)[3]
     assert (keyed.subject, keyed.key_id) == (None, gateway.key.key_id)
+
+    # /v1/usage with a token: the subject's month, the tenant's quotas.
+    usage = httpx.get(f"{gateway.gateway.base_url}/v1/usage", headers={"Authorization": f"Bearer {alice}"})
+    assert usage.status_code == 200
+    body = usage.json()
+    assert (body["subject"], body["tenant"], body["key_prefix"]) == ("alice@acme.test", "acme", "jwt")
+    assert body["month"]["requests"] == 2
+    assert gateway.http.get("/v1/usage").json()["month"]["requests"] == 1  # the key's own
+
+
+def test_an_issuer_trusted_while_the_gateway_runs_works_at_once(gateway, idps):
+    third = IdentityProvider().start()
+    try:
+        token = third.token(audience="late", subject="newcomer")
+        with httpx.Client(base_url=gateway.gateway.base_url) as http:
+            before = http.post(
+                "/v1/chat/completions", json=gateway.chat_body(), headers={"Authorization": f"Bearer {token}"}
+            )
+            assert before.status_code == 401
+            assert before.json()["error"]["message"].startswith(
+                "The bearer token was refused (unknown_issuer)"
+            )
+            TrustedIssuer.objects.create(tenant=gateway.key.tenant, issuer=third.issuer, audience="late")
+            bump_revision()
+            after = http.post(
+                "/v1/chat/completions", json=gateway.chat_body(), headers={"Authorization": f"Bearer {token}"}
+            )
+        assert after.status_code == 200
+        assert [(r.tenant_name, r.subject) for r in records(1)] == [("acme", "newcomer")]
+    finally:
+        third.stop()
 
 
 def test_refused_tokens_get_a_401_naming_the_reason_and_nothing_happens(gateway, idps):

@@ -50,7 +50,11 @@ async def key_usage(request: HttpRequest, exchange: Exchange) -> HttpResponseBas
             "The gateway cannot read quota counters right now; please retry shortly.",
             headers={"retry-after": "1"},
         ) from None
-    month = Scope(tenant_id=key.tenant_id, key_id=key.key_id, start=now.date().replace(day=1), end=now.date())
+    start = now.date().replace(day=1)
+    if key.subject is not None:  # a bearer token: its subject's requests (key_id 0: no key)
+        month = Scope(tenant_id=key.tenant_id, subject=key.subject, start=start, end=now.date())
+    else:
+        month = Scope(tenant_id=key.tenant_id, key_id=key.key_id, start=start, end=now.date())
     spent = await sync_to_async(usage_summary)(month)
     quotas = [
         {
@@ -70,6 +74,7 @@ async def key_usage(request: HttpRequest, exchange: Exchange) -> HttpResponseBas
         {
             "object": "usage",
             "key_prefix": key.key_prefix,
+            **({"subject": key.subject} if key.subject is not None else {}),
             "tenant": key.tenant_name,
             "month": {"start": month.start.isoformat(), "end": month.end.isoformat(), **spent.as_dict()},
             "quotas": quotas,
