@@ -16,7 +16,7 @@ from accounting.models import UsageRecord
 from accounting.recorder import write_events
 from accounting.rollups import usage_rollup
 from quotas.models import ApiKey, CostQuota, ModelAccessRule, QuotaAlert, Tenant, TenantMembership
-from quotas.tenancy import PLATFORM_STAFF_GROUP, TENANT_ADMINS_GROUP
+from quotas.tenancy import PLATFORM_STAFF_GROUP, TENANT_ADMINS_GROUP, is_platform
 from tests.accounting.events import usage_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -394,3 +394,21 @@ def test_the_all_tenants_permission_alone_makes_platform_staff(world, client):
     client.force_login(user)
     assert result_ids(client.get(URLS["apikey"])) == sorted(ApiKey.objects.values_list("pk", flat=True))
     assert re.search(r"globex-key-name", client.get(URLS["apikey"]).content.decode())
+
+
+def test_upgrading_keeps_existing_staff_seeing_every_tenant(world):
+    from django.core.management import call_command
+
+    call_command("migrate", "quotas", "0003", verbosity=0)
+    try:
+        Permission.objects.filter(codename="all_tenants").delete()  # as before the upgrade
+        User.objects.create_user("old-staff", is_staff=True)
+        User.objects.create_user("old-root", is_staff=True, is_superuser=True)
+        User.objects.create_user("old-user")
+    finally:
+        call_command("migrate", "quotas", verbosity=0)
+    holders = Permission.objects.get(codename="all_tenants").user_set.values_list("username", flat=True)
+    assert list(holders) == ["old-staff"]
+    assert User.objects.get(username="old-staff").groups.count() == 0  # nothing else given
+    assert is_platform(User.objects.get(username="old-staff"))
+    assert not is_platform(User.objects.get(username="old-user"))
