@@ -8,8 +8,12 @@ sign-in can be turned off; with OIDC not configured nothing changes.
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -247,3 +251,71 @@ def test_without_oidc_nothing_changes(client, settings):
     )
     assert client.get("/admin/").status_code == 200
     assert Tenant.objects.count() == 0 and ApiKey.objects.count() == 0
+
+
+def settings_in_subprocess(env: dict[str, str], tmp_path, code: str = "") -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_OIDC_", "GATEWAY_ADMIN_"))}
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); from django.conf import settings; {code}"],
+        env={
+            **base,
+            "DJANGO_SETTINGS_MODULE": "gateway_site.settings",
+            "GATEWAY_DATA_DIR": str(tmp_path),
+            **env,
+        },
+        cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"GATEWAY_ADMIN_PASSWORD_LOGIN": "false"},
+            "GATEWAY_ADMIN_PASSWORD_LOGIN=false needs OIDC sign-in (GATEWAY_OIDC_CLIENT_ID)",
+        ),
+        (
+            {
+                "GATEWAY_OIDC_CLIENT_ID": "c",
+                "GATEWAY_OIDC_AUTHORIZATION_ENDPOINT": "https://idp.example/auth",
+                "GATEWAY_OIDC_TOKEN_ENDPOINT": "https://idp.example/token",
+            },
+            "GATEWAY_OIDC_JWKS_ENDPOINT (or GATEWAY_OIDC_ISSUER) is needed to check id tokens",
+        ),
+        (
+            {"GATEWAY_OIDC_GROUP_MAP": "admins=Admins,oops"},
+            "GATEWAY_OIDC_GROUP_MAP: expected idp-group=Django group, got 'oops'",
+        ),
+        (
+            {"GATEWAY_OIDC_SIGN_ALGORITHM": "HS256"},
+            "GATEWAY_OIDC_SIGN_ALGORITHM must be one of rs256, es256, ps256, got 'HS256'",
+        ),
+    ],
+)
+def test_bad_sign_in_settings_stop_the_process_at_start(env, message, tmp_path):
+    result = settings_in_subprocess(env, tmp_path)
+    assert result.returncode == 1
+    assert f"django.core.exceptions.ImproperlyConfigured: {message}" in result.stderr
+
+
+def test_sign_in_settings_from_the_environment(tmp_path):
+    result = settings_in_subprocess(
+        {
+            "GATEWAY_OIDC_ISSUER": "https://idp.example/realms/acme/",
+            "GATEWAY_OIDC_CLIENT_ID": "gateway",
+            "GATEWAY_OIDC_GROUP_MAP": "auditors = Auditors, ops=Operations",
+            "GATEWAY_OIDC_SIGN_ALGORITHM": "es256",
+            "GATEWAY_ADMIN_PASSWORD_LOGIN": "false",
+        },
+        tmp_path,
+        "print(settings.AUTHENTICATION_BACKENDS, settings.GATEWAY_OIDC_ENABLED, settings.GATEWAY_OIDC_ISSUER,"
+        " settings.GATEWAY_OIDC_GROUP_MAP, settings.OIDC_RP_SIGN_ALGO)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"['{OIDC_BACKEND}'] True https://idp.example/realms/acme "
+        "{'auditors': 'Auditors', 'ops': 'Operations'} ES256"
+    )
