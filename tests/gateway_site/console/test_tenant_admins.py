@@ -412,3 +412,76 @@ def test_upgrading_keeps_existing_staff_seeing_every_tenant(world):
     assert User.objects.get(username="old-staff").groups.count() == 0  # nothing else given
     assert is_platform(User.objects.get(username="old-staff"))
     assert not is_platform(User.objects.get(username="old-user"))
+
+
+def formset(prefix: str, rows: list[dict[str, object]], initial: int) -> dict[str, object]:
+    data: dict[str, object] = {
+        f"{prefix}-TOTAL_FORMS": str(len(rows)),
+        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+    for i, row in enumerate(rows):
+        data.update({f"{prefix}-{i}-{name}": value for name, value in row.items()})
+    return data
+
+
+def test_a_tenant_admin_manages_their_tenants_rules_and_quotas_on_its_page(world, alice, client):
+    from quotas.revision import current_revision
+
+    acme = world["keys"]["acme"]
+    tenant = acme.tenant
+    rule, quota = world["rules"]["acme"], world["quotas"]["acme"]
+    before = current_revision()
+    response = client.post(
+        f"/admin/quotas/tenant/{tenant.pk}/change/",
+        {
+            "name": "renamed-by-tenant-admin",  # read-only for them: ignored
+            "display_name": "Acme Corp",
+            "log_content": "on",
+            **formset(
+                "access_rules",
+                [
+                    {"id": rule.pk, "tenant": tenant.pk, "pattern": rule.pattern, "effect": "allow"},
+                    {"tenant": tenant.pk, "pattern": "gpt-4o*", "effect": "deny"},
+                ],
+                1,
+            ),
+            **formset(
+                "quotas",
+                [{"id": quota.pk, "tenant": tenant.pk, "period": "month", "limit_usd": "20", "hard": "on"}],
+                1,
+            ),
+            **formset("keys", [{"id": acme.key_id, "tenant": tenant.pk}], 1),
+        },
+    )
+    assert response.status_code == 302, response.context and response.context["errors"]
+    tenant.refresh_from_db()
+    assert (tenant.name, tenant.display_name, tenant.log_content) == ("acme", "Acme Corp", True)
+    assert sorted(tenant.access_rules.values_list("effect", "pattern")) == [
+        ("allow", "acme-pattern*"),
+        ("deny", "gpt-4o*"),
+    ]
+    quota.refresh_from_db()
+    assert quota.limit_usd == Decimal("20")
+    assert current_revision() == before + 1
+
+
+def test_platform_staff_make_a_tenant_admin_in_the_admin(world, client):
+    from django.test import Client
+
+    keys = world["keys"]
+    root = User.objects.create_superuser("root", "root@example.com", "pw-root-1")
+    bob = User.objects.create_user("bob", is_staff=True)
+    client.force_login(root)
+    response = client.post(
+        "/admin/quotas/tenantmembership/add/", {"user": bob.pk, "tenant": keys["initech"].tenant.pk}
+    )
+    assert response.status_code == 302
+    assert list(TenantMembership.objects.filter(user=bob).values_list("tenant__name", flat=True)) == [
+        "initech"
+    ]
+    bob.groups.add(Group.objects.get(name=TENANT_ADMINS_GROUP))
+    as_bob = Client()
+    as_bob.force_login(bob)
+    assert result_ids(as_bob.get(URLS["apikey"])) == [keys["initech"].key_id]
