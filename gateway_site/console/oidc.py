@@ -156,12 +156,20 @@ class GatewayOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
                 key,
                 algorithms=[self.OIDC_RP_SIGN_ALGO],
                 audience=self.OIDC_RP_CLIENT_ID,
-                issuer=settings.GATEWAY_OIDC_ISSUER or None,
+                issuer=self._issuer(),
                 leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "iat", "sub", "aud"]},
             )
         except jwt.PyJWTError as exc:
             raise SuspiciousOperation(f"id token refused ({type(exc).__name__})") from None
+
+    @staticmethod
+    def _issuer() -> str | None:
+        """The issuer exactly as the provider spells it (a trailing slash or not) in its
+        discovery document, which names the configured one."""
+        if not settings.GATEWAY_OIDC_ISSUER:
+            return None
+        return str(_discovery(settings.GATEWAY_OIDC_ISSUER)["issuer"])
 
     def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
         claims = dict(payload)

@@ -51,6 +51,7 @@ class FakeOIDCProvider:
         self.id_token_overrides: dict[str, Any] = {}
         self.signing_key: rsa.RSAPrivateKey | None = None
         self.issued_tokens: list[str] = []  # every id and access token handed out
+        self.trailing_slash = False  # an issuer spelled with a trailing slash, as some providers do
         self.violations: list[str] = []
         self.token_requests = 0
         self.authorize_requests = 0
@@ -60,8 +61,12 @@ class FakeOIDCProvider:
         self._server = LoopbackServer("fake-oidc-provider")
 
     @property
-    def issuer(self) -> str:
+    def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.port}"
+
+    @property
+    def issuer(self) -> str:
+        return self.base_url + ("/" if self.trailing_slash else "")
 
     def start(self) -> FakeOIDCProvider:
         app = web.Application()
@@ -88,10 +93,10 @@ class FakeOIDCProvider:
         return web.json_response(
             {
                 "issuer": self.issuer,
-                "authorization_endpoint": f"{self.issuer}/authorize",
-                "token_endpoint": f"{self.issuer}/token",
-                "userinfo_endpoint": f"{self.issuer}/userinfo",
-                "jwks_uri": f"{self.issuer}/jwks",
+                "authorization_endpoint": f"{self.base_url}/authorize",
+                "token_endpoint": f"{self.base_url}/token",
+                "userinfo_endpoint": f"{self.base_url}/userinfo",
+                "jwks_uri": f"{self.base_url}/jwks",
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],

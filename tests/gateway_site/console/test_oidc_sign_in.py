@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import Group, User
@@ -82,7 +83,7 @@ def sign_in(client, idp, who: Identity | None = None):
         idp.identity = who
     start = client.get("/oidc/authenticate/", {"next": "/admin/quotas/apikey/"})
     assert start.status_code == 302
-    assert start["Location"].startswith(f"{idp.issuer}/authorize?")
+    assert start["Location"].startswith(f"{idp.base_url}/authorize?")
     back = httpx.get(start["Location"], follow_redirects=False, timeout=10)
     assert back.status_code == 302, back.text
     location = urlsplit(back.headers["location"])
@@ -319,3 +320,11 @@ def test_sign_in_settings_from_the_environment(tmp_path):
         f"['{OIDC_BACKEND}'] True https://idp.example/realms/acme "
         "{'auditors': 'Auditors', 'ops': 'Operations'} ES256"
     )
+
+
+def test_an_issuer_spelled_with_a_trailing_slash(sso, idp, client):
+    idp.trailing_slash = True
+    sso.GATEWAY_OIDC_ISSUER = idp.base_url  # configured without it (settings strip it)
+    assert sign_in(client, idp, identity("root", ["gw-root"])).status_code == 302
+    assert jwt.decode(idp.issued_tokens[0], options={"verify_signature": False})["iss"] == idp.base_url + "/"
+    assert user_roles("root") == (True, True, [], [], False)
