@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from accounting.models import DeploymentPrice, UsageRecord
-from quotas.admin import RevisionBumpingAdmin
+from quotas.admin import RevisionBumpingAdmin, TenantScopedAdmin
 
 
 @admin.register(DeploymentPrice)
@@ -30,7 +30,9 @@ class DeploymentPriceAdmin(RevisionBumpingAdmin):
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class UsageRecordAdmin(TenantScopedAdmin):
+    """The request log; a tenant admin sees their tenants' records only."""
+
     list_display = [
         "created_at",
         "tenant_name",

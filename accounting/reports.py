@@ -40,6 +40,8 @@ class Scope:
     key_id: int | None = None  # narrower still: one key of the tenant
     # Or one subject of bearer tokens: read from the raw records (the rollups have no subject).
     subject: str | None = None
+    # With tenant_id None: only these tenants (a tenant admin's), when set.
+    tenant_ids: frozenset[int] | None = None
 
     @property
     def since(self) -> dt.datetime:
@@ -84,6 +86,7 @@ class Row:
 
 def _owned(rows: QuerySet[Any], scope: Scope) -> QuerySet[Any]:
     rows = rows if scope.tenant_id is None else rows.filter(tenant_id=scope.tenant_id)
+    rows = rows if scope.tenant_ids is None else rows.filter(tenant_id__in=sorted(scope.tenant_ids))
     return rows if scope.key_id is None else rows.filter(key_id=scope.key_id)
 
 

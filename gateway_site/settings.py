@@ -339,3 +339,50 @@ GATEWAY_METRICS_ALLOWED_NETWORKS = env_networks(
 )
 # false: /metrics tells no tenant apart (no tenant label; models not open to every tenant hidden).
 GATEWAY_METRICS_TENANT_LABELS = env_bool("GATEWAY_METRICS_TENANT_LABELS", True)
+# Admin sign-in (docs/security.md, "Admin sign-in and tenant admins"): OpenID Connect for staff
+# when a client id and an issuer (or the endpoints) are set; local passwords can be turned off.
+GATEWAY_ADMIN_PASSWORD_LOGIN = env_bool("GATEWAY_ADMIN_PASSWORD_LOGIN", True)
+GATEWAY_OIDC_ISSUER = env_str("GATEWAY_OIDC_ISSUER", "").rstrip("/")
+GATEWAY_OIDC_PROVIDER_NAME = env_str("GATEWAY_OIDC_PROVIDER_NAME", "single sign-on")
+GATEWAY_OIDC_USERNAME_CLAIM = env_str("GATEWAY_OIDC_USERNAME_CLAIM", "sub")
+GATEWAY_OIDC_GROUPS_CLAIM = env_str("GATEWAY_OIDC_GROUPS_CLAIM", "groups")
+GATEWAY_OIDC_STAFF_GROUPS = env_list("GATEWAY_OIDC_STAFF_GROUPS", [])
+GATEWAY_OIDC_SUPERUSER_GROUPS = env_list("GATEWAY_OIDC_SUPERUSER_GROUPS", [])
+GATEWAY_OIDC_PLATFORM_GROUPS = env_list("GATEWAY_OIDC_PLATFORM_GROUPS", [])
+# "idp-group=Django group name" pairs, comma-separated.
+GATEWAY_OIDC_GROUP_MAP: dict[str, str] = {}
+for _pair in env_list("GATEWAY_OIDC_GROUP_MAP", []):
+    _claimed, _sep, _group = (part.strip() for part in _pair.partition("="))
+    if not (_claimed and _sep and _group):
+        raise ImproperlyConfigured(f"GATEWAY_OIDC_GROUP_MAP: expected idp-group=Django group, got {_pair!r}")
+    GATEWAY_OIDC_GROUP_MAP[_claimed] = _group
+GATEWAY_OIDC_TENANTS_CLAIM = env_str("GATEWAY_OIDC_TENANTS_CLAIM", "")
+GATEWAY_OIDC_TENANT_MATCH = env_choice("GATEWAY_OIDC_TENANT_MATCH", "name", ("name", "id"))
+OIDC_RP_CLIENT_ID = env_str("GATEWAY_OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = env_str("GATEWAY_OIDC_CLIENT_SECRET", "")
+OIDC_RP_SCOPES = env_str("GATEWAY_OIDC_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = env_choice("GATEWAY_OIDC_SIGN_ALGORITHM", "rs256", ("rs256", "es256", "ps256")).upper()
+# Empty: read from the issuer's discovery document on the first sign-in.
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("GATEWAY_OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = env_str("GATEWAY_OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = env_str("GATEWAY_OIDC_USERINFO_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = env_str("GATEWAY_OIDC_JWKS_ENDPOINT", "")
+OIDC_TIMEOUT = env_float("GATEWAY_OIDC_TIMEOUT_SECONDS", 10.0, minimum=0.5)
+OIDC_USE_PKCE = True
+LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL_FAILURE = "/admin/login/?sso=failed"
+GATEWAY_OIDC_ENABLED = bool(
+    OIDC_RP_CLIENT_ID and (GATEWAY_OIDC_ISSUER or (OIDC_OP_AUTHORIZATION_ENDPOINT and OIDC_OP_TOKEN_ENDPOINT))
+)
+if GATEWAY_OIDC_ENABLED and not (GATEWAY_OIDC_ISSUER or OIDC_OP_JWKS_ENDPOINT):
+    raise ImproperlyConfigured(
+        "GATEWAY_OIDC_JWKS_ENDPOINT (or GATEWAY_OIDC_ISSUER) is needed to check id tokens"
+    )
+if not GATEWAY_ADMIN_PASSWORD_LOGIN and not GATEWAY_OIDC_ENABLED:
+    raise ImproperlyConfigured(
+        "GATEWAY_ADMIN_PASSWORD_LOGIN=false needs OIDC sign-in (GATEWAY_OIDC_CLIENT_ID)"
+    )
+AUTHENTICATION_BACKENDS = [
+    *(["django.contrib.auth.backends.ModelBackend"] if GATEWAY_ADMIN_PASSWORD_LOGIN else []),
+    *(["gateway_site.console.oidc.GatewayOIDCBackend"] if GATEWAY_OIDC_ENABLED else []),
+]

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import path
 
 from gateway_site.api import urls as api_urls
-from gateway_site.console import reports_api, routing_overview, usage_pages
+from gateway_site.console import oidc, reports_api, routing_overview, usage_pages
+from gateway_site.console.access import platform_only
 
 urlpatterns = [
     *api_urls.urlpatterns,
@@ -12,11 +13,19 @@ urlpatterns = [
     path(
         "admin/usage/<int:tenant_id>/", admin.site.admin_view(usage_pages.tenant_usage), name="tenant-usage"
     ),
-    path("admin/routing/", admin.site.admin_view(routing_overview.overview_page), name="routing-overview"),
+    path(
+        "admin/routing/",
+        admin.site.admin_view(platform_only(routing_overview.overview_page)),
+        name="routing-overview",
+    ),
     path(
         "admin/routing/stats.json",
-        admin.site.admin_view(routing_overview.overview_json),
+        admin.site.admin_view(platform_only(routing_overview.overview_json)),
         name="routing-overview-json",
     ),
+    # Before the admin's own: the login page with single sign-on (docs/security.md).
+    path("admin/login/", oidc.admin_login, name="admin-login"),
+    path("oidc/authenticate/", oidc.sign_in, name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.callback, name="oidc_authentication_callback"),
     path("admin/", admin.site.urls),
 ]

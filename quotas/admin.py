@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.forms import ModelForm
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -22,11 +22,13 @@ from quotas.models import (
     QuotaAlert,
     RateTier,
     Tenant,
+    TenantMembership,
     TierModelLimit,
     TrustedIssuer,
 )
 from quotas.revision import bump_revision
 from quotas.services import keys_revoke
+from quotas.tenancy import tenant_filter, visible_tenant_ids
 
 
 class RevisionBumpingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -46,6 +48,99 @@ class RevisionBumpingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         super().delete_queryset(request, queryset)
         bump_revision()
+
+
+class VisibleTenantFilter(admin.SimpleListFilter):
+    """A tenant filter listing only the tenants the user may see (``tenant_field`` names the
+    lookup to the tenant's id; subclasses set it)."""
+
+    title = "tenant"
+    parameter_name = "tenant"
+    tenant_field = "tenant_id"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        tenants = Tenant.objects.order_by("name")
+        ids = visible_tenant_ids(request.user)
+        if ids is not None:
+            tenants = tenants.filter(pk__in=sorted(ids))
+        return [(str(pk), name) for pk, name in tenants.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(**{self.tenant_field: int(value)})
+
+
+class TenantScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Shows a tenant admin (``quotas.tenancy``) only the rows of their tenants: the change list,
+    search, filters, actions, autocomplete and exports all start from ``get_queryset``; an object
+    of another tenant is a 404 on its change, delete and history pages (as is a missing one);
+    foreign-key choices offer only visible tenants and their keys; ``platform_only_fields`` are
+    read-only for them. Platform staff see everything, as before.
+
+    ``tenant_lookups``: the paths from the model to its tenant (any may match)."""
+
+    tenant_lookups: tuple[str, ...] = ("tenant",)
+    platform_only_fields: tuple[str, ...] = ()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        condition = tenant_filter(request.user, *self.tenant_lookups)
+        # Every lookup follows foreign keys to one row: filtering adds no duplicates.
+        return queryset if condition is None else queryset.filter(condition)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None and visible_tenant_ids(request.user) is not None:
+            # Not the admin's "perhaps it was deleted" redirect: whether it exists is not theirs to know.
+            raise Http404("No such object.")
+        return obj
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if visible_tenant_ids(request.user) is not None:
+            fields += [name for name in self.platform_only_fields if name not in fields]
+        return fields
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        return limit_choices(field, db_field.related_model, request)
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        items = super().get_list_filter(request)
+        if visible_tenant_ids(request.user) is not None:
+            items = [item for item in items if item not in self.platform_only_fields]
+        return [tenant_list_filter(item) for item in items]
+
+
+def limit_choices(field: Any, related: Any, request: HttpRequest) -> Any:
+    """Narrows a form field of a foreign key to a tenant or a key to what the user may see."""
+    ids = visible_tenant_ids(request.user)
+    if field is None or ids is None:
+        return field
+    if related is Tenant:
+        field.queryset = field.queryset.filter(pk__in=sorted(ids))
+    elif related is ApiKey:
+        field.queryset = field.queryset.filter(tenant_id__in=sorted(ids))
+    return field
+
+
+def tenant_list_filter(item: Any) -> Any:
+    """A ``list_filter`` entry naming the tenant becomes the filter of visible tenants."""
+    if item == "tenant":
+        return VisibleTenantFilter
+    return item
+
+
+class ScopedInlineMixin:
+    """Inlines on a tenant's page: their foreign-key choices narrowed like the page's own."""
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        return limit_choices(field, db_field.related_model, request)
 
 
 def patterns_from_text(text: str) -> list[str]:
@@ -87,12 +182,12 @@ class TenantKeyInline(admin.TabularInline):  # type: ignore[type-arg]
         return False
 
 
-class AccessRuleInline(admin.TabularInline):  # type: ignore[type-arg]
+class AccessRuleInline(ScopedInlineMixin, admin.TabularInline):  # type: ignore[type-arg]
     model = ModelAccessRule
     extra = 0
 
 
-class TenantQuotaInline(admin.TabularInline):  # type: ignore[type-arg]
+class TenantQuotaInline(ScopedInlineMixin, admin.TabularInline):  # type: ignore[type-arg]
     model = CostQuota
     fk_name = "tenant"
     fields = ["period", "limit_usd", "hard", "alert_at", "alert_webhook"]
@@ -100,7 +195,9 @@ class TenantQuotaInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Tenant)
-class TenantAdmin(RevisionBumpingAdmin):
+class TenantAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
+    tenant_lookups = ("pk",)
+    platform_only_fields = ("name", "tier", "is_active")
     list_display = ["name", "display_name", "tier", "is_active", "log_content", "created_at", "usage_link"]
     list_filter = ["is_active", "tier", "log_content"]
     search_fields = ["name", "display_name"]
@@ -113,7 +210,8 @@ class TenantAdmin(RevisionBumpingAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(RevisionBumpingAdmin):
+class ApiKeyAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
+    platform_only_fields = ("tier",)
     form = ApiKeyForm
     list_display = ["name", "tenant", "prefix_display", "status", "expires_at", "last_used_at", "created_at"]
     list_filter = ["tenant", "revoked_at"]
@@ -142,7 +240,7 @@ class ApiKeyAdmin(RevisionBumpingAdmin):
         return "active"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [*map(str, self.readonly_fields), *(["tenant"] if obj else [])]
+        return [*super().get_readonly_fields(request, obj), *(["tenant"] if obj else [])]
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if not change:
@@ -175,7 +273,7 @@ class ApiKeyAdmin(RevisionBumpingAdmin):
 
 
 @admin.register(ModelAccessRule)
-class ModelAccessRuleAdmin(RevisionBumpingAdmin):
+class ModelAccessRuleAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
     list_display = ["tenant", "effect", "pattern"]
     list_filter = ["effect", "tenant"]
 
@@ -222,15 +320,18 @@ class CostQuotaForm(ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(CostQuota)
-class CostQuotaAdmin(RevisionBumpingAdmin):
+class CostQuotaAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
+    tenant_lookups = ("tenant", "key__tenant")
     form = CostQuotaForm
     list_display = ["__str__", "period", "limit_usd", "hard", "alert_at"]
     list_filter = ["period", "hard"]
 
 
 @admin.register(TrustedIssuer)
-class TrustedIssuerAdmin(RevisionBumpingAdmin):
-    """Identity providers whose bearer JWTs a tenant accepts (docs/security.md)."""
+class TrustedIssuerAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
+    """Identity providers whose bearer JWTs a tenant accepts (docs/security.md). Platform staff
+    only by permission (the "Tenant admins" group has none on it: an issuer and audience are
+    unique across tenants); scoped to the tenant as well, should an operator grant it."""
 
     list_display = ["issuer", "audience", "tenant", "jwks_url", "tier", "updated_at"]
     list_filter = ["tenant"]
@@ -248,8 +349,10 @@ class TrustedIssuerAdmin(RevisionBumpingAdmin):
 
 
 @admin.register(QuotaAlert)
-class QuotaAlertAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class QuotaAlertAdmin(TenantScopedAdmin):
     """Alerts that fired, read-only: they are a record of what happened."""
+
+    tenant_lookups = ("quota__tenant", "quota__key__tenant")
 
     list_display = ["quota", "period_key", "threshold", "spent_usd", "fired_at", "delivered_at", "attempts"]
     list_filter = ["period_key"]
@@ -260,3 +363,14 @@ class QuotaAlertAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+
+@admin.register(TenantMembership)
+class TenantMembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Who is a tenant admin of which tenant: platform staff only (tenant admins hold no
+    permission on it). Users signing in with OIDC get theirs from a claim (docs/security.md)."""
+
+    list_display = ["user", "tenant", "created_at"]
+    list_filter = ["tenant"]
+    search_fields = ["user__username", "tenant__name"]
+    autocomplete_fields = ["user", "tenant"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -259,3 +260,22 @@ class TrustedIssuer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.issuer} ({self.audience}) for {self.tenant}"
+class TenantMembership(models.Model):
+    """Makes a staff user a tenant admin of one tenant: in the admin and the console they see
+    and manage only the tenants they are a member of (``quotas.tenancy``). Platform staff
+    (superusers, or users with the ``all_tenants`` permission) need no membership."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="admins")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant__name", "user__username"]
+        verbose_name = "tenant admin"
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="uniq_tenant_membership")]
+        permissions = [("all_tenants", "See and manage every tenant (platform staff)")]
+
+    def __str__(self) -> str:
+        return f"{self.user} admin of {self.tenant}"

@@ -1,6 +1,7 @@
 """The reports API under ``/api/usage/`` (Django REST framework): authenticate (a gateway key,
 or a staff user by session or DRF token), then decide the tenant (a key: its own tenant, always;
-staff: ``?tenant=<name>`` or every tenant), then call ``accounting.reports``.
+platform staff: ``?tenant=<name>`` or every tenant; a tenant admin: the same among their
+tenants only), then call ``accounting.reports``.
 
 Endpoints (dates ``YYYY-MM-DD``, UTC, ``end`` inclusive; ``?format=csv`` for CSV):
 
@@ -30,6 +31,7 @@ from quotas.authentication.keys import key_from_headers
 from quotas.authentication.registry import KeyContext
 from quotas.errors import AuthenticationError
 from quotas.models import Tenant
+from quotas.tenancy import visible_tenant_ids
 
 MAX_DAYS = 366
 
@@ -94,27 +96,30 @@ def _choice(request: Request, name: str, choices: tuple[str, ...], *, required: 
     return value
 
 
-def _tenant_id(request: Request) -> int | None:
+def _tenants(request: Request) -> tuple[int | None, frozenset[int] | None]:
     """A key always reads its own tenant (a ``tenant`` parameter naming another is refused);
-    staff read ``?tenant=`` or every tenant."""
+    platform staff read ``?tenant=`` or every tenant; a tenant admin ``?tenant=`` among theirs
+    (another is "no tenant named", as a missing one) or all of theirs."""
     asked = request.query_params.get("tenant")
     if isinstance(request.auth, KeyContext):
         if asked is not None and asked != request.auth.tenant_name:
             raise exceptions.PermissionDenied("A gateway key can only read its own tenant's usage.")
-        return request.auth.tenant_id
+        return request.auth.tenant_id, None
+    visible = visible_tenant_ids(request.user)
     if asked is None:
-        return None
+        return None, visible
     tenant = Tenant.objects.filter(name=asked).values_list("pk", flat=True).first()
-    if tenant is None:
+    if tenant is None or (visible is not None and tenant not in visible):
         raise exceptions.NotFound(f"No tenant named {asked!r}.")
-    return tenant
+    return tenant, None
 
 
 def scope_from(request: Request) -> Scope:
     start, end = _date(request, "start"), _date(request, "end")
     if end < start or (end - start).days >= MAX_DAYS:
         raise exceptions.ValidationError({"end": f"on or after start, at most {MAX_DAYS} days later"})
-    return Scope(tenant_id=_tenant_id(request), start=start, end=end)
+    tenant_id, tenant_ids = _tenants(request)
+    return Scope(tenant_id=tenant_id, start=start, end=end, tenant_ids=tenant_ids)
 
 
 class UsageView(APIView):

@@ -1,4 +1,5 @@
-"""The admin's usage page per tenant (``/admin/usage/<tenant id>/``, staff only): the last 30
+"""The admin's usage page per tenant (``/admin/usage/<tenant id>/``, staff only; a tenant
+admin only their tenants'): the last 30
 days' daily cost, tokens by model, requests and errors per day (inline SVG charts), the current
 period's spend against each cost quota, and the top keys. Reads rollups (``accounting.reports``),
 never the raw records, except for quota spend without Redis."""
@@ -11,7 +12,8 @@ from typing import cast
 
 from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from accounting.reports import Row, Scope, usage_report
@@ -21,6 +23,7 @@ from quotas.budget import PeriodName, current_period, from_micro
 from quotas.models import CostQuota, Tenant
 from quotas.policy import quota_counter_key
 from quotas.stores.redis_target import sync_client
+from quotas.tenancy import visible_tenant_ids
 
 DAYS = 30
 TOP_KEYS = 10
@@ -63,6 +66,9 @@ def _day(row: Row) -> str:
 
 
 def tenant_usage(request: HttpRequest, tenant_id: int) -> HttpResponse:
+    visible = visible_tenant_ids(request.user)
+    if visible is not None and tenant_id not in visible:
+        raise Http404("No such tenant.")  # a tenant admin: another tenant does not exist for them
     tenant = get_object_or_404(Tenant, pk=tenant_id)
     today = dt.datetime.now(dt.UTC).date()
     scope = Scope(tenant_id=tenant.pk, start=today - dt.timedelta(days=DAYS - 1), end=today)
@@ -90,6 +96,8 @@ def tenant_usage(request: HttpRequest, tenant_id: int) -> HttpResponse:
         "total_requests": sum(r.requests for r in daily),
         "quotas": _quota_rows(tenant),
         "top_keys": keys,
-        "tenants": Tenant.objects.order_by("name").only("id", "name"),
+        "tenants": Tenant.objects.order_by("name")
+        .only("id", "name")
+        .filter(*([] if visible is None else [Q(pk__in=sorted(visible))])),
     }
     return render(request, "admin/usage/tenant.html", context)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
 
 from accounting.recorder import write_events
@@ -35,6 +35,7 @@ def usage(make_key):
 @pytest.fixture
 def staff(client):
     user = User.objects.create_user("finance", password="pw-finance-1", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="all_tenants"))  # platform staff
     client.force_login(user)
     return user
 
@@ -75,6 +76,7 @@ def test_staff_time_series_by_hour_grouped_by_model_and_its_csv(usage, staff, cl
 
 def test_staff_by_drf_token_totals_grouped_by_key(usage, client):
     user = User.objects.create_user("ops", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="all_tenants"))
     token = Token.objects.create(user=user)
     a, b = usage
     response = client.get(
