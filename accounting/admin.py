@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from accounting.models import DeploymentPrice, UsageRecord
+from accounting.money import usd
 from quotas.admin import RevisionBumpingAdmin
 
 
@@ -40,7 +41,7 @@ class UsageRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "status",
         "prompt_tokens",
         "completion_tokens",
-        "cost_usd",
+        "cost",
         "cache_hit",
         "latency_ms",
         "streamed",
@@ -49,6 +50,10 @@ class UsageRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["request_id", "client_request_id", "tenant_name", "key_prefix"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    @admin.display(description="cost", ordering="cost_usd")
+    def cost(self, record: UsageRecord) -> str:
+        return usd(record.cost_usd)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
