@@ -240,6 +240,9 @@ GATEWAY_ROUTING_SYNC_SECONDS = env_float("GATEWAY_ROUTING_SYNC_SECONDS", 0.5, mi
 GATEWAY_ROUTING_EXPLORATION = env_float("GATEWAY_ROUTING_EXPLORATION", 0.1, minimum=0.0)
 # The reports API (docs/usage-and-billing.md, "Usage reports"): authentication is set per view.
 REST_FRAMEWORK: dict[str, object] = {"UNAUTHENTICATED_USER": None, "DEFAULT_AUTHENTICATION_CLASSES": []}
+# The console's data pages (docs/console.md): the spend dashboard's aggregates are cached this long
+# (Django's cache, whatever CACHES configures); 0 computes them on every view.
+GATEWAY_CONSOLE_CACHE_SECONDS = env_int("GATEWAY_CONSOLE_CACHE_SECONDS", 60, minimum=0)
 # Usage ledger and Celery (docs/usage-and-billing.md, docs/operations.md).
 GATEWAY_USAGE_CLAIM_IDLE_SECONDS = env_float("GATEWAY_USAGE_CLAIM_IDLE_SECONDS", 30.0, minimum=0.1)
 GATEWAY_USAGE_DRAIN_SECONDS = env_float("GATEWAY_USAGE_DRAIN_SECONDS", 1.0, minimum=0.05)

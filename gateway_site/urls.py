@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 
 from gateway_site.api import urls as api_urls
-from gateway_site.console import reports_api, routing_overview, usage_pages
+from gateway_site.console import reports_api, routing_overview, spend_dashboard, usage_pages
 
 urlpatterns = [
     *api_urls.urlpatterns,
@@ -12,6 +12,7 @@ urlpatterns = [
     path(
         "admin/usage/<int:tenant_id>/", admin.site.admin_view(usage_pages.tenant_usage), name="tenant-usage"
     ),
+    path("admin/spend/", admin.site.admin_view(spend_dashboard.spend_dashboard), name="spend-dashboard"),
     path("admin/routing/", admin.site.admin_view(routing_overview.overview_page), name="routing-overview"),
     path(
         "admin/routing/stats.json",

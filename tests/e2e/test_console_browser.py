@@ -1,0 +1,119 @@
+"""The console's data pages in headless Chromium against a gateway subprocess, offline (every
+request to anything but the gateway is aborted and counted): the spend dashboard's totals equal
+the reports API's for the same range, written by the one money formatter; its charts are drawn
+by the vendored Chart.js with a time axis and titled y-axes; the tenant usage page is reached
+from the dashboard and draws its charts the same way. Screenshots go to /tmp/console-shots/."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import httpx
+import pytest
+from django.contrib.auth import get_user_model
+
+from accounting.money import usd
+from accounting.recorder import write_events
+from accounting.rollups import usage_rollup
+from tests.accounting.events import usage_event
+from tests.e2e.test_admin_browser import CHROMIUM_ARGS, PASSWORD, chromium  # noqa: F401 (fixture)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+SHOTS = Path("/tmp/console-shots")
+CHART = "Chart.getChart(document.querySelector"
+
+# What Chart.js drew: per chart, the x scale's type and the y (or x, for bars by name) title.
+DRAWN = """() => Array.from(document.querySelectorAll('figure.console-chart')).map(f => {
+  const chart = Chart.getChart(f.querySelector('canvas'));
+  const s = chart.options.scales;
+  return {id: f.dataset.chart, x: s.x.type, xTitle: s.x.title.text, yTitle: s.y.title.text,
+          points: chart.data.datasets.map(d => d.data.length),
+          ticks: chart.scales.y.ticks.map(t => t.label).filter(Boolean).slice(-1)[0]};
+})"""
+
+
+def test_the_dashboard_and_the_usage_page_in_a_browser(chromium, gateway_factory, make_key):  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    acme, globex = make_key("acme", name="a"), make_key("globex", name="g")
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=30, second=0, microsecond=0)
+    write_events(
+        [
+            usage_event(acme, n, at=today - dt.timedelta(days=3 * n), model="claude-sonnet-4", cost="0.0179")
+            for n in range(1, 6)
+        ]
+        + [usage_event(globex, 9, at=today - dt.timedelta(days=20), model="gpt-4o-mini", cost="1234.5")]
+    )
+    usage_rollup(lag=dt.timedelta(0))
+    get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+    base = gateway_factory().base_url
+    start, end = (today - dt.timedelta(days=89)).date().isoformat(), today.date().isoformat()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    outside: list[str] = []
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(20_000)
+
+            def only_the_gateway(route):
+                if route.request.url.startswith(base):
+                    route.continue_()
+                else:
+                    outside.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_the_gateway)
+            page.goto(f"{base}/admin/login/?next=/admin/spend/")
+            page.fill("#id_username", "root")
+            page.fill("#id_password", PASSWORD)
+            page.click("input[type=submit]")
+            expect(page).to_have_url(f"{base}/admin/spend/")
+            # 90 days through the form, as a person would pick them
+            page.fill("input[name=start]", start)
+            page.fill("input[name=end]", end)
+            page.click("#range-form input[type=submit]")
+            expect(page.locator("figure.console-chart[data-drawn='1']")).to_have_count(4)
+            cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+            api = httpx.get(
+                f"{base}/api/usage/summary", params={"start": start, "end": end}, cookies=cookies, timeout=10
+            ).json()
+            assert api["cost_usd"] == "1234.5895"
+            expect(page.locator("#total-cost")).to_have_text(usd(api["cost_usd"]))
+            expect(page.locator("#total-cost")).to_have_text("$1,234.5895")
+            expect(page.locator("#total-requests")).to_have_text(str(api["requests"]))
+            drawn = {c["id"]: c for c in page.evaluate(DRAWN)}
+            assert {name: (c["x"], c["xTitle"], c["yTitle"]) for name, c in drawn.items()} == {
+                "chart-cost": ("time", "day (UTC)", "cost (US dollars)"),
+                "chart-tokens": ("time", "day (UTC)", "tokens"),
+                "chart-requests": ("time", "day (UTC)", "requests"),
+                "chart-latency": ("time", "day (UTC)", "latency (milliseconds)"),
+            }
+            assert drawn["chart-cost"]["points"] == [90, 90]  # two tenants, every day of the 90
+            assert drawn["chart-cost"]["ticks"].startswith("$")
+            # the x labels of 90 days do not overlap: Chart.js skipped enough of them
+            shown = page.evaluate(f"() => {CHART}('#chart-cost-figure canvas')).scales.x.ticks.length")
+            assert 3 <= shown <= 30
+            page.screenshot(path=str(SHOTS / "spend-dashboard.png"), full_page=True)
+
+            page.click("#top-tenants >> text=acme")
+            expect(page).to_have_url(
+                f"{base}/admin/usage/{acme.tenant.pk}/?start={start}&end={end}&granularity=day"
+            )
+            expect(page.locator("figure.console-chart[data-drawn='1']")).to_have_count(4)
+            expect(page.locator("#total-cost")).to_have_text("$0.0895")
+            drawn = {c["id"]: c for c in page.evaluate(DRAWN)}
+            assert (drawn["chart-cost"]["x"], drawn["chart-cost"]["yTitle"]) == ("time", "cost (US dollars)")
+            assert drawn["chart-cost"]["points"] == [90]
+            assert (drawn["chart-models"]["x"], drawn["chart-models"]["xTitle"]) == ("linear", "tokens")
+            # the model's name is drawn whole on the y-axis
+            names = page.evaluate(
+                f"() => {CHART}('#chart-models-figure canvas')).scales.y.ticks.map(t => t.label)"
+            )
+            assert names == ["claude-sonnet-4"]
+            page.screenshot(path=str(SHOTS / "tenant-usage.png"), full_page=True)
+        finally:
+            browser.close()
+    assert outside == []
