@@ -273,6 +273,10 @@ GATEWAY_USAGE_CONSUMER_FORGET_SECONDS = env_float("GATEWAY_USAGE_CONSUMER_FORGET
 GATEWAY_RESPONSES_RETENTION_DAYS = env_int("GATEWAY_RESPONSES_RETENTION_DAYS", 30, minimum=1)
 GATEWAY_RESPONSES_PURGE_SECONDS = env_float("GATEWAY_RESPONSES_PURGE_SECONDS", 3600.0, minimum=1)
 GATEWAY_RESPONSES_PURGE_BATCH = env_int("GATEWAY_RESPONSES_PURGE_BATCH", 5000, minimum=1)
+# Content of requests of tenants that log content (docs/console.md, "Request content"): kept
+# this long, encrypted, then purged.
+GATEWAY_CONTENT_RETENTION_DAYS = env_int("GATEWAY_CONTENT_RETENTION_DAYS", 30, minimum=1)
+GATEWAY_CONTENT_PURGE_SECONDS = env_float("GATEWAY_CONTENT_PURGE_SECONDS", 3600.0, minimum=1)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "drain-usage-outbox": {
         "task": "accounting.tasks.drain_usage_outbox",
@@ -293,6 +297,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "purge-responses": {
         "task": "stored_responses.tasks.purge_responses",
         "schedule": GATEWAY_RESPONSES_PURGE_SECONDS,
+    },
+    "purge-request-content": {
+        "task": "accounting.tasks.purge_request_content",
+        "schedule": GATEWAY_CONTENT_PURGE_SECONDS,
     },
 }
 GATEWAY_BREAKER_FAILURES = env_int("GATEWAY_BREAKER_FAILURES", 5, minimum=1)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 
 from gateway_site.api import urls as api_urls
-from gateway_site.console import reports_api, routing_overview, spend_dashboard, usage_pages
+from gateway_site.console import reports_api, request_log, routing_overview, spend_dashboard, usage_pages
 
 urlpatterns = [
     *api_urls.urlpatterns,
@@ -13,6 +13,12 @@ urlpatterns = [
         "admin/usage/<int:tenant_id>/", admin.site.admin_view(usage_pages.tenant_usage), name="tenant-usage"
     ),
     path("admin/spend/", admin.site.admin_view(spend_dashboard.spend_dashboard), name="spend-dashboard"),
+    path("admin/requests/", admin.site.admin_view(request_log.request_log), name="request-log"),
+    path(
+        "admin/requests/<int:record_id>/",
+        admin.site.admin_view(request_log.request_detail),
+        name="request-detail",
+    ),
     path("admin/routing/", admin.site.admin_view(routing_overview.overview_page), name="routing-overview"),
     path(
         "admin/routing/stats.json",

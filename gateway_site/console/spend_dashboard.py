@@ -3,28 +3,30 @@ and granularity, the totals (requests, tokens, cost, errors, mean latency), thei
 cost per group (tenant, model, provider or key), and the top tenants, models and keys by cost,
 each tenant linking to its usage page.
 
-Everything but latency comes from the rollups (``accounting.reports``, the same numbers as the
-reports API); latency, which the rollups do not keep, is averaged from the raw records of the
-range (an index range scan on ``created_at``). The aggregates are cached with Django's cache for
+Everything comes from the rollups plus the records not rolled up yet (``accounting.reports``,
+the same numbers as the reports API; the mean latency from the rollups' latency sums), never a
+scan of the raw records. The aggregates are cached with Django's cache for
 ``GATEWAY_CONSOLE_CACHE_SECONDS`` per range, granularity and grouping."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from decimal import Decimal
 from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import admin
 from django.core.cache import cache
-from django.db.models import Avg
+from django.db.models import Count, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from accounting.models import UsageRecord
+from accounting.models import UsageRollup
 from accounting.reports import GroupBy, Row, Scope, usage_report
+from accounting.rollups import unrolled_records
 from gateway_site.console.charts import Series, usage_charts
 from gateway_site.console.window import Window, quick_ranges, window_from
 
@@ -46,18 +48,38 @@ def _by_cost(rows: list[Row]) -> list[Row]:
 
 
 def _latency(window: Window) -> tuple[dict[dt.datetime, float], float | None]:
-    since = dt.datetime(window.start.year, window.start.month, window.start.day, tzinfo=dt.UTC)
-    until = dt.datetime(window.end.year, window.end.month, window.end.day, tzinfo=dt.UTC) + dt.timedelta(
-        days=1
+    """The mean latency per bucket and over the range: the rollups' latency sums over their
+    requests (rollups made before the sums were kept, ``latency_ms_sum`` 0, are left out),
+    plus the records not rolled up yet."""
+    scope = Scope(tenant_id=None, start=window.start, end=window.end)
+    sums: dict[dt.datetime, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    rolled = (
+        UsageRollup.objects.filter(
+            granularity=window.granularity,
+            bucket_start__gte=scope.since,
+            bucket_start__lt=scope.until,
+            latency_ms_sum__gt=0,
+        )
+        .order_by()
+        .values("bucket_start")
+        .annotate(total=Sum("latency_ms_sum"), n=Sum("requests"))
     )
-    records = UsageRecord.objects.filter(created_at__gte=since, created_at__lt=until).order_by()
     trunc = TruncHour("created_at") if window.granularity == "hour" else TruncDay("created_at")
-    per_bucket = {
-        row["bucket"]: float(row["mean"])
-        for row in records.annotate(bucket=trunc).values("bucket").annotate(mean=Avg("latency_ms"))
-    }
-    overall = records.aggregate(mean=Avg("latency_ms"))["mean"]
-    return per_bucket, (float(overall) if overall is not None else None)
+    fresh = (
+        unrolled_records()
+        .filter(created_at__gte=scope.since, created_at__lt=scope.until)
+        .order_by()
+        .annotate(bucket_start=trunc)
+        .values("bucket_start")
+        .annotate(total=Sum("latency_ms"), n=Count("id"))
+    )
+    for row in [*rolled, *fresh]:
+        bucket = sums[row["bucket_start"]]
+        bucket[0] += float(row["total"] or 0)
+        bucket[1] += float(row["n"] or 0)
+    means = {moment: total / n for moment, (total, n) in sums.items() if n}
+    total, count = sum(v[0] for v in sums.values()), sum(v[1] for v in sums.values())
+    return means, (total / count if count else None)
 
 
 def aggregates(window: Window, group_by: GroupBy) -> dict[str, Any]:
