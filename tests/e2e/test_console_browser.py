@@ -2,10 +2,13 @@
 request to anything but the gateway is aborted and counted): the spend dashboard's totals equal
 the reports API's for the same range, written by the one money formatter; its charts are drawn
 by the vendored Chart.js with a time axis and titled y-axes; the tenant usage page is reached
-from the dashboard and draws its charts the same way. Screenshots go to /tmp/console-shots/."""
+from the dashboard and draws its charts the same way; the request log filters to an exact
+number of rows, and a request's page shows the stored content of a tenant that logs it and
+none for another. Screenshots go to /tmp/console-shots/."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -13,9 +16,11 @@ import httpx
 import pytest
 from django.contrib.auth import get_user_model
 
+from accounting.models import UsageRecord
 from accounting.money import usd
 from accounting.recorder import write_events
 from accounting.rollups import usage_rollup
+from gateway_site.runtime.content_store import ContentStore
 from tests.accounting.events import usage_event
 from tests.e2e.test_admin_browser import CHROMIUM_ARGS, PASSWORD, chromium  # noqa: F401 (fixture)
 
@@ -117,3 +122,75 @@ def test_the_dashboard_and_the_usage_page_in_a_browser(chromium, gateway_factory
         finally:
             browser.close()
     assert outside == []
+
+
+def test_the_request_log_in_a_browser(chromium, gateway_factory, make_key):  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    acme, globex = make_key("acme", name="a"), make_key("globex", name="g")
+    tenant = acme.tenant
+    tenant.log_content = True
+    tenant.save()
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    write_events(
+        [
+            dataclasses.replace(
+                usage_event(acme, n, at=now - dt.timedelta(minutes=n), model="gpt-4o-mini", cost="0.0179"),
+                status=502 if n % 3 == 0 else 200,
+                attempts=2 if n % 3 == 0 else 1,
+            )
+            for n in range(1, 13)
+        ]
+        + [
+            usage_event(globex, n, at=now - dt.timedelta(minutes=n), model="gpt-4o-mini", cost="1")
+            for n in (1, 2)
+        ]
+    )
+    logged = UsageRecord.objects.get(request_id__startswith=f"req_{acme.key_id}_3_")
+    unlogged = UsageRecord.objects.get(request_id__startswith=f"req_{globex.key_id}_1_")
+    store = ContentStore()
+    store.submit(
+        request_id=logged.request_id,
+        created_at=logged.created_at.timestamp(),
+        tenant_id=tenant.pk,
+        content=lambda: (["Summarise this for jo@example.com"], "Here is the summary."),
+    )
+    assert store.wait_idle(10)
+    get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+    base = gateway_factory().base_url
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(20_000)
+            page.goto(f"{base}/admin/login/?next=/admin/requests/")
+            page.fill("#id_username", "root")
+            page.fill("#id_password", PASSWORD)
+            page.click("input[type=submit]")
+            expect(page.locator("tr.request-row")).to_have_count(14)
+            page.fill("input[name=tenant]", "acme")
+            page.fill("input[name=status]", "errors")
+            page.click("#log-filters input[type=submit]")
+            expect(page.locator("tr.request-row")).to_have_count(4)  # requests 3, 6, 9 and 12
+            expect(page.locator("tr.request-row").first.locator("td").nth(6)).to_have_text("502")
+            expect(page.locator("tr.request-row").first.locator("td").nth(8)).to_have_text("$0.0179")
+            page.screenshot(path=str(SHOTS / "request-log.png"), full_page=True)
+
+            page.locator("tr.request-row").first.locator("a").click()
+            expect(page).to_have_url(f"{base}/admin/requests/{logged.pk}/")
+            expect(page.locator("#attempts")).to_have_text("2")
+            expect(page.locator("#cost")).to_have_text("$0.0179")
+            expect(page.locator("pre.content-prompt")).to_have_count(1)
+            expect(page.locator("pre.content-prompt")).to_contain_text("Summarise this for [EMAIL:")
+            expect(page.locator("pre.content-reply")).to_have_text("Here is the summary.")
+            assert "jo@example.com" not in page.content()
+            page.screenshot(path=str(SHOTS / "request-detail.png"), full_page=True)
+
+            page.goto(f"{base}/admin/requests/{unlogged.pk}/")
+            none = "No content: the tenant does not log content."
+            expect(page.locator("#request-content")).to_contain_text(none)
+            expect(page.locator("pre.content-prompt")).to_have_count(0)
+        finally:
+            browser.close()
