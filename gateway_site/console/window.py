@@ -38,11 +38,18 @@ def _date(text: str | None) -> dt.date | None:
         return None
 
 
-def window_from(params: Mapping[str, str], *, today: dt.date | None = None) -> Window:
+def window_from(
+    params: Mapping[str, str],
+    *,
+    today: dt.date | None = None,
+    default_days: int = DEFAULT_DAYS,
+    default_granularity: Granularity = "day",
+) -> Window:
     today = today or dt.datetime.now(dt.UTC).date()
     end = _date(params.get("end")) or today
-    start = _date(params.get("start")) or end - dt.timedelta(days=DEFAULT_DAYS - 1)
-    granularity: Granularity = "hour" if params.get("granularity") == "hour" else "day"
+    start = _date(params.get("start")) or end - dt.timedelta(days=default_days - 1)
+    asked = params.get("granularity") or default_granularity
+    granularity: Granularity = "hour" if asked == "hour" else "day"
     note = ""
     if start > end or (end - start).days >= MAX_DAYS:
         note = (

@@ -65,7 +65,7 @@
         interaction: { mode: category ? "nearest" : "index", intersect: false },
         scales: scales,
         plugins: {
-          legend: { display: spec.datasets.length > 1, position: "bottom" },
+          legend: { display: spec.datasets.length > 1 || spec.legend === true, position: "bottom" },
           tooltip: { callbacks: { label: function (item) { return item.dataset.label + ": " + item.raw.text; } } }
         }
       }
