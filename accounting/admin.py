@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from accounting.models import DeploymentPrice, UsageRecord
+from accounting.money import usd
 from quotas.admin import RevisionBumpingAdmin, TenantScopedAdmin
 
 
@@ -43,7 +44,7 @@ class UsageRecordAdmin(TenantScopedAdmin):
         "status",
         "prompt_tokens",
         "completion_tokens",
-        "cost_usd",
+        "cost",
         "cache_hit",
         "latency_ms",
         "streamed",
@@ -52,6 +53,10 @@ class UsageRecordAdmin(TenantScopedAdmin):
     search_fields = ["request_id", "client_request_id", "tenant_name", "key_prefix", "subject"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    @admin.display(description="cost", ordering="cost_usd")
+    def cost(self, record: UsageRecord) -> str:
+        return usd(record.cost_usd)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

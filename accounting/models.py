@@ -100,10 +100,30 @@ class UsageRecord(models.Model):
     latency_ms = models.FloatField()
     upstream_latency_ms = models.FloatField(default=0)
     ttft_ms = models.FloatField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        db_default=1,
+        help_text="Upstream calls made: retries and fallbacks included (0: none, e.g. a cache hit).",
+    )
+    fell_back = models.BooleanField(db_default=False, help_text="Answered by a fallback deployment.")
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["tenant", "created_at"], name="usage_tenant_time")]
+        # The request log's filters (gateway_site.console.request_log), each with the time it is
+        # ordered by, so a filtered page reads an index range, newest first, and stops.
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="usage_tenant_time"),
+            models.Index(fields=["key", "created_at"], name="usage_key_time"),
+            models.Index(fields=["model", "created_at"], name="usage_model_time"),
+            models.Index(fields=["provider", "created_at"], name="usage_provider_time"),
+            models.Index(fields=["deployment_id", "created_at"], name="usage_deployment_time"),
+            models.Index(fields=["status", "created_at"], name="usage_status_time"),
+            models.Index(fields=["endpoint", "created_at"], name="usage_endpoint_time"),
+            models.Index(
+                fields=["created_at"], condition=models.Q(cache_hit=True), name="usage_cache_hit_time"
+            ),
+            models.Index(fields=["client_request_id"], name="usage_client_request"),
+            models.Index(fields=["latency_ms"], name="usage_latency"),
+        ]
         # With created_at: on PostgreSQL the table is partitioned by month of created_at
         # (accounting.partitions), and a duplicate of an event always has the same created_at.
         constraints = [
@@ -144,6 +164,11 @@ class UsageRollup(models.Model):
         default=0,
         help_text="The cost in micro-dollars, each record rounded up (the cost quota counters' rule).",
     )
+    latency_ms_sum = models.FloatField(
+        db_default=0.0,
+        help_text="The records' latencies added up (mean: divided by requests); 0 in rollups made "
+        "before it was kept.",
+    )
 
     class Meta:
         constraints = [
@@ -168,3 +193,24 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"rolled up through {self.rolled_through}"
+
+
+class RequestContent(models.Model):
+    """The redacted prompt and reply of one request, kept only for a tenant that turned content
+    logging on (``Tenant.log_content``), encrypted at rest with the provider-secret keys
+    (Fernet, ``GATEWAY_SECRETS_KEYS``) by ``gateway_site.runtime.content_store``, and deleted
+    after ``GATEWAY_CONTENT_RETENTION_DAYS`` (``accounting.tasks.purge_request_content``).
+    ``request_id`` is the usage record's (no foreign key: the records are partitioned)."""
+
+    request_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(db_index=True)
+    tenant_id = models.BigIntegerField()
+    prompt = models.TextField(help_text="Encrypted: the redacted prompt messages' texts (a JSON list).")
+    reply = models.TextField(help_text="Encrypted: the redacted reply text.")
+
+    class Meta:
+        verbose_name = "request content"
+        verbose_name_plural = "request contents"
+
+    def __str__(self) -> str:
+        return self.request_id

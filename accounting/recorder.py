@@ -76,6 +76,8 @@ class UsageEvent:
     upstream_latency_ms: float = 0.0
     ttft_ms: float | None = None
     subject: str | None = None  # a bearer token's subject (key_id 0: no key)
+    attempts: int = 1
+    fell_back: bool = False
 
 
 _EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(UsageEvent))
@@ -156,7 +158,9 @@ def _inserted_fields() -> list[Field[object, object]]:
     return [
         field
         for field in UsageRecord._meta.concrete_fields
-        if not field.primary_key and field.db_default is NOT_PROVIDED
+        # a database default (ingested_at) is the database's to fill, unless the event carries
+        # the value (attempts, fell_back: defaults only for rows of an older gateway)
+        if not field.primary_key and (field.db_default is NOT_PROVIDED or field.name in _EVENT_FIELDS)
     ]
 
 

@@ -1,5 +1,5 @@
 """Usage reports: totals and time series over a date range, per tenant (or all tenants), grouped
-by model, key or provider. They read the rollups, plus the few raw records ingested since the
+by tenant, model, key or provider. They read the rollups, plus the few raw records ingested since the
 last rollup run (``accounting.rollups.unrolled_records``), so a report is complete the moment a
 record is stored, and never scans the raw table beyond those.
 
@@ -17,11 +17,13 @@ from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
 from accounting.models import UsageRecord, UsageRollup
+from accounting.money import usd_plain
 from accounting.rollups import RECORD_SUMS, unrolled_records
 
-GroupBy = Literal["model", "key", "provider"]
+GroupBy = Literal["tenant", "model", "key", "provider"]
 Granularity = Literal["day", "hour"]
 GROUP_FIELDS: dict[str, tuple[str, ...]] = {
+    "tenant": ("tenant_id", "tenant_name"),
     "model": ("model",),
     "key": ("key_id", "key_prefix"),
     "provider": ("provider",),
@@ -79,7 +81,7 @@ class Row:
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
             cached_tokens=self.cached_tokens,
-            cost_usd=str(self.cost_usd.normalize() if self.cost_usd else Decimal("0")),
+            cost_usd=usd_plain(self.cost_usd),
         )
         return out
 

@@ -53,6 +53,7 @@ RECORD_SUMS = {  # a rollup's columns as aggregates of raw records
     "reasoning_tokens": Sum("reasoning_tokens"),
     "cost_usd": Sum("cost_usd"),
     "cost_saved_usd": Sum("cost_saved_usd"),
+    "latency_ms_sum": Sum("latency_ms"),
 }
 _UNIQUE = ["granularity", "bucket_start", "tenant_id", "key_id", "model", "provider"]
 _UPDATED = ["tenant_name", "key_prefix", *RECORD_SUMS]

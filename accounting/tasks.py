@@ -12,6 +12,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.management import call_command
 
+from accounting.content import content_purge
 from accounting.outbox import consumer_name, drain, forget_idle_consumers, outbox_stream
 from accounting.partitions import usage_partitions_prepare
 from accounting.rollups import usage_purge, usage_rollup
@@ -100,3 +101,10 @@ def reconcile_quotas() -> None:
     call_command("reconcilequotas", stdout=report)
     for line in report.getvalue().splitlines():
         logger.debug("reconcilequotas: %s", line)
+
+
+@shared_task(name="accounting.tasks.purge_request_content", ignore_result=True)
+def purge_request_content() -> int:
+    """Delete request contents past ``GATEWAY_CONTENT_RETENTION_DAYS``; returns how many."""
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.GATEWAY_CONTENT_RETENTION_DAYS)
+    return content_purge(cutoff=cutoff, batch_size=settings.GATEWAY_USAGE_PURGE_BATCH)

@@ -265,6 +265,9 @@ GATEWAY_ROUTING_SYNC_SECONDS = env_float("GATEWAY_ROUTING_SYNC_SECONDS", 0.5, mi
 GATEWAY_ROUTING_EXPLORATION = env_float("GATEWAY_ROUTING_EXPLORATION", 0.1, minimum=0.0)
 # The reports API (docs/usage-and-billing.md, "Usage reports"): authentication is set per view.
 REST_FRAMEWORK: dict[str, object] = {"UNAUTHENTICATED_USER": None, "DEFAULT_AUTHENTICATION_CLASSES": []}
+# The console's data pages (docs/console.md): the spend dashboard's aggregates are cached this long
+# (Django's cache, whatever CACHES configures); 0 computes them on every view.
+GATEWAY_CONSOLE_CACHE_SECONDS = env_int("GATEWAY_CONSOLE_CACHE_SECONDS", 60, minimum=0)
 # Usage ledger and Celery (docs/usage-and-billing.md, docs/operations.md).
 GATEWAY_USAGE_CLAIM_IDLE_SECONDS = env_float("GATEWAY_USAGE_CLAIM_IDLE_SECONDS", 30.0, minimum=0.1)
 GATEWAY_USAGE_DRAIN_SECONDS = env_float("GATEWAY_USAGE_DRAIN_SECONDS", 1.0, minimum=0.05)
@@ -295,6 +298,10 @@ GATEWAY_USAGE_CONSUMER_FORGET_SECONDS = env_float("GATEWAY_USAGE_CONSUMER_FORGET
 GATEWAY_RESPONSES_RETENTION_DAYS = env_int("GATEWAY_RESPONSES_RETENTION_DAYS", 30, minimum=1)
 GATEWAY_RESPONSES_PURGE_SECONDS = env_float("GATEWAY_RESPONSES_PURGE_SECONDS", 3600.0, minimum=1)
 GATEWAY_RESPONSES_PURGE_BATCH = env_int("GATEWAY_RESPONSES_PURGE_BATCH", 5000, minimum=1)
+# Content of requests of tenants that log content (docs/console.md, "Request content"): kept
+# this long, encrypted, then purged.
+GATEWAY_CONTENT_RETENTION_DAYS = env_int("GATEWAY_CONTENT_RETENTION_DAYS", 30, minimum=1)
+GATEWAY_CONTENT_PURGE_SECONDS = env_float("GATEWAY_CONTENT_PURGE_SECONDS", 3600.0, minimum=1)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "drain-usage-outbox": {
         "task": "accounting.tasks.drain_usage_outbox",
@@ -315,6 +322,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "purge-responses": {
         "task": "stored_responses.tasks.purge_responses",
         "schedule": GATEWAY_RESPONSES_PURGE_SECONDS,
+    },
+    "purge-request-content": {
+        "task": "accounting.tasks.purge_request_content",
+        "schedule": GATEWAY_CONTENT_PURGE_SECONDS,
     },
 }
 GATEWAY_BREAKER_FAILURES = env_int("GATEWAY_BREAKER_FAILURES", 5, minimum=1)

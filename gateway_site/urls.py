@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 
 from gateway_site.api import urls as api_urls
-from gateway_site.console import oidc, reports_api, routing_overview, usage_pages
+from gateway_site.console import oidc, reports_api, request_log, routing_overview, spend_dashboard, usage_pages
 from gateway_site.console.access import platform_only
 
 urlpatterns = [
@@ -12,6 +12,17 @@ urlpatterns = [
     path("api/usage/timeseries", reports_api.TimeSeriesView.as_view()),
     path(
         "admin/usage/<int:tenant_id>/", admin.site.admin_view(usage_pages.tenant_usage), name="tenant-usage"
+    ),
+    path(
+        "admin/spend/",
+        admin.site.admin_view(platform_only(spend_dashboard.spend_dashboard)),
+        name="spend-dashboard",
+    ),
+    path("admin/requests/", admin.site.admin_view(request_log.request_log), name="request-log"),
+    path(
+        "admin/requests/<int:record_id>/",
+        admin.site.admin_view(request_log.request_detail),
+        name="request-detail",
     ),
     path(
         "admin/routing/",

@@ -25,6 +25,7 @@ from gateway_site.api.outcome import Outcome
 from gateway_site.api.parse.chat import message_texts
 from gateway_site.observability import metrics
 from gateway_site.observability.access_log import log_admitted, log_refused, response_text
+from gateway_site.runtime.content_store import content_store
 from gateway_site.runtime.usage_sink import UsageSink
 from providers.kinds.registry import kind
 from providers.tokens import count_message_tokens, count_tokens
@@ -143,12 +144,15 @@ def emit(request: AdmittedRequest, event: UsageEvent, *, tokens: int, outcome: O
     try:
         overhead_ms = request.exchange.overhead_ms()
         metrics.observe_finish(event, overhead_ms=overhead_ms, calls=request.route_plan.calls)
-        log_admitted(
-            event,
-            route_plan=request.route_plan,
-            overhead_ms=overhead_ms,
-            content=(lambda: _content(request, outcome)) if request.key.log_content else None,
-        )
+        content = (lambda: _content(request, outcome)) if request.key.log_content else None
+        log_admitted(event, route_plan=request.route_plan, overhead_ms=overhead_ms, content=content)
+        if content is not None:  # redacted, encrypted and stored by a thread (docs/console.md)
+            content_store().submit(
+                request_id=event.request_id,
+                created_at=event.created_at,
+                tenant_id=event.tenant_id,
+                content=content,
+            )
     except Exception:
         logger.exception("request %s not observed", event.request_id)
 
@@ -248,6 +252,8 @@ def _event(
         latency_ms=(time.perf_counter() - exchange.started) * 1000,
         upstream_latency_ms=request.route_plan.upstream_seconds * 1000,
         ttft_ms=None if first is None else (first - exchange.started) * 1000,
+        attempts=request.route_plan.call_count,
+        fell_back=request.route_plan.fell_back,
     )
 
 

@@ -7,7 +7,7 @@ Endpoints (dates ``YYYY-MM-DD``, UTC, ``end`` inclusive; ``?format=csv`` for CSV
 
 * ``summary?start&end``: requests, tokens and cost of the range, including the records not yet
   rolled up.
-* ``totals?start&end[&group_by=model|key|provider]``
+* ``totals?start&end[&group_by=tenant|model|key|provider]`` (``tenant``: staff only)
 * ``timeseries?start&end&granularity=day|hour[&group_by=...]``"""
 
 from __future__ import annotations
@@ -114,6 +114,15 @@ def _tenants(request: Request) -> tuple[int | None, frozenset[int] | None]:
     return tenant, None
 
 
+def _group_by(request: Request) -> str | None:
+    """``group_by``; ``tenant`` is for staff only (a gateway key sees one tenant anyway, and
+    must not learn the others' names)."""
+    group_by = _choice(request, "group_by", tuple(GROUP_FIELDS))
+    if group_by == "tenant" and isinstance(request.auth, KeyContext):
+        raise exceptions.PermissionDenied("Only staff can group usage by tenant.")
+    return group_by
+
+
 def scope_from(request: Request) -> Scope:
     start, end = _date(request, "start"), _date(request, "end")
     if end < start or (end - start).days >= MAX_DAYS:
@@ -142,7 +151,7 @@ class SummaryView(UsageView):
 class TotalsView(UsageView):
     def get(self, request: Request) -> Response:
         scope = scope_from(request)
-        group_by = _choice(request, "group_by", tuple(GROUP_FIELDS))
+        group_by = _group_by(request)
         rows = usage_report(scope, group_by=group_by)  # type: ignore[arg-type]
         return self._rows(scope, rows)
 
@@ -150,7 +159,7 @@ class TotalsView(UsageView):
 class TimeSeriesView(UsageView):
     def get(self, request: Request) -> Response:
         scope = scope_from(request)
-        group_by = _choice(request, "group_by", tuple(GROUP_FIELDS))
+        group_by = _group_by(request)
         granularity = _choice(request, "granularity", ("day", "hour"), required=True)
         rows = usage_report(scope, group_by=group_by, granularity=granularity)  # type: ignore[arg-type]
         return self._rows(scope, rows, granularity=granularity)

@@ -1,6 +1,7 @@
 """The admin's routing overview (``/admin/routing/``, and the same numbers as JSON at
 ``/admin/routing/stats.json``; staff only): each deployment's circuit breaker, its moving
-average latency, and the upstream calls of the last minutes with their error rate.
+average latency, and the upstream calls of the last minutes with their error rate; below, the
+latency and error rate of each deployment over a chosen range (``routing_history``).
 
 With ``REDIS_URL`` the numbers are every instance's, read from the hashes ``routing.sync``
 keeps (breakers, latency averages, per-minute call counts); without it, this process's own
@@ -17,6 +18,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from redis.exceptions import RedisError
 
+from gateway_site.console.routing_history import history_charts
+from gateway_site.console.window import quick_ranges, window_from
 from gateway_site.runtime.process import breaker_policy, get_runtime
 from providers.models import Deployment
 from quotas.stores.redis_target import sync_client
@@ -145,12 +148,18 @@ def _minutes(request: HttpRequest) -> int:
 def overview_page(request: HttpRequest) -> HttpResponse:
     minutes = _minutes(request)
     view, source = current_view(minutes)
+    window = window_from(request.GET, default_days=2, default_granularity="hour")
     context = {
         **admin.site.each_context(request),
         "title": "Routing overview",
         "minutes": minutes,
         "rows": deployment_stats(view),
         "source": source,
+        "window": window,
+        "quick_ranges": quick_ranges(),
+        "keep": f"&minutes={minutes}",
+        "hidden": [("minutes", minutes)],
+        "charts": history_charts(window),
     }
     return render(request, "admin/routing/overview.html", context)
 

@@ -1,8 +1,9 @@
 """The admin's usage page per tenant (``/admin/usage/<tenant id>/``, staff only; a tenant
-admin only their tenants'): the last 30
-days' daily cost, tokens by model, requests and errors per day (inline SVG charts), the current
-period's spend against each cost quota, and the top keys. Reads rollups (``accounting.reports``),
-never the raw records, except for quota spend without Redis."""
+admin only their tenants'): over a chosen
+range (``window``) and granularity, the cost, tokens, requests and errors per bucket and tokens
+by model (Chart.js, ``charts``), the current period's spend against each cost quota, and the top
+keys. Reads rollups (``accounting.reports``), never the raw records, except for quota spend
+without Redis."""
 
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ from django.shortcuts import get_object_or_404, render
 
 from accounting.reports import Row, Scope, usage_report
 from accounting.spend import recorded_spend_micro
-from gateway_site.console.usage_charts import Bar, bar_chart
+from gateway_site.console.charts import category_chart, usage_charts
+from gateway_site.console.window import Window, quick_ranges, window_from
 from quotas.budget import PeriodName, current_period, from_micro
 from quotas.models import CostQuota, Tenant
 from quotas.policy import quota_counter_key
 from quotas.stores.redis_target import sync_client
 from quotas.tenancy import visible_tenant_ids
 
-DAYS = 30
 TOP_KEYS = 10
 
 
@@ -61,8 +62,13 @@ def _quota_rows(tenant: Tenant) -> list[dict[str, object]]:
     return rows
 
 
-def _day(row: Row) -> str:
-    return row.bucket.date().isoformat() if row.bucket else ""
+def _charts(rows: list[Row], by_model: list[Row], window: Window) -> list[dict[str, object]]:
+    """The charts of a usage page, from a time series (``rows``) and totals per model."""
+    models = {str(r.group["model"]): r.prompt_tokens + r.completion_tokens for r in by_model}
+    return [
+        *usage_charts(rows, window),
+        category_chart(chart_id="chart-models", title="Tokens by model", unit="tokens", values=models),
+    ]
 
 
 def tenant_usage(request: HttpRequest, tenant_id: int) -> HttpResponse:
@@ -70,30 +76,20 @@ def tenant_usage(request: HttpRequest, tenant_id: int) -> HttpResponse:
     if visible is not None and tenant_id not in visible:
         raise Http404("No such tenant.")  # a tenant admin: another tenant does not exist for them
     tenant = get_object_or_404(Tenant, pk=tenant_id)
-    today = dt.datetime.now(dt.UTC).date()
-    scope = Scope(tenant_id=tenant.pk, start=today - dt.timedelta(days=DAYS - 1), end=today)
-    daily = usage_report(scope, granularity="day")
+    window = window_from(request.GET)
+    scope = Scope(tenant_id=tenant.pk, start=window.start, end=window.end)
+    series = usage_report(scope, granularity=window.granularity)
     by_model = usage_report(scope, group_by="model")
     keys = sorted(usage_report(scope, group_by="key"), key=lambda r: r.cost_usd, reverse=True)[:TOP_KEYS]
-    charts = [
-        bar_chart([Bar(_day(r), r.cost_usd) for r in daily], title="Daily cost (USD)"),
-        bar_chart(
-            [Bar(str(r.group["model"]), Decimal(r.prompt_tokens + r.completion_tokens)) for r in by_model],
-            title="Tokens by model",
-        ),
-        bar_chart(
-            [Bar(_day(r), Decimal(r.requests), Decimal(r.errors)) for r in daily],
-            title="Requests per day (errors in red)",
-        ),
-    ]
     context = {
         **admin.site.each_context(request),
         "title": f"Usage of {tenant.name}",
         "tenant": tenant,
-        "scope": scope,
-        "charts": charts,
-        "total_cost": sum((r.cost_usd for r in daily), Decimal(0)),
-        "total_requests": sum(r.requests for r in daily),
+        "window": window,
+        "quick_ranges": quick_ranges(),
+        "charts": _charts(series, by_model, window),
+        "total_cost": sum((r.cost_usd for r in series), Decimal(0)),
+        "total_requests": sum(r.requests for r in series),
         "quotas": _quota_rows(tenant),
         "top_keys": keys,
         "tenants": Tenant.objects.order_by("name")

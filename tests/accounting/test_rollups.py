@@ -209,4 +209,5 @@ def test_the_periodic_tasks_run_eagerly_without_a_broker_and_are_scheduled(keys,
         "accounting.tasks.forget_idle_consumers",
         "accounting.tasks.prepare_usage_partitions",
         "stored_responses.tasks.purge_responses",
+        "accounting.tasks.purge_request_content",
     }

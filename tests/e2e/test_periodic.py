@@ -38,6 +38,7 @@ SHORT_INTERVALS = {
     "GATEWAY_USAGE_DRAIN_SECONDS": "0.5",
     "GATEWAY_RESPONSES_PURGE_SECONDS": "1",
     "GATEWAY_USAGE_PARTITION_SECONDS": "1",
+    "GATEWAY_CONTENT_PURGE_SECONDS": "1",
 }
 FORGET = "forget-idle-consumers"
 IN_PROCESS = (
@@ -47,6 +48,7 @@ IN_PROCESS = (
     FORGET,
     "purge-responses",
     "prepare-usage-partitions",
+    "purge-request-content",
 )
 # 1000 and 2000 dollars per million tokens: a mock-echo answer (8 + 11 tokens) costs 3 cents.
 PRICED_MOCK = mock_echo_yaml(input_per_million="1000", output_per_million="2000")

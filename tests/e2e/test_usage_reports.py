@@ -65,6 +65,12 @@ def test_a_key_reads_only_its_own_tenant_through_every_report_endpoint(start_pro
                 )
     rows = proxy.http.get("/api/usage/totals", params={**dates, "group_by": "model"}).json()["rows"]
     assert [(r["model"], r["requests"]) for r in rows] == [("gpt-4o-mini", 1)]
+    for path in ("/api/usage/totals", "/api/usage/timeseries"):  # the tenants' names are for staff
+        by_tenant = proxy.http.get(path, params={**dates, "group_by": "tenant", "granularity": "day"})
+        assert (by_tenant.status_code, by_tenant.json()) == (
+            403,
+            {"detail": "Only staff can group usage by tenant."},
+        )
 
     bad = httpx.get(
         f"{proxy.gateway.base_url}/api/usage/summary",

@@ -106,3 +106,43 @@ def test_bad_parameters_are_400_and_unknown_tenants_404(usage, staff, client):
     assert client.get("/api/usage/timeseries", bad).status_code == 400
     nobody = {"start": "2026-03-10", "end": "2026-03-11", "tenant": "nobody"}
     assert client.get("/api/usage/summary", nobody).status_code == 404
+
+
+def test_staff_totals_and_csv_grouped_by_tenant(usage, staff, client):
+    a, b = usage
+    params = {"start": "2026-03-10", "end": "2026-03-11", "group_by": "tenant"}
+    response = client.get("/api/usage/totals", params)
+    assert response.status_code == 200
+    rows = response.json()["rows"]
+    assert [
+        (r["tenant_id"], r["tenant_name"], r["requests"], r["errors"], r["cost_usd"]) for r in rows
+    ] == sorted(
+        [(a.tenant.pk, "acme", 3, 1, "0.4"), (b.tenant.pk, "globex", 1, 0, "7")], key=lambda r: str(r[0])
+    )
+    series = client.get("/api/usage/timeseries", {**params, "granularity": "day"}).json()["rows"]
+    assert [(r["bucket"][:10], r["tenant_name"], r["requests"], r["cost_usd"]) for r in series] == sorted(
+        [
+            ("2026-03-10", "acme", 2, "0.35"),
+            ("2026-03-10", "globex", 1, "7"),
+            ("2026-03-11", "acme", 1, "0.05"),
+        ],
+        key=lambda r: (r[0], str(a.tenant.pk if r[1] == "acme" else b.tenant.pk)),
+    )
+    csv = client.get("/api/usage/totals", {**params, "format": "csv"}).content.decode().splitlines()
+    assert (
+        csv[0]
+        == "tenant_id,tenant_name,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cost_usd"
+    )
+    assert sorted(csv[1:]) == sorted(
+        [f"{a.tenant.pk},acme,3,1,700,70,0,0.4", f"{b.tenant.pk},globex,1,0,300,30,0,7"]
+    )
+
+
+def test_group_by_tenant_is_refused_to_everyone_but_staff(usage, client):
+    params = {"start": "2026-03-10", "end": "2026-03-11", "group_by": "tenant"}
+    assert client.get("/api/usage/totals", params).status_code in (401, 403)
+    client.force_login(User.objects.create_user("plain", password="pw-plain-1"))
+    refused = client.get("/api/usage/totals", params)
+    assert refused.status_code == 403
+    assert set(refused.json()) == {"detail"}
+    assert "globex" not in refused.content.decode()

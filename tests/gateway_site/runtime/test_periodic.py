@@ -114,5 +114,9 @@ def test_with_a_broker_health_names_the_schedule_that_celery_beat_runs(settings)
                 "every_seconds": 3600.0,
             },
             "purge-responses": {"task": "stored_responses.tasks.purge_responses", "every_seconds": 3600.0},
+            "purge-request-content": {
+                "task": "accounting.tasks.purge_request_content",
+                "every_seconds": 3600.0,
+            },
         },
     }

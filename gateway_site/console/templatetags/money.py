@@ -1,0 +1,16 @@
+"""``{% load money %}`` then ``{{ amount|usd }}``: the one money format (``accounting.money``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import template
+
+from accounting.money import usd as _usd
+
+register = template.Library()
+
+
+@register.filter
+def usd(value: Decimal | int | str | float | None) -> str:
+    return _usd(value)
