@@ -15,7 +15,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounting', '0005_usage_partitions'),
+        ('accounting', '0006_usage_subject'),
         ('quotas', '0003_tenant_log_content'),
     ]
 
