@@ -28,6 +28,7 @@ from gateway_site.runtime.usage_sink import UsageSink
 from providers.http import create_http_client
 from quotas.alerts import AlertDispatcher
 from quotas.limiter import Limiter
+from quotas.live import use_local_store
 from quotas.stores.local import LocalStore
 from quotas.stores.shared import RedisStore, create_client
 from routing.breaker import BreakerBoard, BreakerPolicy
@@ -84,11 +85,9 @@ class Runtime:
         self._cache_local = LocalCache(
             max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES, max_bytes=settings.GATEWAY_CACHE_MAX_BYTES
         )
-        self._local_limiter = Limiter(
-            LocalStore(baseline=self._recorded_spend),
-            fail_open=True,
-            on_alert=self.alerts.notify,
-        )
+        local_store = LocalStore(baseline=self._recorded_spend)
+        self._local_limiter = Limiter(local_store, fail_open=True, on_alert=self.alerts.notify)
+        use_local_store(local_store)  # the admin's quota lists read these counters
 
     def admitted_unchecked(self) -> int:
         """Requests admitted without limits because Redis was unreachable (fail open)."""
