@@ -1,5 +1,6 @@
-"""Django's cache (``CACHES``) from ``REDIS_URL``: what the admin's sessions (``cached_db``) and
-the console's aggregates use. No Django import: ``settings`` calls it.
+"""Django's cache (``CACHES``) and Channels' layer (``CHANNEL_LAYERS``) from ``REDIS_URL``. The
+cache is what the admin's sessions (``cached_db``) and the console's aggregates use. No Django
+import: ``settings`` calls it. The cache:
 
 * unset: local memory (``make run`` needs no service; each process has its own);
 * one server (``redis://``, ``rediss://``, ``unix://``): django-redis;
@@ -56,3 +57,35 @@ def cache_settings(redis_url: str, *, prefix: str, timeout: float) -> dict[str, 
             "OPTIONS": options,
         }
     }
+
+
+def channel_layers(redis_url: str, *, prefix: str) -> dict[str, dict[str, Any]]:
+    """Django Channels' layer (the admin's live tail): channels-redis on one server or behind
+    Sentinel; in memory without Redis or on a cluster (channels-redis has no cluster support:
+    each process then serves the requests it answered itself)."""
+    if not shared_layer(redis_url):
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    target = parse_redis_url(redis_url)
+    host: Any = redis_url
+    if target.kind == "sentinel":
+        sentinel_kwargs: dict[str, Any] = {}
+        if target.sentinel_password:
+            sentinel_kwargs = {"username": target.sentinel_username, "password": target.sentinel_password}
+        host = {
+            "sentinels": list(target.nodes),
+            "master_name": target.service,
+            "sentinel_kwargs": sentinel_kwargs,
+            "db": target.db,
+            **{name: value for name, value in target.auth().items() if value is not None},
+        }
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [host], "prefix": f"{prefix}asgi", "capacity": 1000, "expiry": 10},
+        }
+    }
+
+
+def shared_layer(redis_url: str) -> bool:
+    """Whether the channel layer spans processes (Redis, but not a cluster)."""
+    return bool(redis_url) and parse_redis_url(redis_url).kind != "cluster"

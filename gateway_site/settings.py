@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway_site.caches import cache_settings
+from gateway_site.caches import cache_settings, channel_layers
 from gateway_site.env import (
     env_bool,
     env_choice,
@@ -225,6 +225,8 @@ GATEWAY_REDIS_MAX_CONNECTIONS = env_int("GATEWAY_REDIS_MAX_CONNECTIONS", 64, min
 # through it, kept in the database too (gateway_site/caches.py).
 CACHES = cache_settings(REDIS_URL, prefix=GATEWAY_REDIS_PREFIX, timeout=GATEWAY_REDIS_TIMEOUT_SECONDS)
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# The admin's live tail (Django Channels): channels-redis on REDIS_URL, else in memory.
+CHANNEL_LAYERS = channel_layers(REDIS_URL, prefix=GATEWAY_REDIS_PREFIX)
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 # Admission control (docs/operations.md, "Overload"): past this many requests in flight in one worker
 # (streams until they end), or with its event loop running this late, a request is shed with

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 
 from gateway_site.api import urls as api_urls
-from gateway_site.console import reports_api, routing_overview, usage_pages
+from gateway_site.console import live_tail, reports_api, routing_overview, usage_pages
 
 urlpatterns = [
     *api_urls.urlpatterns,
@@ -18,5 +18,6 @@ urlpatterns = [
         admin.site.admin_view(routing_overview.overview_json),
         name="routing-overview-json",
     ),
+    path("admin/live/", admin.site.admin_view(live_tail.live_tail_page), name="live-tail"),
     path("admin/", admin.site.urls),
 ]

@@ -15,10 +15,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import redis.asyncio as aioredis
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from accounting.recorder import UsageWriter
+from gateway_site.caches import shared_layer
 from gateway_site.observability.metrics import redis_error_hook
+from gateway_site.runtime.live_tail import LiveTail
 from gateway_site.runtime.outbox_drainer import OutboxDrainer
 from gateway_site.runtime.overload import LoadGate
 from gateway_site.runtime.per_loop import PerLoop
@@ -50,8 +53,15 @@ class Runtime:
             batch_size=settings.GATEWAY_USAGE_BATCH_SIZE,
             spool_path=settings.GATEWAY_USAGE_SPOOL_PATH,
         )
+        self.tail = LiveTail(
+            redis_url=settings.REDIS_URL,
+            shared=shared_layer(settings.REDIS_URL),
+            prefix=settings.GATEWAY_REDIS_PREFIX,
+            send=_group_send,
+        )
         self.usage = UsageSink(
             writer=writer,
+            tail=self.tail,
             limiter=self.limiter,
             prices=lambda: self.watcher.current().prices,
             redis_prefix=settings.GATEWAY_REDIS_PREFIX,
@@ -206,6 +216,7 @@ class Runtime:
             functools.partial(self._caches.close, ResponseCache.aclose),  # pending L2 writes complete first
             self.alerts.close,
             self.usage.close,
+            self.tail.stop,
         ]
         steps += [part.stop for part in (self.drainer, self.beat) if part is not None]
         for step in steps:
@@ -217,6 +228,12 @@ class Runtime:
 
 async def _close_gate(gate: LoadGate) -> None:
     await gate.monitor.aclose()
+
+
+async def _group_send(group: str, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_send(group, message)
 
 
 def request_path_redis() -> aioredis.Redis:

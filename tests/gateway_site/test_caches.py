@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from bench.redis_topology import OwnedSentinel
-from gateway_site.caches import cache_settings
+from gateway_site.caches import cache_settings, channel_layers
 from tests.conftest import redis_url
 
 LOCAL = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "gateway"}}
@@ -116,3 +116,34 @@ def test_the_cache_reaches_the_primary_through_sentinel(settings, sentinel):
 
     assert cache.get("answer") == 42
     assert sentinel.primary.client().get("gwtest:django:1:answer") is not None
+
+
+def test_the_channel_layer_is_in_memory_without_redis_or_on_a_cluster():
+    memory = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert channel_layers("", prefix="gw:") == memory
+    assert channel_layers("redis+cluster://127.0.0.1:7000", prefix="gw:") == memory
+
+
+def test_the_channel_layer_is_channels_redis_on_one_server_or_sentinel():
+    assert channel_layers("redis://127.0.0.1:6379/2", prefix="gw:") == {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": ["redis://127.0.0.1:6379/2"],
+                "prefix": "gw:asgi",
+                "capacity": 1000,
+                "expiry": 10,
+            },
+        }
+    }
+    sentinel = channel_layers("redis+sentinel://app:pw@s1:26379/gateway/3?sentinel_password=sp", prefix="gw:")
+    assert sentinel["default"]["CONFIG"]["hosts"] == [
+        {
+            "sentinels": [("s1", 26379)],
+            "master_name": "gateway",
+            "sentinel_kwargs": {"username": None, "password": "sp"},
+            "db": 3,
+            "username": "app",
+            "password": "pw",
+        }
+    ]

@@ -255,6 +255,7 @@ def test_index_is_branded_and_links_the_console_pages(admin_client):
     links = html.split('id="console-links"')[1].split("</ul>")[0]
     assert f'<a href="{reverse("admin:quotas_tenant_changelist")}">Usage by tenant</a>' in links
     assert f'<a href="{reverse("routing-overview")}">Routing overview</a>' in links
+    assert f'<a href="{reverse("live-tail")}">Live tail</a>' in links
 
 
 def test_favicon_and_stylesheet_are_served(admin_client):
@@ -265,3 +266,14 @@ def test_favicon_and_stylesheet_are_served(admin_client):
     assert b"<svg" in b"".join(favicon.streaming_content)
     assert css.status_code == 200
     assert b".quota-bar" in b"".join(css.streaming_content)
+
+
+def test_the_live_tail_page_is_for_staff_only(admin_client, client):
+    page = admin_client.get(reverse("live-tail"))
+
+    assert page.status_code == 200
+    assert '<table id="live-tail">' in page.content.decode()
+    assert '"/admin/live/ws"' in page.content.decode()
+    anonymous = client.get(reverse("live-tail"))
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/admin/login/")
