@@ -7,7 +7,8 @@ its case, so that an unknown one is answered in the API's error envelope.
 
 Under Daphne, the HTTP layer is ``gateway_site.http_edge`` (installed here): a request reaches
 the application when its headers are complete, and its body is read only as the view asks for
-it (``gateway_site.api.body``)."""
+it (``gateway_site.api.body``). WebSockets go to Django Channels: the admin's live tail
+(``gateway_site.console.live_tail``), the only one served."""
 
 from __future__ import annotations
 
@@ -24,10 +25,14 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import get_resolver, set_script_prefix, set_urlconf
+from django.urls import get_resolver, path, re_path, set_script_prefix, set_urlconf
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 django.setup(set_prefix=False)
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from gateway_site import http_edge  # noqa: E402
 from gateway_site.api.body import BodyStream, StreamedASGIRequest, announces_body  # noqa: E402
@@ -120,6 +125,8 @@ class LeanASGIHandler(ASGIHandler):
 
 
 def build_application() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """HTTP (the API and the probes to the lean handler, the rest to Django's) and lifespan as
+    ever; WebSockets to Channels (``websockets``)."""
     from gateway_site.runtime.process import get_runtime
 
     http_edge.install()
@@ -139,19 +146,24 @@ def build_application() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
             await lean(scope, receive, send)
         elif scope["type"] == "lifespan":
             await _lifespan(receive, send)
-        elif scope["type"] == "websocket":
-            await _refuse_websocket(receive, send)
         else:
             await standard(scope, receive, send)
 
-    return application
+    get_runtime().tail.start()
+    router = ProtocolTypeRouter({"http": application, "lifespan": application, "websocket": websockets()})
+    return cast(Callable[[Scope, Receive, Send], Awaitable[None]], router)
 
 
-async def _refuse_websocket(receive: Receive, send: Send) -> None:
-    """The gateway serves no WebSocket: the handshake is refused (Daphne answers 403) instead of
-    Django raising, logged with a stack trace on every attempt."""
-    await receive()  # websocket.connect
-    await send({"type": "websocket.close"})
+def websockets() -> Any:
+    """The one WebSocket: the admin's live tail, for a staff session from a page of this host.
+    Every other path, a foreign origin and a non-staff user: the handshake is refused (Daphne
+    answers 403), never a stack trace."""
+    from gateway_site.console.live_tail import LiveTailConsumer, RefuseConsumer
+
+    routes = URLRouter(
+        [path("admin/live/ws", LiveTailConsumer.as_asgi()), re_path(r"", RefuseConsumer.as_asgi())]
+    )
+    return AllowedHostsOriginValidator(AuthMiddlewareStack(routes))
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

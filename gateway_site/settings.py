@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway_site.caches import cache_settings, channel_layers
 from gateway_site.env import (
     env_bool,
     env_choice,
@@ -245,6 +246,13 @@ GATEWAY_ON_REDIS_ERROR = env_choice("GATEWAY_ON_REDIS_ERROR", "open", ("open", "
 GATEWAY_REDIS_TIMEOUT_SECONDS = env_float("GATEWAY_REDIS_TIMEOUT_SECONDS", 1.0, minimum=0.01)
 # Per Redis client of a process (limits, response cache, routing sync): past it, calls wait.
 GATEWAY_REDIS_MAX_CONNECTIONS = env_int("GATEWAY_REDIS_MAX_CONNECTIONS", 64, minimum=1)
+# Django's cache on REDIS_URL (local memory without it, or on a cluster) and the admin's sessions
+# through it, kept in the database too (gateway_site/caches.py).
+CACHES = cache_settings(REDIS_URL, prefix=GATEWAY_REDIS_PREFIX, timeout=GATEWAY_REDIS_TIMEOUT_SECONDS)
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# The admin's live tail (Django Channels): channels-redis on REDIS_URL, else in memory.
+CHANNEL_LAYERS = channel_layers(REDIS_URL, prefix=GATEWAY_REDIS_PREFIX)
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 # Admission control (docs/operations.md, "Overload"): past this many requests in flight in one worker
 # (streams until they end), or with its event loop running this late, a request is shed with
 # a 503 before any work.

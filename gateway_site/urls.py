@@ -2,7 +2,15 @@ from django.contrib import admin
 from django.urls import path
 
 from gateway_site.api import urls as api_urls
-from gateway_site.console import oidc, reports_api, request_log, routing_overview, spend_dashboard, usage_pages
+from gateway_site.console import (
+    live_tail,
+    oidc,
+    reports_api,
+    request_log,
+    routing_overview,
+    spend_dashboard,
+    usage_pages,
+)
 from gateway_site.console.access import platform_only
 
 urlpatterns = [
@@ -34,6 +42,7 @@ urlpatterns = [
         admin.site.admin_view(platform_only(routing_overview.overview_json)),
         name="routing-overview-json",
     ),
+    path("admin/live/", admin.site.admin_view(platform_only(live_tail.live_tail_page)), name="live-tail"),
     # Before the admin's own: the login page with single sign-on (docs/security.md).
     path("admin/login/", oidc.admin_login, name="admin-login"),
     path("oidc/authenticate/", oidc.sign_in, name="oidc_authentication_init"),

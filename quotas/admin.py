@@ -7,14 +7,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Model, QuerySet
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, Prefetch, QuerySet
 from django.forms import ModelForm
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from quotas.authentication.keys import generate_key
+from quotas.live import QuotaUsage, quota_usage, usd
 from quotas.models import (
     ApiKey,
     CostQuota,
@@ -209,11 +215,65 @@ class TenantAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
         return format_html('<a href="../../usage/{}/">charts</a>', obj.pk)
 
 
+# The session entry holding a new key's raw secret between the add form's POST and the page
+# that shows it (the redirect's GET), which removes it.
+ISSUED_SESSION_KEY = "quotas:issued-key"
+
+_PERIOD_WORD = {"day": "today", "week": "this week", "month": "this month", "lifetime": "in total"}
+
+
+def tier_limits(tier: RateTier) -> str:
+    parts = [
+        (tier.requests_per_minute, "req/min"),
+        (tier.tokens_per_minute, "tok/min"),
+        (tier.requests_per_day, "req/day"),
+        (tier.tokens_per_day, "tok/day"),
+        (tier.max_parallel, "parallel"),
+    ]
+    shown = ", ".join(f"{value:,} {unit}" for value, unit in parts if value is not None)
+    return f"{tier.name} ({shown})" if shown else tier.name
+
+
+def with_live_usage(quotas: list[CostQuota]) -> list[tuple[CostQuota, QuotaUsage | None]]:
+    """The quotas, each with its current period's usage (None: the counters are unreadable)."""
+    usage = quota_usage(quotas)
+    return [(quota, None if usage is None else usage[quota.pk]) for quota in quotas]
+
+
+def usage_bar(usage: QuotaUsage) -> SafeString:
+    level = "full" if usage.used_percent >= 100 else "high" if usage.used_percent >= 80 else "ok"
+    return format_html(
+        '<span class="quota-bar quota-bar-{}" title="{}% used"><span style="width: {}%"></span></span>',
+        level,
+        usage.used_percent,
+        usage.used_percent,
+    )
+
+
+class LiveUsageChangeList(ChangeList):
+    """Reads the live quota counters of the page's rows in one go (``attach_live_usage`` of
+    the model admin) once the page's rows are loaded."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        self.result_list = list(self.result_list)
+        self.model_admin.attach_live_usage(self.result_list)  # type: ignore[attr-defined]
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
     platform_only_fields = ("tier",)
     form = ApiKeyForm
-    list_display = ["name", "tenant", "prefix_display", "status", "expires_at", "last_used_at", "created_at"]
+    list_display = [
+        "name",
+        "tenant",
+        "prefix_display",
+        "status",
+        "limits",
+        "spend",
+        "last_used_at",
+        "created_at",
+    ]
     list_filter = ["tenant", "revoked_at"]
     search_fields = ["name", "prefix", "tenant__name"]
     readonly_fields = [
@@ -227,6 +287,24 @@ class ApiKeyAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
     ]
     actions = ["revoke_keys"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
+        # The key list's columns read the tiers and quotas of every row: three queries a page.
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("tenant__tier", "tier")
+            .prefetch_related(Prefetch("quotas", queryset=CostQuota.objects.order_by("id")))
+        )
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return LiveUsageChangeList
+
+    def attach_live_usage(self, keys: list[ApiKey]) -> None:
+        quotas = [quota for key in keys for quota in key.quotas.all()]
+        usage = dict((quota.pk, live) for quota, live in with_live_usage(quotas))
+        for key in keys:
+            key.live_quotas = [(quota, usage[quota.pk]) for quota in key.quotas.all()]  # type: ignore[attr-defined]
+
     @admin.display(description="Key")
     def prefix_display(self, obj: ApiKey) -> str:
         return f"{obj.prefix}…"
@@ -239,8 +317,47 @@ class ApiKeyAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
             return "expired"
         return "active"
 
+    @admin.display(description="Limits")
+    def limits(self, obj: ApiKey) -> str:
+        """The rate tier that applies (the key's own, else its tenant's) and the key's quotas."""
+        if obj.tier is not None:
+            rate = f"key tier {tier_limits(obj.tier)}"
+        elif obj.tenant.tier is not None:
+            rate = f"tenant tier {tier_limits(obj.tenant.tier)}"
+        else:
+            rate = "no rate tier"
+        quotas = [f"{usd(q.limit_usd)}/{q.period}{'' if q.hard else ' (soft)'}" for q in obj.quotas.all()]
+        return "; ".join([rate, *quotas])
+
+    @admin.display(description="Spend (key quotas)")
+    def spend(self, obj: ApiKey) -> str:
+        """Each key quota's spend in its current period, from the live counters."""
+        live: list[tuple[CostQuota, QuotaUsage | None]] = getattr(obj, "live_quotas", [])
+        if not live:
+            return "-"
+        return format_html_join(
+            mark_safe("<br>"),  # a constant
+            "{} {} of {}",
+            (
+                (
+                    "unavailable" if usage is None else usd(usage.spent_usd),
+                    _PERIOD_WORD[quota.period],
+                    usd(quota.limit_usd),
+                )
+                for quota, usage in live
+            ),
+        )
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [*super().get_readonly_fields(request, obj), *(["tenant"] if obj else [])]
+
+    def get_urls(self) -> list[URLPattern]:
+        issued = path(
+            "<int:object_id>/issued/",
+            self.admin_site.admin_view(self.issued_view),
+            name="quotas_apikey_issued",
+        )
+        return [issued, *super().get_urls()]
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if not change:
@@ -252,15 +369,33 @@ class ApiKeyAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
     def response_add(
         self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None
     ) -> HttpResponse:
+        """Redirects to the page that shows the new secret (Post/Redirect/Get: reloading that
+        page creates nothing). The secret waits in the session only until that page is served."""
         raw = getattr(request, "_issued_key", None)
         if raw is None:
             return super().response_add(request, obj, post_url_continue)
+        request.session[ISSUED_SESSION_KEY] = {"key": obj.pk, "raw": raw}
+        response = HttpResponseRedirect(reverse("admin:quotas_apikey_issued", args=[obj.pk]))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def issued_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The new key's secret, exactly once: the first visit takes it out of the session;
+        a reload (or any later visit) says it was shown and cannot be shown again."""
+        key = get_object_or_404(ApiKey.objects.select_related("tenant"), pk=object_id)
+        if not self.has_view_permission(request, key):
+            raise PermissionDenied
+        pending = request.session.get(ISSUED_SESSION_KEY)
+        raw = None
+        if isinstance(pending, dict) and pending.get("key") == key.pk:
+            raw = pending.get("raw")
+            del request.session[ISSUED_SESSION_KEY]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "key": obj,
+            "key": key,
             "raw_key": raw,
-            "title": "API key created",
+            "title": "API key created" if raw else "API key",
         }
         response = TemplateResponse(request, "admin/quotas/apikey/issued.html", context)
         response["Cache-Control"] = "no-store"
@@ -323,8 +458,45 @@ class CostQuotaForm(ModelForm):  # type: ignore[type-arg]
 class CostQuotaAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
     tenant_lookups = ("tenant", "key__tenant")
     form = CostQuotaForm
-    list_display = ["__str__", "period", "limit_usd", "hard", "alert_at"]
+    list_display = ["__str__", "period", "limit", "spent", "remaining", "bar", "hard", "alert_at"]
     list_filter = ["period", "hard"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CostQuota]:
+        return super().get_queryset(request).select_related("tenant", "key")
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return LiveUsageChangeList
+
+    def attach_live_usage(self, quotas: list[CostQuota]) -> None:
+        for quota, usage in with_live_usage(quotas):
+            quota.live_usage = usage  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _usage(obj: CostQuota) -> QuotaUsage | None:
+        return getattr(obj, "live_usage", None)
+
+    @admin.display(description="Limit", ordering="limit_usd")
+    def limit(self, obj: CostQuota) -> str:
+        return usd(obj.limit_usd)
+
+    @admin.display(description="Spent this period")
+    def spent(self, obj: CostQuota) -> str:
+        usage = self._usage(obj)
+        if usage is None:
+            return "unavailable"
+        if usage.reserved_usd:
+            return f"{usd(usage.spent_usd)} (+{usd(usage.reserved_usd)} in flight)"
+        return usd(usage.spent_usd)
+
+    @admin.display(description="Remaining")
+    def remaining(self, obj: CostQuota) -> str:
+        usage = self._usage(obj)
+        return "unavailable" if usage is None else usd(usage.remaining_usd)
+
+    @admin.display(description="Used")
+    def bar(self, obj: CostQuota) -> str:
+        usage = self._usage(obj)
+        return "" if usage is None else usage_bar(usage)
 
 
 @admin.register(TrustedIssuer)

@@ -251,6 +251,13 @@ def _quota_line(
     )
 
 
+def quota_line(
+    quota: QuotaPolicy, *, prefix: str, tenant_id: int, now: dt.datetime, tz: ZoneInfo
+) -> QuotaLine:
+    """The line of one quota's current period, reserving nothing (to read its state)."""
+    return _quota_line(quota, prefix=prefix, tenant_id=tenant_id, now=now, tz=tz, cost_micro=0)
+
+
 def build_plan(
     policy: LimitPolicy,
     *,

@@ -11,9 +11,10 @@ from django import forms
 from django.contrib import admin
 
 from accounting.prices import versions_in_force
+from gateway_site.console.declarative import fallback_problems
 from gateway_site.console.price_coverage import charges, unpriced_message
 from providers.kinds.record import ProviderSettings
-from providers.kinds.settings import check_settings
+from providers.kinds.settings import check_options, check_settings, option_specs
 from providers.models import Deployment, Provider, PublicModel
 from providers.secrets import encrypt_secret
 from quotas.admin import RevisionBumpingAdmin
@@ -27,6 +28,10 @@ def _write_only(label: str, help_text: str) -> forms.CharField:
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=help_text,
     )
+
+
+def option_field(name: str) -> str:
+    return f"option_{name}"
 
 
 class ProviderForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -67,9 +72,28 @@ class ProviderForm(forms.ModelForm):  # type: ignore[type-arg]
             "tls_client_cert",
             "tls_client_key",
             "timeout_seconds",
-            "options",
             "enabled",
         ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stored = self.instance.options if isinstance(self.instance.options, dict) else {}
+        for name in option_specs():
+            if name in stored:
+                self.initial.setdefault(option_field(name), stored[name])
+
+    def entered_options(self, data: dict[str, Any]) -> dict[str, object]:
+        """The stored options with the form's option fields applied (entries that no kind reads
+        are kept as they were; an emptied field removes its entry)."""
+        stored = self.instance.options if isinstance(self.instance.options, dict) else {}
+        options = dict(stored)
+        for name in option_specs():
+            value = data.get(option_field(name))
+            if value is None:
+                options.pop(name, None)
+            else:
+                options[name] = int(value) if float(value).is_integer() else value
+        return options
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -93,6 +117,10 @@ class ProviderForm(forms.ModelForm):  # type: ignore[type-arg]
         )
         for name, message in check_settings(entered):
             self.add_error(name if name in self.fields else None, message)
+        self.options = self.entered_options(data)
+        for name, message in check_options(entered.kind, self.options):
+            field = option_field(name)
+            self.add_error(field if field in self.fields and field not in self.errors else None, message)
         return data
 
     def save(self, commit: bool = True) -> Provider:
@@ -105,7 +133,22 @@ class ProviderForm(forms.ModelForm):  # type: ignore[type-arg]
             self.instance.aws_secret_access_key_encrypted = ""
         if data.get("aws_secret_access_key"):
             self.instance.aws_secret_access_key_encrypted = encrypt_secret(data["aws_secret_access_key"])
+        self.instance.options = self.options
         return super().save(commit=commit)  # type: ignore[no-any-return]
+
+
+# One field per option a provider kind reads (the kinds' registry) instead of a JSON box:
+# declared on the class, so that the admin lays them out like the model's own fields.
+for _name, (_option, _kinds) in option_specs().items():
+    ProviderForm.base_fields[option_field(_name)] = ProviderForm.declared_fields[option_field(_name)] = (
+        forms.FloatField(
+            label=_option.label,
+            required=False,
+            min_value=_option.minimum,
+            max_value=_option.maximum,
+            help_text=f"{' / '.join(_kinds)} only. {_option.help_text}",
+        )
+    )
 
 
 @admin.register(Provider)
@@ -172,20 +215,77 @@ class DeploymentInline(admin.TabularInline):  # type: ignore[type-arg]
     extra = 0
 
 
+FALLBACK_SLOTS = 4
+
+
+class FallbacksWidget(forms.MultiWidget):
+    """One select per position: the first fallback, the second, …"""
+
+    def decompress(self, value: Any) -> list[str]:
+        names = [str(name) for name in value] if isinstance(value, list) else []
+        return names + [""] * (len(self.widgets) - len(names))
+
+
+class FallbacksField(forms.MultiValueField):
+    """Public models tried in order when every deployment of the model failed; empty positions
+    are skipped."""
+
+    def __init__(self, *, choices: list[tuple[str, str]], slots: int, **kwargs: Any) -> None:
+        fields = [forms.ChoiceField(choices=choices, required=False) for _ in range(slots)]
+        widget = FallbacksWidget([forms.Select(choices=choices) for _ in range(slots)])
+        super().__init__(fields, require_all_fields=False, required=False, widget=widget, **kwargs)
+
+    def compress(self, data_list: list[str]) -> list[str]:
+        return [name for name in data_list if name]
+
+
+PUBLIC_MODEL_FIELDS = (
+    "name",
+    "description",
+    "enabled",
+    "strategy",
+    "fallbacks",
+    "timeout_seconds",
+    "cache_ttl_seconds",
+    "cache_key",
+)
+
+
+class PublicModelForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = PublicModel
+        fields = list(PUBLIC_MODEL_FIELDS)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = list(PublicModel.objects.exclude(pk=self.instance.pk).values_list("name", flat=True))
+        current = self.instance.fallbacks if isinstance(self.instance.fallbacks, list) else []
+        # A stored name no longer a model stays selectable, so that the form shows what is stored.
+        names += [str(name) for name in current if name not in names]
+        self.fields["fallbacks"] = FallbacksField(
+            choices=[("", "---------"), *((name, name) for name in sorted(names))],
+            slots=max(FALLBACK_SLOTS, len(current) + 1),
+            label="Fallbacks",
+            initial=current,
+            help_text="Other public models tried, in this order, when every deployment of this one failed.",
+        )
+
+    def clean_fallbacks(self) -> list[str]:
+        chosen: list[str] = self.cleaned_data.get("fallbacks") or []
+        name = self.cleaned_data.get("name") or self.instance.name
+        known = set(PublicModel.objects.exclude(pk=self.instance.pk).values_list("name", flat=True))
+        problems = fallback_problems(name, chosen, known)
+        if problems:
+            raise forms.ValidationError([problem[0].upper() + problem[1:] + "." for problem in problems])
+        return chosen
+
+
 @admin.register(PublicModel)
 class PublicModelAdmin(RevisionBumpingAdmin):
+    form = PublicModelForm
     list_display = ["name", "strategy", "enabled", "deployment_count", "created_at"]
     list_filter = ["enabled", "strategy"]
-    fields = [
-        "name",
-        "description",
-        "enabled",
-        "strategy",
-        "fallbacks",
-        "timeout_seconds",
-        "cache_ttl_seconds",
-        "cache_key",
-    ]
+    fields = PUBLIC_MODEL_FIELDS
     search_fields = ["name"]
     inlines = [DeploymentInline]
 

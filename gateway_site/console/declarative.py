@@ -13,6 +13,7 @@ Nothing is applied while an enabled deployment has no price and is not declared 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Literal, TypeVar
@@ -34,7 +35,7 @@ from accounting.prices import price_upsert
 from gateway_site.console.price_coverage import charges, unpriced, unpriced_message
 from providers.kinds.record import ProviderSettings
 from providers.kinds.registry import NAMES, find
-from providers.kinds.settings import check_settings
+from providers.kinds.settings import check_options, check_settings
 from providers.models import Deployment, Provider, PublicModel
 from quotas.models import CostQuota, RateTier, Tenant, TierModelLimit, TrustedIssuer
 from quotas.revision import bump_revision
@@ -118,6 +119,7 @@ class ProviderSpec(_Strict):
                 aws_session_token_env=self.aws_session_token_env,
             )
         )
+        problems += check_options(self.kind, self.options)
         if problems:
             raise ValueError(" ".join(message for _, message in problems))
         return self
@@ -329,14 +331,25 @@ def _check_issuers(config: GatewayConfig) -> None:
             )
 
 
+def fallback_problems(model: str, fallbacks: Sequence[str], known: Collection[str]) -> list[str]:
+    """What is wrong with a model's fallbacks (the admin's form runs the same check)."""
+    problems: list[str] = []
+    for position, name in enumerate(fallbacks):
+        if name == model:
+            problems.append("a model cannot be its own fallback")
+        elif name not in known:
+            problems.append(f"unknown fallback model {name!r}")
+        elif name in fallbacks[:position]:
+            problems.append(f"fallback model {name!r} is listed twice")
+    return problems
+
+
 def _check_fallbacks(config: GatewayConfig) -> None:
     known = {m.name for m in config.models} | set(PublicModel.objects.values_list("name", flat=True))
     for model in config.models:
-        for name in model.fallbacks:
-            if name == model.name:
-                raise ConfigError(f"model {model.name}: a model cannot be its own fallback")
-            if name not in known:
-                raise ConfigError(f"model {model.name}: unknown fallback model {name!r}")
+        problems = fallback_problems(model.name, model.fallbacks, known)
+        if problems:
+            raise ConfigError(f"model {model.name}: {problems[0]}")
 
 
 def _quota_kind(period: str, *, hard: bool) -> str:

@@ -15,11 +15,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import redis.asyncio as aioredis
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from accounting.recorder import UsageWriter
+from gateway_site.caches import shared_layer
 from gateway_site.observability.metrics import redis_error_hook
 from gateway_site.runtime.jwks import TokenVerifier
+from gateway_site.runtime.live_tail import LiveTail
 from gateway_site.runtime.outbox_drainer import OutboxDrainer
 from gateway_site.runtime.overload import LoadGate
 from gateway_site.runtime.per_loop import PerLoop
@@ -29,6 +32,7 @@ from gateway_site.runtime.usage_sink import UsageSink
 from providers.http import create_http_client
 from quotas.alerts import AlertDispatcher
 from quotas.limiter import Limiter
+from quotas.live import use_local_store
 from quotas.stores.local import LocalStore
 from quotas.stores.shared import RedisStore, create_client
 from routing.breaker import BreakerBoard, BreakerPolicy
@@ -52,8 +56,15 @@ class Runtime:
             batch_size=settings.GATEWAY_USAGE_BATCH_SIZE,
             spool_path=settings.GATEWAY_USAGE_SPOOL_PATH,
         )
+        self.tail = LiveTail(
+            redis_url=settings.REDIS_URL,
+            shared=shared_layer(settings.REDIS_URL),
+            prefix=settings.GATEWAY_REDIS_PREFIX,
+            send=_group_send,
+        )
         self.usage = UsageSink(
             writer=writer,
+            tail=self.tail,
             limiter=self.limiter,
             prices=lambda: self.watcher.current().prices,
             redis_prefix=settings.GATEWAY_REDIS_PREFIX,
@@ -88,11 +99,9 @@ class Runtime:
         self._cache_local = LocalCache(
             max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES, max_bytes=settings.GATEWAY_CACHE_MAX_BYTES
         )
-        self._local_limiter = Limiter(
-            LocalStore(baseline=self._recorded_spend),
-            fail_open=True,
-            on_alert=self.alerts.notify,
-        )
+        local_store = LocalStore(baseline=self._recorded_spend)
+        self._local_limiter = Limiter(local_store, fail_open=True, on_alert=self.alerts.notify)
+        use_local_store(local_store)  # the admin's quota lists read these counters
 
     def admitted_unchecked(self) -> int:
         """Requests admitted without limits because Redis was unreachable (fail open)."""
@@ -228,6 +237,7 @@ class Runtime:
             functools.partial(self._tokens.close, TokenVerifier.aclose),
             self.alerts.close,
             self.usage.close,
+            self.tail.stop,
         ]
         steps += [part.stop for part in (self.drainer, self.beat) if part is not None]
         for step in steps:
@@ -239,6 +249,12 @@ class Runtime:
 
 async def _close_gate(gate: LoadGate) -> None:
     await gate.monitor.aclose()
+
+
+async def _group_send(group: str, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_send(group, message)
 
 
 def request_path_redis() -> aioredis.Redis:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from accounting.outbox import outbox_stream
 from accounting.pricing import PriceTable
 from accounting.recorder import UsageEvent, UsageWriter, encode_event
+from gateway_site.runtime.live_tail import LiveTail
 from quotas.limiter import Admission, Limiter
 from quotas.stores.base import Outbox
 
@@ -34,8 +35,10 @@ class UsageSink:
         prices: Callable[[], PriceTable],
         redis_prefix: str,
         outbox: bool,
+        tail: LiveTail | None = None,
     ) -> None:
         self.writer = writer
+        self.tail = tail if tail is not None else LiveTail.inert()
         self._limiter = limiter
         self._prices = prices
         self._stream = outbox_stream(redis_prefix)
@@ -56,6 +59,8 @@ class UsageSink:
             self.writer.record(event)
             if admission is not None and not admission.settled:
                 admission.settle(tokens=tokens, cost_micro=cost_micro)
+        if self.tail.watched:  # the only cost to a request while nobody watches the live tail
+            self.tail.offer(event)
 
     def _emit(self, event: UsageEvent, *, admission: Admission | None, tokens: int, cost_micro: int) -> None:
         if not self._outbox:

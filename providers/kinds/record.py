@@ -38,6 +38,18 @@ SettingsCheck = Callable[[ProviderSettings], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True, slots=True)
+class OptionSpec:
+    """One entry a kind reads from a provider's ``options``: a number, within its bounds. The
+    admin shows it as a field of its own; ``applyconfig`` checks it alike."""
+
+    name: str
+    label: str
+    help_text: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SettingsSpec:
     """What a kind's provider is configured with, beyond what every kind takes (base URL, API key,
     timeout, options).
@@ -47,13 +59,15 @@ class SettingsSpec:
     take it is refused. ``requires``: the settings that must not be empty, each with its message.
     ``check``: what one setting at a time cannot say, as ``(field, message)`` problems. The
     defaults an empty setting takes: ``default_base_url`` may hold ``{region}`` (without a
-    region there is no default)."""
+    region there is no default). ``options``: the entries of the provider's ``options`` it reads.
+    """
 
     takes: tuple[str, ...] = ()
     requires: tuple[tuple[str, str], ...] = ()
     check: SettingsCheck | None = None
     default_base_url: str = ""
     default_api_version: str = ""
+    options: tuple[OptionSpec, ...] = ()
 
     @property
     def aws_credentials(self) -> bool:

@@ -4,7 +4,9 @@ its record's ``settings`` (``registry``). No Django here."""
 
 from __future__ import annotations
 
-from providers.kinds.record import ProviderSettings, SettingsSpec
+from collections.abc import Mapping
+
+from providers.kinds.record import OptionSpec, ProviderSettings, SettingsSpec
 from providers.kinds.registry import KINDS, find
 
 
@@ -56,3 +58,38 @@ def _is_set(settings: ProviderSettings, name: str) -> bool:
     if name == "aws_secret_access_key":
         return settings.has_aws_secret_access_key
     return bool(getattr(settings, name))
+
+
+def option_specs() -> dict[str, tuple[OptionSpec, list[str]]]:
+    """Every option some kind reads, with the kinds that read it (registry order)."""
+    specs: dict[str, tuple[OptionSpec, list[str]]] = {}
+    for record in KINDS:
+        for option in record.settings.options:
+            specs.setdefault(option.name, (option, []))[1].append(record.name)
+    return specs
+
+
+def check_options(kind: str, options: object) -> list[tuple[str, str]]:
+    """Problems of a provider's ``options`` as ``(option, message)`` pairs (``options`` for the
+    whole): an option the kind reads must be a number within its bounds; one only other kinds
+    read is refused; entries no kind reads pass through untouched."""
+    if not isinstance(options, Mapping):
+        return [("options", "Options must be a mapping of names to values.")]
+    own = {option.name: option for option in settings_spec(kind).options}
+    problems: list[tuple[str, str]] = []
+    for name, (_, kinds) in option_specs().items():
+        if name in options and name not in own:
+            problems.append(
+                (name, f"Option '{name}' applies only to {' / '.join(kinds)} providers, not {kind}.")
+            )
+    for name, option in own.items():
+        if name not in options or options[name] is None:
+            continue
+        value = options[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append((name, f"Option '{name}' must be a number."))
+        elif option.minimum is not None and value < option.minimum:
+            problems.append((name, f"Option '{name}' must be at least {option.minimum:g}."))
+        elif option.maximum is not None and value > option.maximum:
+            problems.append((name, f"Option '{name}' must be at most {option.maximum:g}."))
+    return problems

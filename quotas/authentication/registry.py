@@ -107,20 +107,24 @@ def load_tiers() -> dict[int, TierPolicy]:
     }
 
 
+def quota_policy(quota: CostQuota) -> QuotaPolicy:
+    return QuotaPolicy(
+        id=quota.pk,
+        owner="tenant" if quota.tenant_id else "key",
+        period=cast(PeriodName, quota.period),
+        limit_usd=quota.limit_usd,
+        hard=quota.hard,
+        alert_at=quota.alert_at,
+        alert_webhook=quota.alert_webhook,
+    )
+
+
 def load_quotas() -> tuple[dict[int, list[QuotaPolicy]], dict[int, list[QuotaPolicy]]]:
     """Quotas by tenant id and by key id."""
     by_tenant: dict[int, list[QuotaPolicy]] = defaultdict(list)
     by_key: dict[int, list[QuotaPolicy]] = defaultdict(list)
     for quota in CostQuota.objects.order_by("id"):
-        policy = QuotaPolicy(
-            id=quota.pk,
-            owner="tenant" if quota.tenant_id else "key",
-            period=cast(PeriodName, quota.period),
-            limit_usd=quota.limit_usd,
-            hard=quota.hard,
-            alert_at=quota.alert_at,
-            alert_webhook=quota.alert_webhook,
-        )
+        policy = quota_policy(quota)
         if quota.tenant_id:
             by_tenant[quota.tenant_id].append(policy)
         elif quota.key_id:

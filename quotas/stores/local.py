@@ -234,6 +234,12 @@ class LocalStore:
     async def quota_states(
         self, lines: tuple[QuotaLine, ...], *, now_ms: int | None = None
     ) -> tuple[QuotaState, ...]:
+        return self.quota_states_now(lines, now_ms=now_ms)
+
+    def quota_states_now(
+        self, lines: tuple[QuotaLine, ...], *, now_ms: int | None = None
+    ) -> tuple[QuotaState, ...]:
+        """``quota_states`` for a caller outside the event loop (the admin's threads)."""
         now_ms = self._now(now_ms)
         with self._lock:
             return tuple(self._counter(line).reap(now_ms) for line in lines)
