@@ -128,3 +128,27 @@ def test_alert_rules_and_the_compose_prometheus_configuration_pass_promtool(tmp_
 def test_entrypoint_is_valid_posix_shell():
     done = run("sh", "-n", DEPLOY / "entrypoint.sh")
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_image_copies_every_package_the_settings_install():
+    """Each of the project's own apps (and its package) is copied into the image and let through
+    the build context's ignore file; a new app left out of either fails to import in the image."""
+    from django.conf import settings
+
+    own = sorted(
+        {app.split(".")[0] for app in settings.INSTALLED_APPS if (ROOT / app.split(".")[0]).is_dir()}
+    )
+    assert own == ["accounting", "gateway_site", "providers", "quotas", "stored_responses"]
+    copied = {
+        line.split()[1]
+        for line in (DEPLOY / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    }
+    admitted = {
+        line[1:]
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    for package in [*own, "routing", "templates"]:
+        assert package in copied, package
+        assert package in admitted, package
