@@ -43,20 +43,25 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
-def test_dockerfile_is_hadolint_clean():
-    done = run(tool("hadolint"), DEPLOY / "Dockerfile")
+@pytest.mark.parametrize(
+    "dockerfile",
+    ["Dockerfile", *(f"offline/{n}.Dockerfile" for n in ("python", "postgres", "redis", "prometheus"))],
+)
+def test_dockerfile_is_hadolint_clean(dockerfile):
+    done = run(tool("hadolint"), DEPLOY / dockerfile)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
 
-def test_compose_file_is_valid_against_the_compose_specification():
-    done = run(
-        tool("check-jsonschema"),
-        "--schemafile",
-        ROOT / "tests" / "deploy" / "schemas" / "compose-spec.json",
-        DEPLOY / "compose" / "compose.yaml",
-    )
+def compose_services(path: Path) -> dict[str, dict]:
+    """The services of a compose file, which is valid against the Compose Specification."""
+    schema = ROOT / "tests" / "deploy" / "schemas" / "compose-spec.json"
+    done = run(tool("check-jsonschema"), "--schemafile", schema, path)
     assert done.returncode == 0, done.stdout + done.stderr
-    services = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())["services"]
+    return yaml.safe_load(path.read_text())["services"]
+
+
+def test_compose_file_is_valid_against_the_compose_specification():
+    services = compose_services(DEPLOY / "compose" / "compose.yaml")
     assert services["gateway"]["deploy"]["replicas"] == 2
     assert services["beat"]["deploy"]["replicas"] == 1
     assert services["gateway"]["depends_on"]["applyconfig"] == {"condition": "service_completed_successfully"}
@@ -70,6 +75,10 @@ def test_compose_file_is_valid_against_the_compose_specification():
         "beat": ["beat"],
     }
     assert services["gateway"]["environment"]["SECRET_KEY_FILE"] == "/run/secrets/secret_key"
+    # the registry-less override (deploy/offline) is a valid Compose file over the same services
+    offline = compose_services(DEPLOY / "offline" / "compose.offline.yaml")
+    assert set(offline) == set(roles)
+    assert {s["environment"]["OTEL_SDK_DISABLED"] for s in offline.values()} == {"true"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -125,6 +134,40 @@ def test_alert_rules_and_the_compose_prometheus_configuration_pass_promtool(tmp_
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_entrypoint_is_valid_posix_shell():
-    done = run("sh", "-n", DEPLOY / "entrypoint.sh")
+@pytest.mark.parametrize(
+    "script",
+    [
+        "entrypoint.sh",
+        "compose/make-secrets.sh",
+        "offline/build-images.sh",
+        "offline/postgres-entrypoint.sh",
+        "offline/redis-entrypoint.sh",
+    ],
+)
+def test_entrypoint_is_valid_posix_shell(script):
+    done = run("sh", "-n", DEPLOY / script)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_image_copies_every_package_the_settings_install():
+    """Each of the project's own apps (and its package) is copied into the image and let through
+    the build context's ignore file; a new app left out of either fails to import in the image."""
+    from django.conf import settings
+
+    own = sorted(
+        {app.split(".")[0] for app in settings.INSTALLED_APPS if (ROOT / app.split(".")[0]).is_dir()}
+    )
+    assert own == ["accounting", "gateway_site", "providers", "quotas", "stored_responses"]
+    copied = {
+        line.split()[1]
+        for line in (DEPLOY / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    }
+    admitted = {
+        line[1:]
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    for package in [*own, "routing", "templates"]:
+        assert package in copied, package
+        assert package in admitted, package
