@@ -260,6 +260,8 @@ class TrustedIssuer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.issuer} ({self.audience}) for {self.tenant}"
+
+
 class TenantMembership(models.Model):
     """Makes a staff user a tenant admin of one tenant: in the admin and the console they see
     and manage only the tenants they are a member of (``quotas.tenancy``). Platform staff
