@@ -1,8 +1,9 @@
 """The request log (``/admin/requests/``, staff; a tenant admin sees only their tenants'
 records): the usage records, newest first, filtered by tenant, key, model, provider,
-deployment, status, endpoint, cache hit, date range and latency range, or found by request id;
-and one request's page (``/admin/requests/<id>/``) with its attempts, tokens, cost, latency, status and, for a tenant that logs content, its redacted prompt
-and reply (``accounting.RequestContent``, decrypted here).
+deployment, status, endpoint, cache hit, date range and latency range, or found by request
+id; and one request's page (``/admin/requests/<id>/``) with its attempts, tokens, cost,
+latency, status and, for a tenant that logs content, its redacted prompt and reply
+(``accounting.RequestContent``, decrypted here).
 
 Fast at millions of records: no count, ever; pages are keyset pages ("older" carries the last
 row's ``created_at`` and id), each filter has an index with ``created_at`` (migration
