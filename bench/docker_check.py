@@ -368,13 +368,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not args.keep:
             for name in started:
-                subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=120)
+                subprocess.run(
+                    ["docker", "rm", "-f", "-v", name], capture_output=True, timeout=args.container_timeout
+                )
             if args.compose:
                 subprocess.run(
                     [*compose_command(), "-p", project, "--env-file", str(OFFLINE_DIR / "offline.env"),
                      "-f", str(COMPOSE_DIR / "compose.yaml"), "-f", str(OFFLINE_DIR / "compose.offline.yaml"),
                      "down", "-v", "--remove-orphans"],
-                    capture_output=True, timeout=300,
+                    capture_output=True, timeout=args.container_timeout,
+                    env={**os.environ, "COMPOSE_HTTP_TIMEOUT": str(int(args.container_timeout))},
                 )  # fmt: skip
     print(json.dumps(report, indent=2))
     return status
