@@ -288,7 +288,8 @@ class ApiKeyAdmin(TenantScopedAdmin, RevisionBumpingAdmin):
     actions = ["revoke_keys"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
-        # The key list's columns read the tiers and quotas of every row: three queries a page.
+        # The key list's columns read every row's tiers and quotas: the rows with their tenant and
+        # tiers joined, then their quotas (two queries a page).
         return (
             super()
             .get_queryset(request)
