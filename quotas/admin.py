@@ -20,7 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from quotas.authentication.keys import generate_key
-from quotas.live import QuotaUsage, quota_usage, usd
+from quotas.live import QuotaUsage, quota_usage
 from quotas.models import (
     ApiKey,
     CostQuota,
@@ -32,6 +32,7 @@ from quotas.models import (
     TierModelLimit,
     TrustedIssuer,
 )
+from quotas.money import usd
 from quotas.revision import bump_revision
 from quotas.services import keys_revoke
 from quotas.tenancy import tenant_filter, visible_tenant_ids

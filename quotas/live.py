@@ -61,12 +61,6 @@ class QuotaUsage:
         return min(100, int((used * 100 / self.limit_usd).to_integral_value(rounding=ROUND_HALF_UP)))
 
 
-def usd(amount: Decimal) -> str:
-    """Dollars for the admin's lists, to four decimal places (``$1.2346``). A local helper until
-    the console's shared money formatter replaces it."""
-    return f"${amount.quantize(Decimal('0.0001'), rounding=ROUND_HALF_UP)}"
-
-
 @functools.cache
 def _client(url: str) -> Any:
     return sync_client(url, timeout=settings.GATEWAY_REDIS_TIMEOUT_SECONDS)

@@ -18,10 +18,10 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from typing import Any
 
 from accounting.recorder import UsageEvent
+from quotas.money import usd
 from quotas.stores.redis_target import async_client, sync_client
 
 logger = logging.getLogger(__name__)
@@ -29,12 +29,6 @@ logger = logging.getLogger(__name__)
 GROUP = "live-tail"
 WATCH_LEASE_SECONDS = 30.0  # a socket renews its registration every third of this
 MAX_PENDING = 2000  # per flush; past it, rows are dropped (the tail is a sample, not a log)
-
-
-def _usd(amount: Decimal) -> str:
-    """A request's cost to the micro-dollar (a local helper until the console's shared money
-    formatter replaces it)."""
-    return f"${amount.quantize(Decimal('0.000001'))}"
 
 
 def tail_row(event: UsageEvent) -> dict[str, Any]:
@@ -51,7 +45,7 @@ def tail_row(event: UsageEvent) -> dict[str, Any]:
         "status": event.status,
         "latency_ms": round(event.latency_ms, 1),
         "tokens": event.prompt_tokens + event.completion_tokens,
-        "cost": _usd(event.cost_usd),
+        "cost": usd(event.cost_usd),
     }
 
 

@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from accounting.models import UsageRecord
 from providers.models import PublicModel
 from quotas.models import ApiKey, CostQuota, Tenant
+from quotas.money import usd
 from tests.conftest import wait_for
 from tests.e2e.test_admin_browser import CHROMIUM_ARGS, PASSWORD, chat, chromium  # noqa: F401 (fixture)
 
@@ -81,7 +82,7 @@ def test_keys_quotas_fallbacks_and_list_widths(chromium, gateway_factory, config
     cost = (Decimal(usage["prompt_tokens"]) * 1000 + Decimal(usage["completion_tokens"]) * 2000) / 1_000_000
     wait_for(lambda: UsageRecord.objects.filter(status=200).exists(), timeout=10)
     assert UsageRecord.objects.get().cost_usd == cost
-    spent, remaining = f"${cost:.4f}", f"${Decimal(10) - cost:.4f}"
+    spent, remaining = usd(cost), usd(Decimal(10) - cost)  # the one money format
 
     with staff_page(chromium, base, "/admin/") as page:
         expect(page.locator("#site-name")).to_have_text("LLM Gateway")

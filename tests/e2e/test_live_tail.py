@@ -65,7 +65,7 @@ def test_a_staff_session_sees_the_requests_as_they_finish(gateway, make_key):
         "deployment": "mock/mock-echo",
         "status": 200,
         "tokens": usage["prompt_tokens"] + usage["completion_tokens"],
-        "cost": "$0.000000",
+        "cost": "$0.00",
     }
     assert key.raw not in json.dumps(message)
     assert "Traceback" not in gateway.log()

@@ -175,13 +175,13 @@ def test_cost_quota_list_shows_spent_remaining_and_a_bar(admin_client, spend):
 
     html = admin_client.get(reverse("admin:quotas_costquota_changelist")).content.decode()
 
-    assert '<td class="field-spent">$1.2345 (+$0.5000 in flight)</td>' in html
+    assert '<td class="field-spent">$1.2345 (+$0.50 in flight)</td>' in html
     assert '<td class="field-remaining">$8.2655</td>' in html
     assert 'title="17% used"><span style="width: 17%">' in html
-    assert '<td class="field-spent">$2.5000</td>' in html  # over its soft limit
-    assert '<td class="field-remaining">$0.0000</td>' in html
+    assert '<td class="field-spent">$2.50</td>' in html  # over its soft limit
+    assert '<td class="field-remaining">$0.00</td>' in html
     assert 'class="quota-bar quota-bar-full" title="100% used"' in html
-    assert html.count('<td class="field-spent">$0.0000</td>') == 1  # the weekly one
+    assert html.count('<td class="field-spent">$0.00</td>') == 1  # the weekly one
     assert CostQuota.objects.filter(pk=untouched.pk).exists()
 
 
@@ -196,9 +196,9 @@ def test_key_list_shows_each_keys_spend_and_limits(admin_client, spend):
     html = admin_client.get(reverse("admin:quotas_apikey_changelist")).content.decode()
 
     assert (
-        '<td class="field-limits">tenant tier gold (60 req/min, 10,000 tok/min); $3.0000/month (soft)</td>'
+        '<td class="field-limits">tenant tier gold (60 req/min, 10,000 tok/min); $3.00/month (soft)</td>'
     ) in html
-    assert '<td class="field-spend">$0.7500 this month of $3.0000</td>' in html
+    assert '<td class="field-spend">$0.75 this month of $3.00</td>' in html
     assert '<td class="field-limits">key tier gold (60 req/min, 10,000 tok/min)</td>' in html
     assert html.count('<td class="field-spend">-</td>') == 1
     assert own_tier.pk != with_quota.pk
@@ -256,6 +256,8 @@ def test_index_is_branded_and_links_the_console_pages(admin_client):
     assert f'<a href="{reverse("admin:quotas_tenant_changelist")}">Usage by tenant</a>' in links
     assert f'<a href="{reverse("routing-overview")}">Routing overview</a>' in links
     assert f'<a href="{reverse("live-tail")}">Live tail</a>' in links
+    assert f'<a href="{reverse("spend-dashboard")}">Spend dashboard</a>' in links
+    assert f'<a href="{reverse("request-log")}">Request log</a>' in links
 
 
 def test_favicon_and_stylesheet_are_served(admin_client):

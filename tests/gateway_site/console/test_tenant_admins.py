@@ -308,8 +308,10 @@ def test_forms_offer_only_their_tenants_and_refuse_others(world, alice, client):
     response = client.post(
         "/admin/quotas/apikey/add/", {"tenant": keys["acme"].tenant.pk, "name": "mine", "model_patterns": ""}
     )
-    assert response.status_code == 200
-    assert ApiKey.objects.filter(tenant=keys["acme"].tenant, name="mine").count() == 1
+    mine = ApiKey.objects.get(tenant=keys["acme"].tenant, name="mine")
+    assert response.status_code == 302  # to the page that shows the secret once
+    assert response["Location"] == f"/admin/quotas/apikey/{mine.pk}/issued/"
+    assert client.get(response["Location"]).status_code == 200
     # A tenant's name, tier and state are the platform's: read-only on its page.
     response = client.get(f"/admin/quotas/tenant/{keys['acme'].tenant.pk}/change/")
     assert sorted(response.context["adminform"].form.fields) == ["display_name", "log_content"]
@@ -328,10 +330,44 @@ def test_platform_pages_are_refused_to_a_tenant_admin(world, alice, client):
         assert client.get(url).status_code == 403, url
     assert client.get("/admin/routing/").status_code == 403
     assert client.get("/admin/routing/stats.json").status_code == 403
+    assert client.get("/admin/spend/").status_code == 403  # across every tenant
+    assert client.get("/admin/live/").status_code == 403  # every tenant's requests as they finish
     assert client.get("/admin/quotas/tenant/add/").status_code == 403
     index = client.get("/admin/").content.decode()
     assert "/admin/providers/" not in index
     assert "/admin/quotas/apikey/" in index
+    links = index.split('id="console-links"')[1].split("</ul>")[0]
+    assert links.count("<li>") == 2
+    assert '<a href="/admin/requests/">Request log</a>' in links
+    assert "/admin/spend/" not in links and "/admin/routing/" not in links and "/admin/live/" not in links
+
+
+def test_the_request_log_shows_only_their_tenants_requests(world, alice, client):
+    keys = world["keys"]
+    html = client.get("/admin/requests/").content.decode()
+    mine = UsageRecord.objects.exclude(tenant_id=keys["other"].tenant.pk)
+    assert mine.count() == 3
+    for record in mine:
+        assert f"/admin/requests/{record.pk}/" in html
+    assert_no_trace_of_other(html, world)
+    # Asking for the other tenant by name finds nothing, and its requests' pages are 404s.
+    asked = client.get("/admin/requests/", {"tenant": OTHER}).content.decode()
+    rows = asked.split('<table id="requests"', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert "/admin/requests/" not in rows
+    assert "No request matches." in rows
+    assert OTHER_MODEL not in asked and "globex-key-name" not in asked
+    for record_id in other_ids(world)["usagerecord"]:
+        assert client.get(f"/admin/requests/{record_id}/").status_code == 404
+    assert client.get(f"/admin/requests/{mine.first().pk}/").status_code == 200
+
+
+def test_platform_staff_see_every_request_and_every_console_link(world, platform, client):
+    html = client.get("/admin/requests/").content.decode()
+    for record_id in UsageRecord.objects.values_list("pk", flat=True):
+        assert f"/admin/requests/{record_id}/" in html
+    assert client.get("/admin/spend/").status_code == 200
+    links = client.get("/admin/").content.decode().split('id="console-links"')[1].split("</ul>")[0]
+    assert links.count("<li>") == 5
 
 
 def test_usage_pages_only_for_their_tenants(world, alice, client):
@@ -340,7 +376,7 @@ def test_usage_pages_only_for_their_tenants(world, alice, client):
     response = client.get(f"/admin/usage/{keys['acme'].tenant.pk}/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert f'href="../{keys["initech"].tenant.pk}/"' in html
+    assert f'href="../{keys["initech"].tenant.pk}/?' in html
     assert_no_trace_of_other(html, world)
     assert f"../{keys['other'].tenant.pk}/" not in html
 

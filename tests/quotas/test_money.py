@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from accounting.money import usd, usd_plain
+from quotas.money import usd, usd_plain
 
 
 @pytest.mark.parametrize(
