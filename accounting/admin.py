@@ -42,17 +42,24 @@ class UsageRecordAdmin(TenantScopedAdmin):
         "model",
         "provider",
         "status",
-        "prompt_tokens",
-        "completion_tokens",
+        "tokens",
         "cost",
         "cache_hit",
-        "latency_ms",
+        "latency",
         "streamed",
     ]
     list_filter = ["status", "streamed", "provider", "model"]
     search_fields = ["request_id", "client_request_id", "tenant_name", "key_prefix", "subject"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    @admin.display(description="tokens (in + out)", ordering="prompt_tokens")
+    def tokens(self, record: UsageRecord) -> str:
+        return f"{record.prompt_tokens:,} + {record.completion_tokens:,}"
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, record: UsageRecord) -> str:
+        return f"{record.latency_ms:,.0f} ms"
 
     @admin.display(description="cost", ordering="cost_usd")
     def cost(self, record: UsageRecord) -> str:

@@ -48,6 +48,17 @@ class TelemetryOutputs:
         return found
 
 
+@pytest.fixture(autouse=True)
+def _own_django_cache_keys(settings) -> None:
+    """Each test its own keys in Django's cache: with REDIS_URL it is one Redis shared by every
+    test of the run (and local memory lives as long as the worker), so a page's cached
+    aggregates would otherwise outlive the test that made them."""
+    settings.CACHES = {
+        name: {**conf, "KEY_PREFIX": f"{conf.get('KEY_PREFIX', '')}t{secrets.token_hex(4)}:"}
+        for name, conf in settings.CACHES.items()
+    }
+
+
 @pytest.fixture(scope="session", autouse=True)
 def telemetry_outputs() -> Iterator[TelemetryOutputs]:
     """Fails the session (an error at the last test's teardown) when the canary leaked."""
@@ -312,3 +323,16 @@ def memory_spans(_memory_exporter, settings):
     _memory_exporter.clear()
     yield _memory_exporter
     _memory_exporter.clear()
+
+
+def platform_staff(username: str, **fields):
+    """A staff user who sees every tenant (the "Platform staff" group, ``quotas.tenancy``): what
+    the console's platform pages (spend dashboard, routing overview, live tail) require."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from quotas.tenancy import PLATFORM_STAFF_GROUP
+
+    user = get_user_model().objects.create_user(username, is_staff=True, **fields)
+    user.groups.add(Group.objects.get(name=PLATFORM_STAFF_GROUP))
+    return user

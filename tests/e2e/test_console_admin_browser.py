@@ -86,7 +86,9 @@ def test_keys_quotas_fallbacks_and_list_widths(chromium, gateway_factory, config
 
     with staff_page(chromium, base, "/admin/") as page:
         expect(page.locator("#site-name")).to_have_text("LLM Gateway")
-        expect(page.locator("#console-links a")).to_have_count(3)
+        expect(page.locator("#console-links a")).to_have_count(
+            5
+        )  # dashboard, request log, usage, routing, live tail
         assert page.locator("text=View site").count() == 0
         page.screenshot(path=str(SHOTS / "index.png"), full_page=True)
 

@@ -13,15 +13,17 @@ from django.test import Client
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.conftest import mock_echo_yaml
+from tests.conftest import mock_echo_yaml, platform_staff
 from tests.e2e.test_admin_browser import chat
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def session_of(*, staff: bool) -> str:
-    user = get_user_model().objects.create_user(
-        "staff" if staff else "someone", password="irrelevant-password-1", is_staff=staff
+    user = (
+        platform_staff("staff", password="irrelevant-password-1")
+        if staff
+        else get_user_model().objects.create_user("someone", password="irrelevant-password-1")
     )
     client = Client()
     client.force_login(user)

@@ -20,6 +20,7 @@ from gateway_site.console.request_log import filtered, page_of
 from gateway_site.runtime.content_store import ContentStore
 from quotas.models import ApiKey
 from tests.accounting.events import usage_event
+from tests.conftest import platform_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 AT = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
@@ -106,7 +107,7 @@ def test_keyset_pages_cover_every_record_once_in_order(records):
 
 
 def test_the_list_page_and_its_next_page_link(records, client):
-    client.force_login(User.objects.create_user("ops", is_staff=True))
+    client.force_login(platform_staff("ops"))
     html = client.get("/admin/requests/", {"tenant": "acme", "status": "errors"}).content.decode()
     assert html.count('<tr class="request-row">') == 1
     assert "$0.01" in html
@@ -133,7 +134,7 @@ def test_a_requests_page_shows_its_content_only_for_a_tenant_that_logs_it(record
         (raw,) = cursor.fetchone()
     assert "second" not in raw and "Call" not in raw and raw.startswith("gAAAA")
 
-    client.force_login(User.objects.create_user("ops", is_staff=True))
+    client.force_login(platform_staff("ops"))
     html = client.get(f"/admin/requests/{logged.pk}/").content.decode()
     assert '<td id="attempts">3 (answered by a fallback)</td>' in html
     assert '<td id="status">502 (upstream_error)</td>' in html

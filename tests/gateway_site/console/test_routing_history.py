@@ -8,13 +8,12 @@ import dataclasses
 import datetime as dt
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.cache import cache
 
 from accounting.recorder import write_events
 from providers.models import Deployment
 from tests.accounting.events import usage_event
-from tests.conftest import mock_echo_yaml
+from tests.conftest import mock_echo_yaml, platform_staff
 from tests.gateway_site.console.console_pages import chart_specs, series
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,7 +49,7 @@ def test_latency_and_error_rate_per_deployment_and_hour(configure, make_key, cli
             event(7, 0, deployment_id=None),  # answered by no deployment: not charted
         ]
     )
-    client.force_login(User.objects.create_user("ops", is_staff=True))
+    client.force_login(platform_staff("ops"))
     html = client.get("/admin/routing/").content.decode()  # the last 2 days by hour
     charts = chart_specs(html)
     assert sorted(charts) == ["chart-deployment-errors", "chart-deployment-latency"]

@@ -14,6 +14,7 @@ from accounting.money import usd
 from accounting.recorder import write_events
 from accounting.rollups import usage_rollup
 from tests.accounting.events import usage_event
+from tests.conftest import platform_staff
 from tests.gateway_site.console.console_pages import chart_specs, series
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,7 +49,7 @@ def usage(make_key):
 
 @pytest.fixture
 def staff(client):
-    client.force_login(User.objects.create_user("finance", is_staff=True))
+    client.force_login(platform_staff("finance"))
 
 
 def test_totals_charts_groups_and_tops(usage, staff, client):
