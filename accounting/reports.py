@@ -20,13 +20,16 @@ from accounting.models import UsageRecord, UsageRollup
 from accounting.money import usd_plain
 from accounting.rollups import RECORD_SUMS, unrolled_records
 
-GroupBy = Literal["tenant", "model", "key", "provider"]
+GroupBy = Literal["tenant", "model", "key", "provider", "subject"]
 Granularity = Literal["day", "hour"]
 GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     "tenant": ("tenant_id", "tenant_name"),
     "model": ("model",),
     "key": ("key_id", "key_prefix"),
     "provider": ("provider",),
+    # A bearer token's subject (None for a gateway key's requests): the rollups do not carry it,
+    # so a report by subject reads the window's raw records (``_raw_only``).
+    "subject": ("subject",),
 }
 METRICS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
 
@@ -92,18 +95,22 @@ def _owned(rows: QuerySet[Any], scope: Scope) -> QuerySet[Any]:
     return rows if scope.key_id is None else rows.filter(key_id=scope.key_id)
 
 
+def _raw_only(scope: Scope, group_by: GroupBy | None) -> bool:
+    return scope.subject is not None or group_by == "subject"
+
+
 def _rollups(scope: Scope, granularity: Granularity) -> QuerySet[UsageRollup]:
-    if scope.subject is not None:
-        return UsageRollup.objects.none()
     rows = UsageRollup.objects.filter(
         granularity=granularity, bucket_start__gte=scope.since, bucket_start__lt=scope.until
     )
     return _owned(rows, scope)
 
 
-def _unrolled(scope: Scope) -> QuerySet[UsageRecord]:
-    if scope.subject is not None:  # every raw record of the subject, rolled up or not
-        records = UsageRecord.objects.filter(subject=scope.subject)
+def _unrolled(scope: Scope, group_by: GroupBy | None) -> QuerySet[UsageRecord]:
+    if _raw_only(scope, group_by):  # every raw record of the window, rolled up or not
+        records = UsageRecord.objects.all()
+        if scope.subject is not None:
+            records = records.filter(subject=scope.subject)
         return _owned(records.filter(created_at__gte=scope.since, created_at__lt=scope.until), scope)
     return _owned(unrolled_records().filter(created_at__gte=scope.since, created_at__lt=scope.until), scope)
 
@@ -122,10 +129,12 @@ def usage_report(
     bucketed = ("bucket_start",) if granularity else ()
     rows: dict[tuple[object, ...], Row] = defaultdict(Row)
     names = (*bucketed, *fields)
-    for values in _grouped(_rollups(scope, source), names, _ROLLUP_SUMS):
+    rolled = () if _raw_only(scope, group_by) else _grouped(_rollups(scope, source), names, _ROLLUP_SUMS)
+    for values in rolled:
         _merge(rows, values, fields, values.get("bucket_start"))
     trunc = TruncHour("created_at") if granularity == "hour" else TruncDay("created_at")
-    raw = _unrolled(scope).annotate(bucket_start=trunc) if granularity else _unrolled(scope)
+    unrolled = _unrolled(scope, group_by)
+    raw = unrolled.annotate(bucket_start=trunc) if granularity else unrolled
     for values in _grouped(raw, names, _RAW_SUMS):
         _merge(rows, values, fields, values.get("bucket_start"))
     return [rows[k] for k in sorted(rows, key=_sort_key) if rows[k].requests]
@@ -140,7 +149,8 @@ def _grouped(rows: QuerySet[Any], names: tuple[str, ...], sums: dict[str, Any]) 
 def _merge(
     rows: dict[tuple[object, ...], Row], values: dict[str, object], fields: tuple[str, ...], bucket: object
 ) -> None:
-    group = {name: (values[name] if values[name] is not None else 0) for name in fields}
+    # A missing id (a deleted key, a token's request) groups as 0; a key's requests have no subject.
+    group = {name: (values[name] if values[name] is not None or name == "subject" else 0) for name in fields}
     key = (bucket, *group.values())
     row = rows[key]
     row.group = group

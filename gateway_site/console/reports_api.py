@@ -7,7 +7,8 @@ Endpoints (dates ``YYYY-MM-DD``, UTC, ``end`` inclusive; ``?format=csv`` for CSV
 
 * ``summary?start&end``: requests, tokens and cost of the range, including the records not yet
   rolled up.
-* ``totals?start&end[&group_by=tenant|model|key|provider]`` (``tenant``: staff only)
+* ``totals?start&end[&group_by=tenant|model|key|provider|subject]`` (``tenant``: staff only;
+  ``subject``: the bearer tokens' subjects, read from the raw records)
 * ``timeseries?start&end&granularity=day|hour[&group_by=...]``"""
 
 from __future__ import annotations

@@ -116,6 +116,20 @@ def test_the_list_page_and_its_next_page_link(records, client):
     assert everything.count('<tr class="request-row">') == 8
 
 
+def test_a_bearer_tokens_request_shows_its_subject(make_key, client):
+    key = make_key("acme", name="a")
+    event = usage_event(key, 1, at=AT, model="gpt-small", cost="0.01")
+    write_events([dataclasses.replace(event, key_id=0, key_prefix="", subject="ada@acme.example")])
+    record = UsageRecord.objects.get()
+    assert (record.key_id, record.subject) == (None, "ada@acme.example")
+    client.force_login(platform_staff("ops"))
+    listed = client.get("/admin/requests/").content.decode()
+    assert listed.count('<tr class="request-row">') == 1
+    assert "<td>token: ada@acme.example</td>" in listed
+    page = client.get(f"/admin/requests/{record.pk}/").content.decode()
+    assert '<td id="subject">ada@acme.example</td>' in page
+
+
 def test_a_requests_page_shows_its_content_only_for_a_tenant_that_logs_it(records, client):
     a, b = records
     store = ContentStore()

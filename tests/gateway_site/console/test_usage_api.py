@@ -3,6 +3,7 @@ CSV for any tenant, and refusals for everyone else. (Gateway keys: tests/e2e/tes
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -146,3 +147,29 @@ def test_group_by_tenant_is_refused_to_everyone_but_staff(usage, client):
     assert refused.status_code == 403
     assert set(refused.json()) == {"detail"}
     assert "globex" not in refused.content.decode()
+
+
+def test_totals_by_subject_read_every_raw_record_of_the_window(make_key, staff, client):
+    """Bearer tokens' subjects: rolled-up and unrolled records alike (the rollups carry no
+    subject); a key's own requests group under a null subject."""
+    a = make_key("acme", name="a")
+    with_subject = [
+        dataclasses.replace(usage_event(a, 1, at=DAY, model="m1", cost="0.10"), key_id=0, subject="ada@acme"),
+        dataclasses.replace(usage_event(a, 2, at=DAY, model="m1", cost="0.20"), key_id=0, subject="bob@acme"),
+        dataclasses.replace(usage_event(a, 3, at=DAY, model="m2", cost="0.30"), key_id=0, subject="ada@acme"),
+    ]
+    write_events([*with_subject, usage_event(a, 4, at=DAY, model="m1", cost="1")])
+    usage_rollup(lag=dt.timedelta(0))
+    later = usage_event(a, 5, at=DAY + dt.timedelta(days=1), model="m1", cost="0.05")
+    write_events([dataclasses.replace(later, key_id=0, subject="bob@acme")])  # not rolled up
+
+    params = {"start": "2026-03-10", "end": "2026-03-11", "tenant": "acme", "group_by": "subject"}
+    rows = client.get("/api/usage/totals", params).json()["rows"]
+    assert [(r["subject"], r["requests"], r["prompt_tokens"], r["cost_usd"]) for r in rows] == [
+        (None, 1, 400, "1"),
+        ("ada@acme", 2, 400, "0.4"),
+        ("bob@acme", 2, 700, "0.25"),
+    ]
+    csv = client.get("/api/usage/totals", {**params, "format": "csv"}).content.decode().splitlines()
+    assert csv[0] == "subject,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cost_usd"
+    assert csv[1:] == [",1,0,400,40,0,1", "ada@acme,2,0,400,40,0,0.4", "bob@acme,2,0,700,70,0,0.25"]
