@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from quotas.money import usd
+
 
 class ConfigRevision(models.Model):
     """A single counter bumped by every control-plane change (keys, tenants, rules, providers,
@@ -191,7 +193,7 @@ class CostQuota(models.Model):
 
     def __str__(self) -> str:
         owner = self.tenant or self.key
-        return f"{owner}: ${self.limit_usd}/{self.period}"
+        return f"{owner}: {usd(self.limit_usd)}/{self.period}"
 
 
 class QuotaAlert(models.Model):
