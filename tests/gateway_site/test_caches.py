@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from bench.redis_topology import OwnedSentinel
 from gateway_site.caches import cache_settings, channel_layers
-from tests.conftest import redis_url
+from tests.conftest import redis_url, wait_for
 
 LOCAL = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "gateway"}}
 
@@ -114,7 +114,9 @@ def test_the_cache_reaches_the_primary_through_sentinel(settings, sentinel):
 
     cache.set("answer", 42)
 
-    assert cache.get("answer") == 42
+    # Written to the primary; django-redis's Sentinel client reads from a replica, which
+    # replication reaches asynchronously.
+    assert wait_for(lambda: cache.get("answer") == 42, timeout=5)
     assert sentinel.primary.client().get("gwtest:django:1:answer") is not None
 
 
