@@ -5,7 +5,9 @@ consumers of one consumer group drain it into ``UsageRecord``.
 Exactly once into Postgres: a batch is inserted (a request id already stored is ignored), then
 acknowledged and deleted from the stream. A consumer that dies between reading and
 acknowledging leaves its entries pending; any other consumer claims them (``XAUTOCLAIM``) once
-they have been idle ``claim_idle_ms``, and inserting them again is harmless."""
+they have been idle ``claim_idle_ms``, and inserting them again is harmless. A consumer whose
+write failed (the database away, its connection dropped) reads its own pending entries first at
+its next drain, so they are stored as soon as the database answers again."""
 
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ class Batch:
     ids: list[bytes]
     events: list[UsageEvent]
     claimed: int  # entries taken over from another (presumably dead) consumer
+    own: bool = False  # this consumer's own entries, read before and not stored
 
 
 def _decode_entries(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[list[bytes], list[UsageEvent]]:
@@ -65,9 +68,23 @@ def _decode_entries(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[li
 
 
 def next_batch(
-    client: redis.Redis, *, stream: str, consumer: str, batch_size: int, claim_idle_ms: int
+    client: redis.Redis,
+    *,
+    stream: str,
+    consumer: str,
+    batch_size: int,
+    claim_idle_ms: int,
+    own_pending: bool = False,
 ) -> Batch:
-    """Entries idle too long in a dead consumer first, else new ones (no waiting for them)."""
+    """Entries idle too long in a dead consumer first, else new ones (no waiting for them).
+    ``own_pending``: this consumer's own unacknowledged entries before all (a batch whose
+    write failed, retried at once rather than after ``claim_idle_ms``)."""
+    if own_pending:
+        mine: Any = client.xreadgroup(GROUP, consumer, {stream: "0"}, count=batch_size)
+        entries = [entry for entry in (mine[0][1] if mine else []) if entry[1]]
+        if entries:
+            ids, events = _decode_entries(entries)
+            return Batch(ids=ids, events=events, claimed=0, own=True)
     reply: Any = client.xautoclaim(
         stream, GROUP, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=batch_size
     )
@@ -108,6 +125,7 @@ def drain(
     returns how many entries were stored."""
     ensure_group(client, stream)
     stored = 0
+    own_pending = True  # what an earlier drain read and could not store, first
     for _ in range(max_batches):
         batch = next_batch(
             client,
@@ -115,7 +133,9 @@ def drain(
             consumer=consumer,
             batch_size=batch_size,
             claim_idle_ms=claim_idle_ms,
+            own_pending=own_pending,
         )
+        own_pending = batch.own
         if not batch.ids:
             break
         store_batch(client, stream=stream, batch=batch)

@@ -33,7 +33,9 @@ def cache_settings(redis_url: str, *, prefix: str, timeout: float) -> dict[str, 
         "SOCKET_TIMEOUT": timeout,
         "IGNORE_EXCEPTIONS": True,
     }
-    location = redis_url
+    location = target.url if target.kind == "server" else redis_url
+    if target.credentials is not None:  # a password file, read for each new connection
+        options["CONNECTION_POOL_KWARGS"] = {"credential_provider": target.credentials}
     if target.kind == "sentinel":
         scheme = "rediss" if target.tls else "redis"
         credentials = ""
@@ -67,6 +69,8 @@ def channel_layers(redis_url: str, *, prefix: str) -> dict[str, dict[str, Any]]:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     target = parse_redis_url(redis_url)
     host: Any = redis_url
+    if target.kind == "server" and target.credentials is not None:
+        host = {"address": target.url, "credential_provider": target.credentials}
     if target.kind == "sentinel":
         sentinel_kwargs: dict[str, Any] = {}
         if target.sentinel_password:

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
 
+from quotas.stores.redis_target import with_password_file as redis_with_password_file
+
 
 def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
@@ -49,6 +51,23 @@ def with_password(url: str, name: str) -> str:
     userinfo, at, hosts = authority.rpartition("@")
     user = userinfo.partition(":")[0] if at else ""
     return f"{scheme}://{user}:{quote(password, safe='')}@{hosts}{tail}"
+
+
+def with_password_file(url: str, name: str) -> str:
+    """``url`` naming the password file ``NAME`` names (unset: ``url`` as it is), for the Redis
+    clients to read at each new connection (``quotas.stores.redis_target``); the file must be
+    readable now."""
+    path = os.environ.get(name, "")
+    if not path or not url:
+        return url
+    if not read_secret_file(name, path).strip():
+        raise ImproperlyConfigured(f"{name}: {path} is empty")
+    return redis_with_password_file(url, path)
+
+
+def secrets_keys(text: str) -> list[str]:
+    """``GATEWAY_SECRETS_KEYS`` as written: comma- or newline-separated keys."""
+    return [k.strip() for k in text.replace("\n", ",").split(",") if k.strip()]
 
 
 def env_int(name: str, default: int, *, minimum: int = 0) -> int:

@@ -23,8 +23,10 @@ from gateway_site.env import (
     env_secret,
     env_str,
     env_timezone,
+    secrets_keys,
     tracing_enabled,
     with_password,
+    with_password_file,
 )
 from gateway_site.observability.logconfig import logging_config
 from quotas.stores.redis_target import InvalidRedisUrl, parse_redis_url
@@ -148,10 +150,15 @@ if _database_replica_url:
     # Tests run against the primary's test database through this alias too.
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["gateway_site.database_routing.ReplicaRouter"]
+_database_password_file = env_str("DATABASE_PASSWORD_FILE", "")
 for _database in DATABASES.values():
     # A database host that drops packets fails a connection in seconds, not minutes (the usage
     # writer then spools; `?connect_timeout=N` in the URL overrides).
     if _database["ENGINE"] == "django.db.backends.postgresql":
+        if _database_password_file:
+            # read again for each new connection (gateway_site/postgresql): rotation, no restart
+            _database["ENGINE"] = "gateway_site.postgresql"
+            _database["PASSWORD_FILE"] = _database_password_file  # type: ignore[typeddict-unknown-key]
         _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
         if GATEWAY_DATABASE_TRANSACTION_POOLING:
             _database["OPTIONS"]["prepare_threshold"] = None
@@ -192,7 +199,8 @@ LOGGING = logging_config(
 
 # --- Gateway settings (docs/configuration.md) ------------------------------------------------
 # One server, a Sentinel-watched primary or a Redis Cluster (quotas/stores/redis_target.py).
-REDIS_URL = with_password(env_secret("REDIS_URL", ""), "REDIS_PASSWORD_FILE")
+# REDIS_PASSWORD_FILE: the URL names the file (``password_file=``), read for each new connection.
+REDIS_URL = with_password_file(env_secret("REDIS_URL", ""), "REDIS_PASSWORD_FILE")
 if REDIS_URL:
     try:
         parse_redis_url(REDIS_URL)
@@ -238,9 +246,10 @@ GATEWAY_USAGE_FLUSH_SECONDS = env_float("GATEWAY_USAGE_FLUSH_SECONDS", 0.5, mini
 GATEWAY_USAGE_BATCH_SIZE = env_int("GATEWAY_USAGE_BATCH_SIZE", 500, minimum=1)
 GATEWAY_USAGE_SPOOL_PATH = Path(env_str("GATEWAY_USAGE_SPOOL_PATH", str(DATA_DIR / "usage-spool.jsonl")))
 GATEWAY_MOCK_CHUNK_DELAY_MS = env_float("GATEWAY_MOCK_CHUNK_DELAY_MS", 20.0)
-GATEWAY_SECRETS_KEYS = [
-    k.strip() for k in env_secret("GATEWAY_SECRETS_KEYS", "").replace("\n", ",").split(",") if k.strip()
-]
+GATEWAY_SECRETS_KEYS = secrets_keys(env_secret("GATEWAY_SECRETS_KEYS", ""))
+# SECRET_KEY_FILE and GATEWAY_SECRETS_KEYS_FILE are followed by running gateways (a rotated key
+# is used without a restart, the previous SECRET_KEY kept here): gateway_site/runtime/settings_files.py.
+SECRET_KEY_FALLBACKS: list[str] = []
 # Rate limits and cost quotas (docs/limits-and-quotas.md).
 GATEWAY_ON_REDIS_ERROR = env_choice("GATEWAY_ON_REDIS_ERROR", "open", ("open", "closed"))
 GATEWAY_REDIS_TIMEOUT_SECONDS = env_float("GATEWAY_REDIS_TIMEOUT_SECONDS", 1.0, minimum=0.01)

@@ -1,7 +1,8 @@
 """Provider secrets at rest: Fernet tokens, rotatable with MultiFernet.
 
 Keys come from ``GATEWAY_SECRETS_KEYS`` (comma-separated Fernet keys, the first encrypts);
-without it one key is derived from ``SECRET_KEY``."""
+without it one key is derived from ``SECRET_KEY`` (and one from each of
+``SECRET_KEY_FALLBACKS``, to decrypt)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,17 @@ class SecretUnreadable(Exception):
     pass
 
 
+def _derived(secret_key: str) -> str:
+    digest = hashlib.sha256(b"gateway-provider-secrets:" + secret_key.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
 def _cipher() -> MultiFernet:
     keys = list(settings.GATEWAY_SECRETS_KEYS)
     if not keys:
-        digest = hashlib.sha256(b"gateway-provider-secrets:" + settings.SECRET_KEY.encode()).digest()
-        keys = [base64.urlsafe_b64encode(digest).decode()]
+        # derived from SECRET_KEY; those derived from the previous keys (a rotated
+        # SECRET_KEY_FILE) still decrypt
+        keys = [_derived(k) for k in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)]
     return MultiFernet([Fernet(k) for k in keys])
 
 

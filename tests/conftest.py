@@ -4,6 +4,7 @@ test`` points them at the local servers); under CI a missing service fails, neve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -336,3 +337,22 @@ def platform_staff(username: str, **fields):
     user = get_user_model().objects.create_user(username, is_staff=True, **fields)
     user.groups.add(Group.objects.get(name=PLATFORM_STAFF_GROUP))
     return user
+
+
+@contextlib.contextmanager
+def signed_in(base_url: str, username: str, password: str) -> Iterator[httpx.Client]:
+    """An HTTP client signed in to a running gateway's admin with a password, as a browser
+    would (the login form with its CSRF token)."""
+    with httpx.Client(base_url=base_url, timeout=30) as browser:
+        browser.get("/admin/login/")
+        login = browser.post(
+            "/admin/login/?next=/admin/",
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+                "next": "/admin/",
+            },
+        )
+        assert login.status_code == 302, login.text[:2000]
+        yield browser

@@ -25,6 +25,7 @@ from accounting.pricing import PriceTable
 from accounting.spend import recorded_spend
 from gateway_site.observability.metrics import observe_redis_error
 from gateway_site.runtime.per_loop import PerLoop
+from gateway_site.runtime.settings_files import SettingsSecretFiles
 from providers.catalog import load_catalog
 from providers.files import stamps
 from providers.types import Catalog
@@ -94,6 +95,7 @@ class SnapshotWatcher:
         self._poll = poll_seconds
         self._files_check = files_check_seconds
         self._files_checked_at = time.monotonic()
+        self._settings_files = SettingsSecretFiles()
         self._redis_url = redis_url
         self._stop = threading.Event()
         self._loaded = threading.Event()
@@ -168,16 +170,19 @@ class SnapshotWatcher:
                 logger.warning("configuration refresh failed, keeping the last snapshot: %s", exc)
 
     def _files_changed(self, snapshot: ConfigSnapshot) -> bool:
-        """Whether a file the catalog read a secret or certificate from changed (rotated),
-        looked at most every ``files_check_seconds``, in this thread (never on an event loop)."""
-        files = snapshot.catalog.secret_files
-        if not files or time.monotonic() - self._files_checked_at < self._files_check:
+        """Whether a file the catalog read a secret or certificate from changed (rotated), or
+        the settings' secret keys did (``settings_files``; stored secrets are then decrypted
+        again), looked at most every ``files_check_seconds``, in this thread (never on an event
+        loop)."""
+        if time.monotonic() - self._files_checked_at < self._files_check:
             return False
         self._files_checked_at = time.monotonic()
-        changed = stamps(set(files)) != files
+        keys_changed = self._settings_files.check()
+        files = snapshot.catalog.secret_files
+        changed = bool(files) and stamps(set(files)) != files
         if changed:
             logger.info("a provider secret or certificate file changed; reloading the catalog")
-        return changed
+        return changed or keys_changed
 
     def _run(self) -> None:
         subscriber = None

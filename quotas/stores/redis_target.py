@@ -9,15 +9,21 @@ Three forms (``rediss`` for TLS in each):
 * Redis Cluster: ``redis+cluster://[user:password@]host:port[,host:port...]``, any nodes of the
   cluster (the client learns the others and follows slot moves and failovers).
 
+A password kept in a file that rotates (Kubernetes and Docker secrets, Vault Agent) is named in the
+query instead: ``password_file=/path`` (any form; the URL then carries no password). The file is
+read for every new connection, so after a rotation new connections authenticate with the new
+password with no restart (connections already open stay authenticated, as Redis keeps them).
+
 Every multi-key script and transaction of the gateway keeps its keys in one hash slot (hash tags:
 the tenant's ``{t<id>}``, the routing sync's ``{routing}``), so the same calls run unchanged on
 each form."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -26,7 +32,10 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
 from redis.cluster import ClusterNode, RedisCluster
+from redis.credentials import CredentialProvider
 from redis.sentinel import Sentinel
+
+logger = logging.getLogger(__name__)
 
 Kind = Literal["server", "sentinel", "cluster"]
 _SCHEMES: dict[str, tuple[Kind, bool]] = {
@@ -41,10 +50,84 @@ class InvalidRedisUrl(ValueError):
     """The URL is none of the three forms; the message never repeats a password."""
 
 
+class FileCredentials(CredentialProvider):
+    """The password read from a file at each new connection (the username, if any, from the
+    URL). A file that cannot be read, or is empty, leaves the last password read in use (logged
+    with its path only, never its content)."""
+
+    MAX_BYTES = 64 * 1024
+
+    def __init__(self, path: str, username: str | None = None) -> None:
+        self.path = path
+        self.username = username
+        self._last: str | None = None
+
+    def password(self) -> str:
+        try:
+            with open(self.path, "rb") as handle:
+                value = handle.read(self.MAX_BYTES).decode("utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            value = ""
+            logger.warning("Redis password file %s cannot be read: %s", self.path, type(exc).__name__)
+        else:
+            if not value:
+                logger.warning("Redis password file %s is empty", self.path)
+        if value:
+            self._last = value
+        elif self._last is None:
+            raise redis.AuthenticationError(f"Redis password file {self.path} holds no password")
+        return self._last or value
+
+    def get_credentials(self) -> tuple[str] | tuple[str, str]:
+        password = self.password()
+        return (self.username, password) if self.username else (password,)
+
+    async def get_credentials_async(self) -> tuple[str] | tuple[str, str]:
+        return self.get_credentials()  # a small local file, read per new connection only
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FileCredentials):
+            return NotImplemented
+        return (other.path, other.username) == (self.path, self.username)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.username))
+
+    def __repr__(self) -> str:
+        return f"FileCredentials({self.path!r}, username={self.username!r})"
+
+
+def split_password_file(url: str) -> tuple[str, FileCredentials | None]:
+    """``url`` without its ``password_file`` query parameter and user information, and the
+    credentials they give (None: the URL names no password file; ``url`` is returned as is)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    files = [value for name, value in query if name == "password_file"]
+    if not files:
+        return url, None
+    if not files[-1]:
+        raise InvalidRedisUrl("password_file names no file")
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    username = unquote(userinfo.partition(":")[0]) if at else ""
+    rest = urlencode([(name, value) for name, value in query if name != "password_file"])
+    return urlunsplit(parts._replace(netloc=hosts, query=rest)), FileCredentials(files[-1], username or None)
+
+
+def with_password_file(url: str, path: str) -> str:
+    """``url`` authenticating with the password in the file ``path`` (any password in the URL
+    is dropped; the username is kept)."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0] if at else ""
+    netloc = f"{user}@{hosts}" if user else hosts
+    query = [(n, v) for n, v in parse_qsl(parts.query, keep_blank_values=True) if n != "password_file"]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode([*query, ("password_file", path)])))
+
+
 @dataclass(frozen=True, slots=True)
 class RedisTarget:
     kind: Kind
-    url: str  # the one-server URL as given (kind "server")
+    url: str  # the one-server URL as given, less any password file (kind "server")
     nodes: tuple[tuple[str, int], ...] = ()
     service: str = ""
     db: int = 0
@@ -53,10 +136,13 @@ class RedisTarget:
     tls: bool = False
     sentinel_username: str | None = None
     sentinel_password: str | None = None
+    credentials: FileCredentials | None = field(default=None, compare=False)
 
     def auth(self) -> dict[str, Any]:
         """Credentials and TLS for the data nodes (not the sentinels)."""
         extra: dict[str, Any] = {"username": self.username, "password": self.password}
+        if self.credentials is not None:
+            extra = {"credential_provider": self.credentials}
         if self.tls:
             extra["ssl"] = True
         return extra
@@ -73,9 +159,10 @@ def _nodes(netloc: str) -> tuple[tuple[str, int], ...]:
 
 
 def parse_redis_url(url: str) -> RedisTarget:
+    url, from_file = split_password_file(url)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("redis", "rediss", "unix"):
-        return RedisTarget(kind="server", url=url)
+        return RedisTarget(kind="server", url=url, credentials=from_file)
     if scheme not in _SCHEMES:
         raise InvalidRedisUrl(
             "the scheme must be redis, rediss, unix, redis+sentinel, rediss+sentinel, "
@@ -103,11 +190,16 @@ def parse_redis_url(url: str) -> RedisTarget:
         tls=tls,
         sentinel_username=query.get("sentinel_username"),
         sentinel_password=query.get("sentinel_password"),
+        credentials=from_file,
     )
 
 
 def _timeouts(timeout: float | None, connect_timeout: float | None) -> dict[str, Any]:
     return {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout or timeout}
+
+
+def _file_auth(target: RedisTarget) -> dict[str, Any]:
+    return {} if target.credentials is None else {"credential_provider": target.credentials}
 
 
 def _sentinel_kwargs(target: RedisTarget, timeouts: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +214,7 @@ def sync_client(
     target = parse_redis_url(url)
     timeouts = _timeouts(timeout, connect_timeout)
     if target.kind == "server":
-        return redis.Redis.from_url(url, **timeouts, **options)
+        return redis.Redis.from_url(target.url, **timeouts, **_file_auth(target), **options)
     if target.kind == "sentinel":
         sentinel = Sentinel(
             list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target, timeouts), **timeouts
@@ -158,7 +250,12 @@ def async_client(
     timeouts = _timeouts(timeout, connect_timeout)
     if target.kind == "server":
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=timeout, **timeouts, **options
+            target.url,
+            max_connections=max_connections,
+            timeout=timeout,
+            **timeouts,
+            **_file_auth(target),
+            **options,
         )
         return aioredis.Redis.from_pool(pool)
     if target.kind == "sentinel":

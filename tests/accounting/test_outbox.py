@@ -1,6 +1,7 @@
 """The Redis outbox of the usage ledger, against the real Redis and Postgres: the settlement
 and the event's append share one round trip, a drain stores each event exactly once
-(duplicates ignored), a dead consumer's pending entries are claimed, and Redis being
+(duplicates ignored), a dead consumer's pending entries are claimed (a live one's own at its
+next drain), and Redis being
 unreachable hands the event back to the caller."""
 
 from __future__ import annotations
@@ -237,6 +238,26 @@ def test_a_dead_consumers_pending_events_are_claimed_by_another(redis_prefix, ma
     )
     assert pending_count(client, stream) == 0
     assert client.xlen(stream) == 0
+
+
+def test_a_consumers_own_unstored_batch_is_stored_at_its_next_drain(redis_prefix, make_key, client):
+    """A drain that read a batch and could not store it (the database dropped its connection)
+    leaves the entries pending on itself: its next drain stores them first, without waiting
+    the claim idle time meant for dead consumers."""
+    key = make_key()
+    stream = outbox_stream(redis_prefix)
+    ensure_group(client, stream)
+    _add(client, stream, *[event(f"req_{n}", key) for n in range(10)])
+    [(_, taken)] = client.xreadgroup(GROUP, "live", {stream: ">"}, count=6)  # read; the write failed
+    assert len(taken) == 6
+
+    assert drain(client, stream=stream, consumer="live", batch_size=4, claim_idle_ms=60_000) == 10
+    assert sorted(UsageRecord.objects.values_list("request_id", flat=True)) == sorted(
+        f"req_{n}" for n in range(10)
+    )
+    assert pending_count(client, stream) == 0
+    assert client.xlen(stream) == 0
+    assert drain(client, stream=stream, consumer="live", batch_size=4, claim_idle_ms=60_000) == 0
 
 
 def test_idle_consumers_with_nothing_pending_are_forgotten(redis_prefix, make_key, client):

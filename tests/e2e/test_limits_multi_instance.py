@@ -26,7 +26,7 @@ from django.contrib.auth.models import User
 
 from accounting.models import UsageRecord
 from quotas.models import CostQuota
-from tests.conftest import CANARY, GatewayProcess, IssuedKey, start_gateway, wait_for
+from tests.conftest import CANARY, GatewayProcess, IssuedKey, signed_in, start_gateway, wait_for
 from tests.e2e.conftest import quota_spend
 from tests.fakes.openai_upstream import FakeOpenAIUpstream, FakeUsage, Reply
 
@@ -312,18 +312,7 @@ tenants:
 
 def admin_revoke(gateway: GatewayProcess, key_id: int, *, username: str, password: str) -> None:
     """Revoke a key with the admin's "Revoke selected keys" action, as a browser would."""
-    with httpx.Client(base_url=gateway.base_url, timeout=30) as client:
-        client.get("/admin/login/")
-        login = client.post(
-            "/admin/login/?next=/admin/",
-            data={
-                "username": username,
-                "password": password,
-                "csrfmiddlewaretoken": client.cookies["csrftoken"],
-                "next": "/admin/",
-            },
-        )
-        assert login.status_code == 302, login.text[:2000]
+    with signed_in(gateway.base_url, username, password) as client:
         revoked = client.post(
             "/admin/quotas/apikey/",
             data={

@@ -6,23 +6,15 @@ it was never prepared on. ``.ci/run`` installs pgbouncer: not found is a failure
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from django.db import connection
 
 from accounting.models import UsageRecord
-from tests.conftest import database_url_for_subprocess, mock_echo_yaml, wait_for
-from tests.deploy.test_roles import free_port
+from tests.conftest import mock_echo_yaml, wait_for
+from tests.e2e.pgbouncer import PgBouncer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -31,39 +23,9 @@ REQUESTS = 30
 
 @pytest.fixture
 def pgbouncer() -> Iterator[str]:
-    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-    if not os.path.exists(binary):
-        pytest.fail("pgbouncer not found: apt-get install -y pgbouncer")
-    # a directory the postgres user (pgbouncer's, under root) can reach: pytest's tmp_path is not
-    tmp_path = Path(tempfile.mkdtemp(prefix="gw-pgbouncer-"))
-    upstream = urlsplit(database_url_for_subprocess())
-    port = free_port()
-    (tmp_path / "users.txt").write_text('"postgres" ""\n')
-    config = tmp_path / "pgbouncer.ini"
-    config.write_text(
-        f"[databases]\n{upstream.path.lstrip('/')} = host={upstream.hostname} port={upstream.port or 5432}\n"
-        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {tmp_path / 'users.txt'}\npool_mode = transaction\n"
-        "default_pool_size = 2\nmax_client_conn = 200\nignore_startup_parameters = extra_float_digits\n"
-        f"logfile = {tmp_path / 'pgbouncer.log'}\n"
-    )
-    if os.geteuid() == 0:
-        shutil.chown(tmp_path, "postgres")
-        for path in tmp_path.iterdir():
-            shutil.chown(path, "postgres")
-    argv = [binary, str(config)]
-    process = subprocess.Popen(
-        ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv, start_new_session=True
-    )
-    url = f"postgres://postgres@127.0.0.1:{port}{upstream.path}"
-    deadline = time.monotonic() + 20
-    while subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode != 0:
-        assert time.monotonic() < deadline, "pgbouncer did not start"
-        time.sleep(0.1)
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(10)
-    shutil.rmtree(tmp_path, ignore_errors=True)
+    bouncer = PgBouncer()
+    yield bouncer.url
+    bouncer.stop()
 
 
 def test_gateway_records_every_request_behind_pgbouncer_in_transaction_mode(

@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from tests.conftest import GatewayProcess, wait_for
+from tests.conftest import GatewayProcess, signed_in, wait_for
 from tests.e2e.test_routing import breaker_state, two_deployments, with_upstreams
 from tests.fakes.openai_upstream import ErrorReply, Reply
 
@@ -157,18 +157,7 @@ def test_routing_overview_without_redis_shows_the_process_own_view(
         assert [served_by(chat(client)) for _ in range(2)] == [SECONDARY, PRIMARY]
     password = secrets.token_urlsafe(12)
     User.objects.create_superuser("root", "root@example.com", password)
-    with httpx.Client(base_url=gateway.base_url, timeout=30) as browser:
-        browser.get("/admin/login/")
-        login = browser.post(
-            "/admin/login/",
-            data={
-                "username": "root",
-                "password": password,
-                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
-                "next": "/admin/",
-            },
-        )
-        assert login.status_code == 302
+    with signed_in(gateway.base_url, "root", password) as browser:
         payload = browser.get("/admin/routing/stats.json").json()
 
     assert payload["source"] == "process"
