@@ -62,11 +62,14 @@ def quota_fields(prefix: str, *, quota_id: int, tenant_id: int) -> tuple[dict[by
     """The quota hash of the current period, and whether its leases set exists."""
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
-        [key] = [
+        found = [
             k
             for k in client.scan_iter(match=f"{prefix}{{t{tenant_id}}}:q{quota_id}:*")
             if not k.endswith(b":leases")
         ]
+        # what the prefix holds, with each key's time to live, when the hash is not alone
+        assert len(found) == 1, {k: client.pttl(k) for k in client.scan_iter(match=f"{prefix}*")}
+        [key] = found
         return client.hgetall(key), bool(client.exists(key + b":leases"))
     finally:
         client.close()
