@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import signal
 import socket
+import time
 
 import orjson
 from aiohttp import web
@@ -73,10 +75,12 @@ async def _delayed(request: web.Request) -> web.Response:
 
 
 async def _streamed(request: web.Request) -> web.StreamResponse:
+    arrived = time.time()
     await request.read()
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     await asyncio.sleep(STREAM_FIRST_DELAY)
+    request.app["times"].append((arrived, time.time()))  # for bench.ttft_stages
     for index, event in enumerate(request.app["events"]):
         if index:
             await asyncio.sleep(STREAM_CHUNK_GAP)
@@ -101,7 +105,14 @@ def build_app(kind: str) -> web.Application:
     app["completion"] = completion()
     app["events"] = stream_events()
     app.router.add_post(CHAT_PATH, {"delay": _delayed, "stream": _streamed, "chat": _chat}[kind])
+    # When each of the last streams arrived and when its first chunk was written (wall clock).
+    app["times"] = collections.deque(maxlen=10_000)
+    app.router.add_get("/times", _times)
     return app
+
+
+async def _times(request: web.Request) -> web.Response:
+    return web.json_response(list(request.app["times"]))
 
 
 async def serve(kind: str, sock: socket.socket) -> None:
