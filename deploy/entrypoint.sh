@@ -9,10 +9,14 @@
 # Anything else runs as a command (`gateway-entrypoint manage.py createtenant acme`).
 #
 # Secrets from files: for each variable NAME_FILE set, NAME is read from that file (Docker and
-# Kubernetes secrets mounted as files), unless NAME is set too.
+# Kubernetes secrets mounted as files), unless NAME is set too. Not for the files the settings
+# read themselves: they follow SECRET_KEY_FILE, GATEWAY_SECRETS_KEYS_FILE and the password files
+# as they rotate, which a value copied here at start would override (docs/security.md).
 set -eu
 
+settings_own=" SECRET_KEY GATEWAY_SECRETS_KEYS DATABASE_URL DATABASE_REPLICA_URL REDIS_URL DATABASE_PASSWORD REDIS_PASSWORD "
 for file_var in $(env | sed -n 's/^\([A-Z][A-Z0-9_]*\)_FILE=.*$/\1/p'); do
+  case "$settings_own" in *" $file_var "*) continue ;; esac
   eval "current=\${$file_var:-}"
   if [ -z "$current" ]; then
     eval "path=\${${file_var}_FILE}"

@@ -149,6 +149,30 @@ def test_entrypoint_is_valid_posix_shell(script):
     assert (done.returncode, done.stderr) == (0, "")
 
 
+def test_the_entrypoint_reads_secret_files_but_leaves_the_settings_own_to_them(tmp_path):
+    """``NAME_FILE`` sets ``NAME``, except for the files the settings read (and follow as they
+    rotate) themselves: a value copied at start would win over the rotated file."""
+    files = {
+        "SOME_TOKEN": "token-value",
+        "SECRET_KEY": "s3cret",
+        "REDIS_PASSWORD": "pw",
+        "DATABASE_URL": "pg://",
+    }
+    env = {"PATH": "/usr/bin:/bin"}
+    for name, value in files.items():
+        path = tmp_path / name.lower()
+        path.write_text(value + "\n")
+        env[f"{name}_FILE"] = str(path)
+    done = subprocess.run(
+        ["sh", str(DEPLOY / "entrypoint.sh"), "env"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    names = {line.partition("=")[0]: line.partition("=")[2] for line in done.stdout.splitlines()}
+    assert names["SOME_TOKEN"] == "token-value"
+    assert {"SECRET_KEY", "REDIS_PASSWORD", "DATABASE_URL"} & set(names) == set()
+    assert names["SECRET_KEY_FILE"] == str(tmp_path / "secret_key")
+
+
 def test_the_image_copies_every_package_the_settings_install():
     """Each of the project's own apps (and its package) is copied into the image and let through
     the build context's ignore file; a new app left out of either fails to import in the image."""
