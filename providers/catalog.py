@@ -7,7 +7,7 @@ import os
 
 from django.conf import settings
 
-from providers.files import read_secret, stamp, stamps
+from providers.files import read_aws_credentials, read_secret, stamp, stamps
 from providers.kinds.settings import default_api_version, default_base_url, settings_spec
 from providers.models import Deployment, Provider, PublicModel
 from providers.secrets import SecretUnreadable, decrypt_secret
@@ -61,15 +61,24 @@ def _tls(provider: Provider) -> UpstreamTls | None:
 
 
 def _watched_files(provider: Provider) -> set[str]:
-    """The files whose change reloads the catalog: the key's (unless a stored key wins), TLS's."""
+    """The files whose change reloads the catalog: the key's and the AWS credentials' (unless a
+    stored secret wins), TLS's."""
     key = {provider.api_key_file} if provider.api_key_file and not provider.api_key_encrypted else set()
+    if provider.aws_credentials_file and not provider.aws_secret_access_key_encrypted:
+        key.add(provider.aws_credentials_file)
     tls = {provider.tls_ca_bundle, provider.tls_client_cert, provider.tls_client_key}
     return {path for path in key | tls if path}
 
 
 def resolve_aws_credentials(provider: Provider) -> AwsCredentials | None:
     """Bedrock's SigV4 credentials: the access key id (stored or from its variable), the secret
-    access key (stored encrypted or from its variable) and an optional session token."""
+    access key (stored encrypted or from its variable) and an optional session token; or, unless
+    a secret access key is stored, all three from the shared-credentials file."""
+    if provider.aws_credentials_file and not provider.aws_secret_access_key_encrypted:
+        found = read_aws_credentials(provider.aws_credentials_file, owner=f"provider {provider.name}")
+        if found is None:
+            return None
+        return AwsCredentials(access_key_id=found[0], secret_access_key=found[1], session_token=found[2])
     key_id = provider.aws_access_key_id or _secret(
         provider, stored="", env=provider.aws_access_key_id_env, what="AWS access key id"
     )

@@ -44,6 +44,13 @@ class Provider(models.Model):
         help_text="bedrock: environment variable holding a session token (temporary credentials).",
     )
     aws_secret_access_key_encrypted = models.TextField(blank=True, editable=False)
+    aws_credentials_file = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="bedrock: path of an AWS shared-credentials file (a mounted secret, Vault Agent): "
+        "the access key id, secret access key and session token of its [default] profile (or its only "
+        "one); re-read when it changes.",
+    )
     api_key_env = models.CharField(
         max_length=100,
         blank=True,

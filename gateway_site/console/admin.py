@@ -68,6 +68,7 @@ class ProviderForm(forms.ModelForm):  # type: ignore[type-arg]
             "clear_aws_secret_access_key",
             "aws_secret_access_key_env",
             "aws_session_token_env",
+            "aws_credentials_file",
             "tls_ca_bundle",
             "tls_client_cert",
             "tls_client_key",
@@ -114,6 +115,7 @@ class ProviderForm(forms.ModelForm):  # type: ignore[type-arg]
             aws_secret_access_key_env=data.get("aws_secret_access_key_env") or "",
             aws_session_token_env=data.get("aws_session_token_env") or "",
             has_aws_secret_access_key=has_secret,
+            aws_credentials_file=data.get("aws_credentials_file") or "",
         )
         for name, message in check_settings(entered):
             self.add_error(name if name in self.fields else None, message)

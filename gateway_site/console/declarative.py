@@ -90,6 +90,7 @@ class ProviderSpec(_Strict):
     aws_session_token_env: EnvName = ""
     # Files (mounted secrets and certificates), re-read when they change: absolute paths.
     api_key_file: FilePath = ""
+    aws_credentials_file: FilePath = ""
     tls_ca_bundle: FilePath = ""
     tls_client_cert: FilePath = ""
     tls_client_key: FilePath = ""
@@ -117,6 +118,7 @@ class ProviderSpec(_Strict):
                 aws_access_key_id_env=self.aws_access_key_id_env,
                 aws_secret_access_key_env=self.aws_secret_access_key_env,
                 aws_session_token_env=self.aws_session_token_env,
+                aws_credentials_file=self.aws_credentials_file,
             )
         )
         problems += check_options(self.kind, self.options)

@@ -32,6 +32,7 @@ class ProviderSettings:
     aws_secret_access_key_env: str = ""
     aws_session_token_env: str = ""
     has_aws_secret_access_key: bool = False
+    aws_credentials_file: str = ""
 
 
 SettingsCheck = Callable[[ProviderSettings], list[tuple[str, str]]]

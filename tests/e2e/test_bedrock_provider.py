@@ -9,6 +9,7 @@ import json
 import openai
 import pytest
 
+from tests.conftest import wait_for
 from tests.e2e.conftest import records
 from tests.e2e.vendor_gateway import assert_credentials_rejected, cost, streamed_text, streamed_tool_calls
 from tests.fakes.bedrock_upstream import REQUEST_ID, BedrockError, BedrockReply, FakeBedrockUpstream
@@ -171,3 +172,54 @@ def test_error_classes(client: openai.OpenAI, upstream: FakeBedrockUpstream):
         list(ask(stream=True))
     assert "Too many tokens" in mid_stream.value.message
     assert [r.status for r in records(5)] == [429, 503, 400, 502, 502]
+
+
+def test_a_rotated_aws_credentials_file_is_used_without_a_restart(start_vendor, tmp_path):
+    """Bedrock credentials from a shared-credentials file (as Vault Agent writes temporary ones):
+    after the upstream starts accepting only the new key pair and the file is rewritten, the
+    running gateway signs with the new pair within the check interval."""
+    fake = FakeBedrockUpstream(
+        region="eu-central-1", access_key="AKIDFIRST", secret_key=SECRET, token="tok-1"
+    )
+    fake.start()
+    credentials = tmp_path / "aws-credentials"
+
+    def write(key_id: str, secret: str, token: str) -> None:
+        staged = credentials.with_suffix(".new")
+        staged.write_text(
+            f"[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
+            f"aws_session_token = {token}\n"
+        )
+        staged.replace(credentials)
+
+    write("AKIDFIRST", SECRET, "tok-1")
+    try:
+        client = start_vendor(
+            provider_yaml=f"""  - name: vendor
+    kind: bedrock
+    base_url: {fake.base_url}
+    region: eu-central-1
+    aws_credentials_file: {credentials}""",
+            model=MODEL,
+            upstream_model=UPSTREAM_MODEL,
+            env={"GATEWAY_SECRET_FILES_CHECK_SECONDS": "0.2"},
+        )
+
+        def ask() -> bool:
+            try:
+                client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+            except openai.APIStatusError:
+                return False
+            return True
+
+        assert ask()
+        second = "second-SECRET-" + "z" * 16
+        fake.access_key, fake.secret_key, fake.token = "AKIDSECOND", second, "tok-2"
+        assert not ask()  # still signing with the first pair: the upstream refuses it
+        write("AKIDSECOND", second, "tok-2")
+        wait_for(ask, timeout=15, interval=0.3)
+        signed = [r.headers["authorization"].split("Credential=")[1].split("/")[0] for r in fake.requests]
+        assert signed[0] == "AKIDFIRST" and signed[-1] == "AKIDSECOND"
+        assert fake.requests[-1].headers["x-amz-security-token"] == "tok-2"
+    finally:
+        fake.stop()

@@ -1,4 +1,5 @@
-"""The ``bedrock`` kind: AWS Bedrock's Converse API in one region, signed with AWS credentials or
+"""The ``bedrock`` kind: AWS Bedrock's Converse API in one region, signed with AWS credentials
+(stored, from environment variables, or from a shared-credentials file followed as it rotates) or
 authorised with a Bedrock API key."""
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from providers.vendors.bedrock.embeddings import embed
 
 
 def credential_problems(settings: ProviderSettings) -> list[tuple[str, str]]:
-    """AWS credentials come whole (access key id and secret access key), or a Bedrock API key
-    stands in for them."""
+    """AWS credentials come whole (access key id and secret access key, or a credentials file
+    holding both), or a Bedrock API key stands in for them."""
     problems: list[tuple[str, str]] = []
-    has_id = bool(settings.aws_access_key_id or settings.aws_access_key_id_env)
-    has_secret = bool(settings.has_aws_secret_access_key or settings.aws_secret_access_key_env)
+    whole = bool(settings.aws_credentials_file)
+    has_id = whole or bool(settings.aws_access_key_id or settings.aws_access_key_id_env)
+    has_secret = whole or bool(settings.has_aws_secret_access_key or settings.aws_secret_access_key_env)
     has_bearer = bool(settings.has_api_key or settings.api_key_env)
     if has_id != has_secret:
         missing = "aws_secret_access_key_env" if has_id else "aws_access_key_id_env"
@@ -41,6 +43,7 @@ BEDROCK = ProviderKind(
             "aws_secret_access_key_env",
             "aws_session_token_env",
             "aws_secret_access_key",
+            "aws_credentials_file",
         ),
         requires=(("region", "A bedrock provider needs an AWS region, e.g. us-east-1."),),
         check=credential_problems,

@@ -173,6 +173,43 @@ def test_stored_aws_secret_wins_over_the_environment_variable(monkeypatch):
     assert configs()["aws"].aws == AwsCredentials("AKIDSTORED", "stored-secret", None)
 
 
+def test_aws_credentials_file_gives_the_whole_key_unless_a_secret_is_stored(tmp_path, caplog):
+    path = tmp_path / "credentials"
+    path.write_text(
+        "[other]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = other-secret\n"
+        "[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = file-secret\n"
+        "aws_session_token = file-token\n"
+    )
+    provider = Provider.objects.create(
+        name="aws", kind="bedrock", region="us-west-2", aws_credentials_file=str(path)
+    )
+    Deployment.objects.create(
+        model=PublicModel.objects.create(name="m"), provider=provider, upstream_model="x"
+    )
+
+    assert configs()["aws"].aws == AwsCredentials("AKIDFILE", "file-secret", "file-token")
+    assert str(path) in load_catalog().secret_files  # followed as it rotates
+
+    path.write_text("[only]\naws_access_key_id = AKIDONLY\naws_secret_access_key = only-secret\n")
+    assert configs()["aws"].aws == AwsCredentials("AKIDONLY", "only-secret", None)
+
+    caplog.clear()
+    for broken in ("no section header = here-secret\n", "[default]\naws_access_key_id = AKIDHALF\n"):
+        path.write_text(broken)
+        assert configs()["aws"].aws is None
+    assert "here-secret" not in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.name == "providers.files"] == [
+        f"provider aws: AWS credentials file {path} cannot be parsed: MissingSectionHeaderError",
+        f"provider aws: AWS credentials file {path} lacks aws_access_key_id or aws_secret_access_key",
+    ]
+
+    Provider.objects.filter(pk=provider.pk).update(
+        aws_access_key_id="AKIDSTORED", aws_secret_access_key_encrypted=encrypt_secret("stored-secret")
+    )
+    assert configs()["aws"].aws == AwsCredentials("AKIDSTORED", "stored-secret", None)
+    assert str(path) not in load_catalog().secret_files
+
+
 @pytest.mark.parametrize(
     ("provider", "expected"),
     [
@@ -206,6 +243,10 @@ def test_stored_aws_secret_wins_over_the_environment_variable(monkeypatch):
         (
             "{name: p, kind: bedrock, region: us-east-1, aws_access_key_id_env: A}",
             "providers.0: Value error, AWS credentials need both an access key id and a secret access key.",
+        ),
+        (
+            "{name: p, kind: openai, base_url: 'http://x/v1', aws_credentials_file: /run/aws}",
+            "providers.0: Value error, 'aws_credentials_file' applies only to bedrock providers, not openai.",
         ),
         (
             "{name: p, kind: bedrock, region: us-east-1, aws_secret_access_key: s}",
@@ -322,3 +363,20 @@ def test_the_mock_chunk_delay_comes_from_its_options_else_the_setting(settings):
         )
     delays = {d.provider.name: d.provider.chunk_delay_ms for d in load_catalog().models["m"].deployments}
     assert delays == {"plain-mock": 7.5, "quick-mock": 0.0, "upstream": None}
+
+
+def test_admin_accepts_a_bedrock_provider_with_only_a_credentials_file(admin_client):
+    added = admin_client.post(
+        reverse("admin:providers_provider_add"),
+        form("bedrock", region="eu-central-1", aws_credentials_file="/run/secrets/aws/credentials"),
+    )
+    assert added.status_code == 302
+    assert list(Provider.objects.values_list("kind", "aws_credentials_file", "aws_access_key_id")) == [
+        ("bedrock", "/run/secrets/aws/credentials", "")
+    ]
+    refused = admin_client.post(
+        reverse("admin:providers_provider_add"),
+        form("mock", name="p2", aws_credentials_file="/run/secrets/aws/credentials"),
+    )
+    assert refused.status_code == 200
+    assert "applies only to bedrock providers, not mock" in refused.content.decode()
