@@ -244,6 +244,13 @@ class Limiter:
                     "settlement of %s failed, its reservations expire by themselves: %s", plan.request_id, exc
                 )
             return
+        except Exception:
+            # Anything else: whether the event reached the outbox is unknown, so it goes to the
+            # writer as well (a request id already stored is ignored: recorded once either way).
+            logger.exception("settlement failed unexpectedly; its usage event is recorded directly")
+            if outbox is not None:
+                outbox.on_failure()
+            return
         if plan is None:
             return
         for line, result in zip(plan.quotas, results, strict=True):

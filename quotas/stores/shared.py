@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -45,6 +46,9 @@ from quotas.stores.redis_target import async_client
 from quotas.stores.scripts import ADMIT, QUOTA_STATES, SETTLE
 
 _KINDS: dict[int, RefusalKind] = {1: "rate", 2: "too_large", 3: "parallel", 4: "quota"}
+
+
+logger = logging.getLogger(__name__)
 
 
 def _script(source: str) -> Script:
@@ -211,6 +215,14 @@ class RedisStore:
         except (TimeoutError, RedisError, OSError) as exc:
             self._failed()
             raise StoreUnavailable(f"Redis: {exc}") from exc
+        except Exception as exc:
+            # The client itself failing otherwise (redis-py's cluster pipeline during a failover
+            # can raise a ValueError or an UnboundLocalError, or answer a short list of replies)
+            # is Redis not answering too: the caller fails open or closed, a settlement hands its
+            # usage event to the writer, instead of the exception escaping with the event.
+            logger.warning("Redis client failed unexpectedly: %s", type(exc).__name__)
+            self._failed()
+            raise StoreUnavailable(f"Redis client: {type(exc).__name__}") from exc
 
     def _failed(self) -> None:
         self._down_until = self._monotonic() + self._retry_seconds

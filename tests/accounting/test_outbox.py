@@ -34,7 +34,7 @@ from quotas.budget import Period
 from quotas.limiter import Admission, Limiter
 from quotas.models import ApiKey
 from quotas.policy import Plan, QuotaLine, QuotaPolicy
-from quotas.stores.base import Outbox
+from quotas.stores.base import Outbox, StoreUnavailable
 from quotas.stores.scripts import SETTLE
 from quotas.stores.shared import RedisStore
 from tests.conftest import wait_for
@@ -184,6 +184,47 @@ async def test_no_limits_still_appends_the_event_and_unreachable_redis_hands_it_
     await dead.aclose()
     assert failed == ["2"]
     assert client.xlen(stream) == 1
+
+
+class _ShortReplies(aioredis.Redis):
+    """A client whose pipelines answer fewer replies than commands sent (what redis-py's cluster
+    pipeline was seen to do during a failover): a failure that is not a Redis error."""
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        real = super().pipeline(transaction=transaction, shard_hint=shard_hint)
+
+        class Short:
+            async def __aenter__(self) -> Short:
+                return self
+
+            async def __aexit__(self, *exc: object) -> None:
+                await real.reset()
+
+            def execute_command(self, *args: Any) -> None:
+                real.execute_command(*args)
+
+            async def execute(self, raise_on_error: bool = True) -> list[Any]:
+                return list(await real.execute(raise_on_error=raise_on_error))[:-1]
+
+        return Short()
+
+
+async def test_a_client_failing_otherwise_than_redis_hands_the_event_back(redis_prefix, key, client):
+    """The append's reply is cut: the store reports itself unavailable (not the client's
+    ValueError) and hands the event to ``on_failure``; Redis did append it, so it is both in the
+    stream and handed back, and the ledger stores it once (a request id stored is ignored)."""
+    stream = outbox_stream(redis_prefix)
+    failed: list[str] = []
+    store = RedisStore(_ShortReplies.from_url(settings.REDIS_URL))
+    outbox = Outbox(
+        stream=stream, payload=encode_event(event("req_odd", key)), on_failure=lambda: failed.append("odd")
+    )
+    assert await store.settle(None, admitted_ms=0, tokens=0, cost_micro=0, outbox=outbox) == ()
+    assert failed == ["odd"]
+    assert client.xlen(stream) == 1
+    with pytest.raises(StoreUnavailable, match="Redis failed less than a moment ago"):
+        await store.evaluate(_quota_plan(redis_prefix, "req_next"))  # marked down, as for a Redis error
+    await store.aclose()
 
 
 def _add(client, stream: str, *events: UsageEvent) -> None:

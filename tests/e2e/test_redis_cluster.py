@@ -95,5 +95,12 @@ def test_primary_killed_mid_traffic_recovers_within_the_node_timeout_and_loses_n
     # refused while no primary held the slot (fail closed), never admitted unchecked
     assert {status for _, status, _ in traffic.answers} <= {200, 503}
     admitted = traffic.admitted_ids()
-    wait_for(lambda: UsageRecord.objects.count() == len(admitted), timeout=30)
-    assert set(UsageRecord.objects.values_list("request_id", flat=True)) == admitted
+    deadline = time.monotonic() + 30
+    while UsageRecord.objects.count() != len(admitted) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    recorded = dict(UsageRecord.objects.values_list("request_id", "status"))
+    # on a failure, which requests differ (and each extra one's status)
+    assert set(recorded) == admitted, {
+        "missing": sorted(admitted - set(recorded)),
+        "extra": {rid: recorded[rid] for rid in set(recorded) - admitted},
+    }
