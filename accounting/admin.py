@@ -9,8 +9,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from accounting.models import DeploymentPrice, UsageRecord
-from accounting.money import usd
 from quotas.admin import RevisionBumpingAdmin, TenantScopedAdmin
+from quotas.money import usd
 
 
 @admin.register(DeploymentPrice)

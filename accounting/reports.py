@@ -17,8 +17,8 @@ from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
 from accounting.models import UsageRecord, UsageRollup
-from accounting.money import usd_plain
 from accounting.rollups import RECORD_SUMS, unrolled_records
+from quotas.money import usd_plain
 
 GroupBy = Literal["tenant", "model", "key", "provider", "subject"]
 Granularity = Literal["day", "hour"]

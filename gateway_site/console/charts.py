@@ -5,7 +5,7 @@
 * a real timeline: every bucket (hour or day, UTC) from the range's start to its end, buckets
   without usage as zero;
 * a unit per chart (``usd``, ``tokens``, ``requests``, ``ms``) naming the y-axis;
-* each point's hover text, money written by ``accounting.money.usd`` (the one format).
+* each point's hover text, money written by ``quotas.money.usd`` (the one format).
 
 Bucket times are sent without an offset (``2026-03-10T00:00:00``): the browser reads them as
 its local wall clock, so the axis shows UTC hours and days wherever the reader is."""
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from accounting.money import usd
 from accounting.reports import Row
 from gateway_site.console.window import Granularity, Window
+from quotas.money import usd
 
 Unit = Literal["usd", "tokens", "requests", "ms", "percent"]
 AXIS_TITLES: dict[str, str] = {

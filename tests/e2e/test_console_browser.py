@@ -20,11 +20,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from accounting.models import UsageRecord
-from accounting.money import usd
 from accounting.recorder import write_events
 from accounting.rollups import usage_rollup
 from gateway_site.runtime.content_store import ContentStore
 from providers.models import Deployment
+from quotas.money import usd
 from tests.accounting.events import usage_event
 from tests.conftest import mock_echo_yaml
 from tests.e2e.test_admin_browser import CHROMIUM_ARGS, PASSWORD, chromium  # noqa: F401 (fixture)

@@ -1,4 +1,4 @@
-"""``{% load money %}`` then ``{{ amount|usd }}``: the one money format (``accounting.money``)."""
+"""``{% load money %}`` then ``{{ amount|usd }}``: the one money format (``quotas.money``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django import template
 
-from accounting.money import usd as _usd
+from quotas.money import usd as _usd
 
 register = template.Library()
 

@@ -10,9 +10,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
 
-from accounting.money import usd
 from accounting.recorder import write_events
 from accounting.rollups import usage_rollup
+from quotas.money import usd
 from tests.accounting.events import usage_event
 from tests.conftest import platform_staff
 from tests.gateway_site.console.console_pages import chart_specs, series
