@@ -3,18 +3,22 @@ time a connection opens (the settings name it ``PASSWORD_FILE`` beside ``PASSWOR
 password file is used by the next connection, with no restart. Connections already open stay
 authenticated, as PostgreSQL and PgBouncer keep them; Django replaces each after
 ``CONN_MAX_AGE``. A file that cannot be read, or is empty, leaves the password last read in use
-(logged with its path, never its content)."""
+(``quotas.stores.secret_file``), else the one the settings read at start."""
 
 from __future__ import annotations
 
-import logging
+import functools
 from typing import Any
 
 from django.db.backends.postgresql import base
 
-logger = logging.getLogger(__name__)
+from quotas.stores.secret_file import FollowedSecret
 
-MAX_BYTES = 64 * 1024
+
+@functools.cache
+def _followed(path: str) -> FollowedSecret:
+    """One per file for the process: every thread's connections share what was read last."""
+    return FollowedSecret(path, what="database password")
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -22,20 +26,5 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params: dict[str, Any] = super().get_connection_params()
         path = self.settings_dict.get("PASSWORD_FILE")
         if path:
-            password = _read(path)
-            if password:
-                self.settings_dict["PASSWORD"] = password  # the last one read, if the file goes
-            params["password"] = self.settings_dict["PASSWORD"]
+            params["password"] = _followed(path).read() or self.settings_dict["PASSWORD"]
         return params
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            value = handle.read(MAX_BYTES).decode("utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        logger.warning("database password file %s cannot be read: %s", path, type(exc).__name__)
-        return ""
-    if not value:
-        logger.warning("database password file %s is empty", path)
-    return value

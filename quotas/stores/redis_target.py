@@ -20,7 +20,6 @@ each form."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -35,7 +34,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.credentials import CredentialProvider
 from redis.sentinel import Sentinel
 
-logger = logging.getLogger(__name__)
+from quotas.stores.secret_file import FollowedSecret
 
 Kind = Literal["server", "sentinel", "cluster"]
 _SCHEMES: dict[str, tuple[Kind, bool]] = {
@@ -52,31 +51,19 @@ class InvalidRedisUrl(ValueError):
 
 class FileCredentials(CredentialProvider):
     """The password read from a file at each new connection (the username, if any, from the
-    URL). A file that cannot be read, or is empty, leaves the last password read in use (logged
-    with its path only, never its content)."""
-
-    MAX_BYTES = 64 * 1024
+    URL); a file that cannot be read, or is empty, leaves the last password read in use
+    (``quotas.stores.secret_file``)."""
 
     def __init__(self, path: str, username: str | None = None) -> None:
         self.path = path
         self.username = username
-        self._last: str | None = None
+        self._secret = FollowedSecret(path, what="Redis password")
 
     def password(self) -> str:
-        try:
-            with open(self.path, "rb") as handle:
-                value = handle.read(self.MAX_BYTES).decode("utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            value = ""
-            logger.warning("Redis password file %s cannot be read: %s", self.path, type(exc).__name__)
-        else:
-            if not value:
-                logger.warning("Redis password file %s is empty", self.path)
-        if value:
-            self._last = value
-        elif self._last is None:
+        password = self._secret.read()
+        if not password:
             raise redis.AuthenticationError(f"Redis password file {self.path} holds no password")
-        return self._last or value
+        return password
 
     def get_credentials(self) -> tuple[str] | tuple[str, str]:
         password = self.password()

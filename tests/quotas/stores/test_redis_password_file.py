@@ -77,7 +77,7 @@ def test_an_unreadable_file_keeps_the_last_password_and_logs_only_its_path(tmp_p
     assert credentials.get_credentials() == (FIRST,)
     path.unlink()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="quotas.stores.redis_target"):
+    with caplog.at_level(logging.WARNING, logger="quotas.stores.secret_file"):
         assert credentials.get_credentials() == (FIRST,)
         write(path, "")
         assert credentials.get_credentials() == (FIRST,)
