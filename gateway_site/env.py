@@ -60,7 +60,7 @@ def with_password_file(url: str, name: str) -> str:
     path = os.environ.get(name, "")
     if not path or not url:
         return url
-    if not read_secret_file(name, path).strip():
+    if not read_secret_file(name, path):
         raise ImproperlyConfigured(f"{name}: {path} is empty")
     return redis_with_password_file(url, path)
 

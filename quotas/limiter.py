@@ -245,11 +245,9 @@ class Limiter:
                 )
             return
         except Exception:
-            # Anything else: whether the event reached the outbox is unknown, so it goes to the
-            # writer as well (a request id already stored is ignored: recorded once either way).
-            logger.exception("settlement failed unexpectedly; its usage event is recorded directly")
-            if outbox is not None:
-                outbox.on_failure()
+            # A fault of ours past the store's Redis calls: logged once here rather than as a
+            # task's unretrieved exception. The store's append already decided the event's fate.
+            logger.exception("settlement failed unexpectedly; its reservations expire by themselves")
             return
         if plan is None:
             return

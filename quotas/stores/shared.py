@@ -259,13 +259,15 @@ class RedisStore:
         now_ms: int | None = None,
         outbox: Outbox | None = None,
     ) -> tuple[Settled, ...]:
-        keys, args = settle_args(
-            plan, admitted_ms=admitted_ms, tokens=tokens, cost_micro=cost_micro, now_ms=now_ms
-        )
         # Neither is urgent: both ride with the next admission's pipeline, or their own a
-        # moment later, together (queued in this same turn of the loop).
+        # moment later, together (queued in this same turn of the loop). The append goes first
+        # and alone decides the event's fate (appended, or handed to ``on_failure``), whatever
+        # becomes of the settlement.
         appended = asyncio.ensure_future(self._append(outbox)) if outbox is not None else None
         try:
+            keys, args = settle_args(
+                plan, admitted_ms=admitted_ms, tokens=tokens, cost_micro=cost_micro, now_ms=now_ms
+            )
             if args[3:6] == [0, 0, 0]:
                 return ()
             values = [int(v) for v in await self._run(SETTLE_SCRIPT, keys, args, urgent=False)]
