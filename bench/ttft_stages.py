@@ -5,8 +5,10 @@ The streaming upstream of ``bench.servers`` notes when each request arrives and 
 chunk is written (``GET /times``); the gateway runs ``bench.ttft_probe`` (its application with a
 timestamp at each stage); the client notes when it sent the request and when the first content
 chunk arrived. All are wall-clock times on one machine, so the stages line up across processes.
-The same client against the upstream directly gives the floor. Needs Redis (``REDIS_URL``,
-default ``redis://127.0.0.1:6379/0``; keys under a prefix of the run's own, deleted after)."""
+The same client against the upstream directly gives the baseline, and against
+``bench.stream_floor_app`` (the thinnest streaming relay on Daphne) the floor: what any proxy on
+this server adds before doing work of its own. Needs Redis (``REDIS_URL``, default
+``redis://127.0.0.1:6379/0``; keys under a prefix of the run's own, deleted after)."""
 
 from __future__ import annotations
 
@@ -104,9 +106,10 @@ def main() -> None:
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"ttft-{secrets.token_hex(4)}:"
     workdir = Path(tempfile.mkdtemp(prefix="gw-ttft-"))
-    gw_port = free_port()
+    gw_port, floor_port = free_port(), free_port()
     sock = listening_socket()
     upstream_base, gateway_base = f"http://127.0.0.1:{sock.getsockname()[1]}", f"http://127.0.0.1:{gw_port}"
+    floor_base = f"http://127.0.0.1:{floor_port}"
     env = gateway_env(workdir / "data", redis_url=redis_url, redis_prefix=prefix)
     env["TTFT_STAGES_LOG"] = str(workdir / "stages.log")
     config = workdir / "gateway.yaml"
@@ -120,14 +123,22 @@ def main() -> None:
     sock.close()
     daphne = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(gw_port), "bench.ttft_probe:application"]
     gateway = start_service("gateway", [sys.executable, *daphne], log_dir=workdir, cwd=ROOT, env=env)
+    floor_env = {**env, "BENCH_UPSTREAM_URL": f"{upstream_base}/v1/chat/completions"}
+    floor_app = "bench.stream_floor_app:application"
+    floor_argv = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(floor_port), floor_app]
+    floor = start_service("floor", [sys.executable, *floor_argv], log_dir=workdir, cwd=ROOT, env=floor_env)
     try:
         wait_until(lambda: _answers(f"{upstream_base}/times"), service=upstream, timeout=20)
         wait_until(lambda: _answers(f"{gateway_base}/live"), service=gateway, timeout=30)
+        wait_until(lambda: _answers(f"{floor_base}/live"), service=floor, timeout=30)
         chat = "/v1/chat/completions"
+        # The upstream's /times then holds the direct, floor and gateway samples, in that order.
         direct = asyncio.run(stream_many(f"{upstream_base}{chat}", "none", "upstream-stream", args.streams))
+        bare = asyncio.run(stream_many(f"{floor_base}{chat}", "none", "upstream-stream", args.streams))
         via = asyncio.run(stream_many(f"{gateway_base}{chat}", key, "bench-stream", args.streams))
         upstream_seen = upstream_times(upstream_base)
     finally:
+        floor.stop()
         gateway.stop()
         upstream.stop()
         client = redis.Redis.from_url(redis_url)
@@ -135,7 +146,7 @@ def main() -> None:
         if stale:
             client.delete(*stale)
         client.close()
-    report(direct, via, upstream_seen, (workdir / "stages.log").read_text(), warmup=args.warmup)
+    report(direct, bare, via, upstream_seen, (workdir / "stages.log").read_text(), warmup=args.warmup)
 
 
 def _answers(url: str) -> bool:
@@ -149,6 +160,7 @@ def _answers(url: str) -> bool:
 
 def report(
     direct: list[tuple[float, float]],
+    bare: list[tuple[float, float]],
     via: list[tuple[float, float]],
     upstream_seen: list[tuple[float, float]],
     stages_log: str,
@@ -164,21 +176,31 @@ def report(
             requests[-1][stage] = float(at)
     n = len(direct)
     direct_pairs = list(zip(direct, upstream_seen[:n], strict=True))[warmup:]
+    gateway_seen = upstream_seen[n + len(bare) :]
     rows: dict[str, list[float]] = {name: [] for name, _ in STAGES}
-    for (sent, first), (arrived, chunk), stages in list(zip(via, upstream_seen[n:], requests, strict=True))[
+    for (sent, first), (arrived, chunk), stages in list(zip(via, gateway_seen, requests, strict=True))[
         warmup:
     ]:
         times = {**stages, "client_sent": sent, "upstream_received": arrived, "upstream_first_chunk": chunk}
         times["client_first_chunk"] = first
         for (name, _), (following, _) in itertools.pairwise(STAGES):
             rows[name].append(times[following] - times[name])
-    direct_ttft = _ms([f - s for s, f in direct[warmup:]])
-    print(
-        f"time to first token, p50 ms: direct {direct_ttft}, gateway {_ms([f - s for s, f in via[warmup:]])}"
-    )
+    direct_ttft, floor_ttft, gateway_ttft = ([f - s for s, f in run[warmup:]] for run in (direct, bare, via))
+    print(f"time to first token, p50 ms: direct {_ms(direct_ttft)}, gateway {_ms(gateway_ttft)}")
     to_upstream = _ms([arrived - sent for (sent, _), (arrived, _) in direct_pairs])
     back = _ms([first - chunk for (_, first), (_, chunk) in direct_pairs])
     print(f"direct: client to upstream {to_upstream}, upstream's first chunk to client {back}")
+    direct_p50, floor_p50, gateway_p50 = (
+        statistics.median(v) for v in (direct_ttft, floor_ttft, gateway_ttft)
+    )
+    print(
+        f"floor (bare ASGI relay on Daphne): time to first token p50 {_ms(floor_ttft)}, "
+        f"{(floor_p50 - direct_p50) * 1000:+.2f} ms over direct"
+    )
+    print(
+        f"gateway: {(gateway_p50 - direct_p50) * 1000:+.2f} ms over direct, "
+        f"{(gateway_p50 - floor_p50) * 1000:+.2f} ms over the floor"
+    )
     print("gateway, stage by stage (p50 ms, min):")
     for name, what in STAGES:
         if what is not None:
