@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from providers.errors import UpstreamTimeout, UpstreamUnreachable
-from providers.http import UpstreamHTTP, create_http_client
+from providers.http import UpstreamHTTP, create_http_client, parsed_url
 from providers.translation.upstream import UpstreamCall
 from providers.types import DeploymentConfig, ProviderConfig
 from providers.vendors.openai.adapter import OpenAIAdapter
@@ -64,6 +64,19 @@ async def test_the_upstream_receives_the_adapters_request_and_the_same_default_h
         "authorization": "Bearer sk-a",
         "content-length": str(len(content)),
     }
+
+
+def test_each_upstream_url_is_parsed_once_and_every_request_keeps_its_own(http):
+    parsed_url.cache_clear()
+    first = http.request("http://127.0.0.1:9/v1beta/models/m:generate?key=a", headers={}, content=b"{}")
+    again = http.request("http://127.0.0.1:9/v1beta/models/m:generate?key=a", headers={}, content=b"{}")
+    other = http.request("http://127.0.0.1:9/v1/chat/completions", headers={}, content=b"{}")
+
+    assert str(first.url) == str(again.url) == "http://127.0.0.1:9/v1beta/models/m:generate?key=a"
+    assert (first.url.path, first.url.query) == ("/v1beta/models/m:generate", b"key=a")
+    assert str(other.url) == "http://127.0.0.1:9/v1/chat/completions"
+    info = parsed_url.cache_info()
+    assert (info.hits, info.misses) == (1, 2)
 
 
 # 127.0.0.1: httpx's client jar kept cookies from IP hosts; localhost: aiohttp's session jar did.
