@@ -12,13 +12,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections, transaction
 
 from accounting.prices import load_price_table
 from accounting.pricing import PriceTable
@@ -55,15 +55,36 @@ def _recorded_spend() -> dict[tuple[int, str], int]:
     return {(s.quota.pk, s.period.key): s.micro for s in spends}
 
 
+@contextlib.contextmanager
+def one_moment() -> Iterator[None]:
+    """The block's reads see the database as of one moment: one read-only transaction, on
+    PostgreSQL at REPEATABLE READ (its default, READ COMMITTED, lets each statement see what
+    committed since the last one; SQLite's read transaction is one snapshot already). Inside a
+    transaction already begun the reads stay part of it."""
+    connection = connections["default"]
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(using="default"):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
 def load_snapshot() -> ConfigSnapshot:
-    revision = current_revision()  # read first: a change during the load triggers another
-    return ConfigSnapshot(
-        revision=revision,
-        keys=load_registry(),
-        catalog=load_catalog(),
-        recorded_spend=_recorded_spend(),
-        prices=load_price_table(),
-    )
+    """Keys, catalog, prices and the revision they are at, as of one moment. (Read table by
+    table, a change committed during the load mixed two configurations under the older revision
+    until the next reload: a model added with a hard quota for its tenant could be served by a
+    snapshot that had the model but not the quota.)"""
+    with one_moment():
+        return ConfigSnapshot(
+            revision=current_revision(),
+            keys=load_registry(),
+            catalog=load_catalog(),
+            recorded_spend=_recorded_spend(),
+            prices=load_price_table(),
+        )
 
 
 @dataclass(slots=True)
