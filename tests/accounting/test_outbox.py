@@ -252,6 +252,35 @@ def test_drain_stores_each_event_once_and_empties_the_stream(redis_prefix, make_
     assert ApiKey.objects.get(pk=key.key_id).last_used_at.timestamp() == pytest.approx(latest, abs=1e-3)
 
 
+class _Trickling(redis.Redis):
+    """The consumer's client, while requests keep finishing elsewhere: another event reaches
+    the stream each time a batch is being acknowledged (at most ``extra`` in all)."""
+
+    stream = ""
+    events: list[UsageEvent] = []
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        if self.events:
+            self.xadd(self.stream, {"e": encode_event(self.events.pop(0))})
+        return super().pipeline(*args, **kwargs)
+
+
+def test_a_drain_takes_what_the_stream_held_and_leaves_what_arrives_meanwhile(redis_prefix, make_key):
+    key = make_key()
+    stream = outbox_stream(redis_prefix)
+    later = [event(f"req_late_{n}", key) for n in range(5)]
+    consumer = _Trickling.from_url(settings.REDIS_URL, socket_timeout=5)
+    consumer.stream, consumer.events = stream, later
+    _add(consumer, stream, *[event(f"req_{n}", key) for n in range(3)])
+
+    # One batch, not full: stored; the event that arrived while it was stored is left.
+    assert drain(consumer, stream=stream, consumer="c1", batch_size=100, claim_idle_ms=60_000) == 3
+    assert (UsageRecord.objects.count(), consumer.xlen(stream), len(later)) == (3, 1, 4)
+    assert drain(consumer, stream=stream, consumer="c1", batch_size=100, claim_idle_ms=60_000) == 1
+    assert (UsageRecord.objects.count(), consumer.xlen(stream), len(later)) == (4, 1, 3)
+    consumer.close()
+
+
 def test_a_dead_consumers_pending_events_are_claimed_by_another(redis_prefix, make_key, client):
     key = make_key()
     stream = outbox_stream(redis_prefix)
