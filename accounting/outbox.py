@@ -21,7 +21,7 @@ from typing import Any
 import redis
 from redis.exceptions import ResponseError
 
-from accounting.recorder import UsageEvent, decode_event, mark_keys_used, write_events
+from accounting.recorder import UsageEvent, decode_event, mark_keys_used, sliced, write_events
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Batch:
 
 def _decode_entries(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[list[bytes], list[UsageEvent]]:
     ids, events = [], []
-    for entry_id, fields in entries:
+    for entry_id, fields in sliced(entries):
         ids.append(entry_id)
         try:
             events.append(decode_event(fields[b"e"]))

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 from django.db import (
@@ -40,6 +41,7 @@ from accounting.models import UsageRecord
 from quotas.services import keys_mark_used
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SPOOL_RETRY_SECONDS = 5.0
 
@@ -81,6 +83,21 @@ class UsageEvent:
 
 
 _EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(UsageEvent))
+
+
+# Rows converted between two yields of the interpreter lock while a batch is prepared.
+_ROWS_PER_SLICE = 32
+
+
+def sliced(items: list[T]) -> Iterator[T]:
+    """``items``, letting other threads run every ``_ROWS_PER_SLICE``: a batch's conversion
+    is pure Python (tens of microseconds a row) done in a gateway process's background thread,
+    and held for a whole batch of hundreds it kept the event loop off the interpreter lock for
+    the switch interval (5 ms) at a time: the requests' p99."""
+    for index, item in enumerate(items):
+        if index and not index % _ROWS_PER_SLICE:
+            time.sleep(0)  # releases the lock; a waiting thread takes it
+        yield item
 
 
 def _to_record(event: UsageEvent) -> UsageRecord:
@@ -127,7 +144,7 @@ def write_events(events: list[UsageEvent]) -> None:
     An event the database refuses on its own (a token count out of the column's range from an
     upstream's usage report) is logged whole at ERROR and skipped: kept, it would fail every
     later batch and stop the ledger. A database that does not answer raises ``DatabaseError``."""
-    records = [_to_record(e) for e in events]
+    records = [_to_record(e) for e in sliced(events)]
     try:
         _insert(records)
         return
@@ -148,7 +165,7 @@ def _insert(records: list[UsageRecord]) -> None:
     fields = _inserted_fields()
     rows = [
         tuple(field.get_db_prep_save(field.pre_save(record, True), connection) for field in fields)
-        for record in records
+        for record in sliced(records)
     ]
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.executemany(_insert_statement(connection.ops.quote_name, fields), rows)

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from accounting import recorder
 from accounting.models import UsageRecord
 from accounting.recorder import UsageEvent, UsageWriter
 from tests.conftest import wait_for
@@ -173,3 +174,16 @@ def test_the_spool_is_only_touched_under_its_lock_shared_by_every_worker(tmp_pat
         assert not spool.exists()
     finally:
         writer.close()
+
+
+def test_a_batch_is_converted_in_slices_that_let_other_threads_take_the_interpreter_lock(monkeypatch):
+    """The conversion loops of a batch (decoding, records, rows) give the lock up every 32
+    items, so a gateway's event loop never waits a whole batch for it."""
+    yields: list[float] = []
+    monkeypatch.setattr(recorder.time, "sleep", yields.append)
+    items = list(range(100))
+
+    assert list(recorder.sliced(items)) == items
+    assert yields == [0, 0, 0]  # before items 32, 64 and 96
+    assert list(recorder.sliced(items[:32])) == items[:32]
+    assert len(yields) == 3
