@@ -41,10 +41,20 @@ def _secret(provider: Provider, *, stored: str, env: str, what: str) -> str | No
     return None
 
 
+def _api_key_file(provider: Provider) -> str:
+    """The key file in force: named, and no key stored (a stored key wins)."""
+    return "" if provider.api_key_encrypted else provider.api_key_file
+
+
+def _aws_credentials_file(provider: Provider) -> str:
+    """The AWS credentials file in force: named, and no secret access key stored."""
+    return "" if provider.aws_secret_access_key_encrypted else provider.aws_credentials_file
+
+
 def resolve_api_key(provider: Provider) -> str | None:
     """A stored key, else the file's (``api_key_file``), else the environment variable's."""
-    if provider.api_key_file and not provider.api_key_encrypted:
-        return read_secret(provider.api_key_file, owner=f"provider {provider.name}", what="API key")
+    if path := _api_key_file(provider):
+        return read_secret(path, owner=f"provider {provider.name}", what="API key")
     return _secret(provider, stored=provider.api_key_encrypted, env=provider.api_key_env, what="API key")
 
 
@@ -63,19 +73,16 @@ def _tls(provider: Provider) -> UpstreamTls | None:
 def _watched_files(provider: Provider) -> set[str]:
     """The files whose change reloads the catalog: the key's and the AWS credentials' (unless a
     stored secret wins), TLS's."""
-    key = {provider.api_key_file} if provider.api_key_file and not provider.api_key_encrypted else set()
-    if provider.aws_credentials_file and not provider.aws_secret_access_key_encrypted:
-        key.add(provider.aws_credentials_file)
-    tls = {provider.tls_ca_bundle, provider.tls_client_cert, provider.tls_client_key}
-    return {path for path in key | tls if path}
+    tls = (provider.tls_ca_bundle, provider.tls_client_cert, provider.tls_client_key)
+    return {path for path in (_api_key_file(provider), _aws_credentials_file(provider), *tls) if path}
 
 
 def resolve_aws_credentials(provider: Provider) -> AwsCredentials | None:
     """Bedrock's SigV4 credentials: the access key id (stored or from its variable), the secret
     access key (stored encrypted or from its variable) and an optional session token; or, unless
     a secret access key is stored, all three from the shared-credentials file."""
-    if provider.aws_credentials_file and not provider.aws_secret_access_key_encrypted:
-        found = read_aws_credentials(provider.aws_credentials_file, owner=f"provider {provider.name}")
+    if path := _aws_credentials_file(provider):
+        found = read_aws_credentials(path, owner=f"provider {provider.name}")
         if found is None:
             return None
         return AwsCredentials(access_key_id=found[0], secret_access_key=found[1], session_token=found[2])
