@@ -81,9 +81,12 @@ def test_an_unreadable_file_keeps_the_last_password_and_logs_only_its_path(tmp_p
         assert credentials.get_credentials() == (FIRST,)
         write(path, "")
         assert credentials.get_credentials() == (FIRST,)
+        write(path, SECOND + "x" * 65536)  # not cut down to a wrong password
+        assert credentials.get_credentials() == (FIRST,)
     assert [r.getMessage() for r in caplog.records] == [
         f"Redis password file {path} cannot be read: FileNotFoundError",
         f"Redis password file {path} is empty",
+        f"Redis password file {path} is larger than 65536 bytes",
     ]
     write(path, SECOND)
     assert FileCredentials(str(path), "app").get_credentials() == ("app", SECOND)
