@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import fcntl
 import os
 import time
@@ -14,7 +15,8 @@ import pytest
 
 from accounting import recorder
 from accounting.models import UsageRecord
-from accounting.recorder import UsageEvent, UsageWriter
+from accounting.recorder import UsageEvent, UsageWriter, write_events
+from tests.accounting.events import usage_event
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -176,14 +178,20 @@ def test_the_spool_is_only_touched_under_its_lock_shared_by_every_worker(tmp_pat
         writer.close()
 
 
-def test_a_batch_is_converted_in_slices_that_let_other_threads_take_the_interpreter_lock(monkeypatch):
-    """The conversion loops of a batch (decoding, records, rows) give the lock up every 32
-    items, so a gateway's event loop never waits a whole batch for it."""
+def test_a_batch_is_converted_in_slices_that_let_other_threads_take_the_interpreter_lock(
+    monkeypatch, make_key
+):
+    """Storing a batch gives the lock up every 32 items of each conversion loop (records, then
+    insert rows), so a gateway's event loop never waits a whole batch for it."""
+    key = make_key()
+    at = dt.datetime(2026, 12, 6, 12, tzinfo=dt.UTC)
+    events = [usage_event(key, n, at=at, model="m", cost="0.001") for n in range(100)]
     yields: list[float] = []
     monkeypatch.setattr(recorder.time, "sleep", yields.append)
-    items = list(range(100))
 
-    assert list(recorder.sliced(items)) == items
-    assert yields == [0, 0, 0]  # before items 32, 64 and 96
-    assert list(recorder.sliced(items[:32])) == items[:32]
-    assert len(yields) == 3
+    write_events(events)
+
+    assert yields == [0] * 6  # before items 32, 64 and 96 of both loops
+    assert UsageRecord.objects.count() == 100
+    assert list(recorder.sliced(list(range(32)))) == list(range(32))
+    assert len(yields) == 6  # 32 items: one slice, no yield
