@@ -6,6 +6,8 @@ import: ``settings`` calls it. The cache:
 * one server (``redis://``, ``rediss://``, ``unix://``): django-redis;
 * a Sentinel-watched primary: django-redis's ``SentinelClient`` (it asks the sentinels for the
   current primary, so a failover needs no restart);
+* on Redis, ``cache.clear()`` deletes the cache's own keys only (``gateway_site.cache_clients``):
+  django-redis's own would flush the database the counters, quotas and usage outbox live in;
 * a Redis Cluster: local memory, as django-redis has no cluster client (sessions stay correct:
   ``cached_db`` reads the database when a process's cache misses).
 
@@ -32,6 +34,7 @@ def cache_settings(redis_url: str, *, prefix: str, timeout: float) -> dict[str, 
         "SOCKET_CONNECT_TIMEOUT": timeout,
         "SOCKET_TIMEOUT": timeout,
         "IGNORE_EXCEPTIONS": True,
+        "CLIENT_CLASS": "gateway_site.cache_clients.OwnKeysClient",
     }
     location = target.url if target.kind == "server" else redis_url
     if target.credentials is not None:  # a password file, read for each new connection
@@ -46,7 +49,7 @@ def cache_settings(redis_url: str, *, prefix: str, timeout: float) -> dict[str, 
         if target.sentinel_password:
             sentinel_kwargs |= {"username": target.sentinel_username, "password": target.sentinel_password}
         options |= {
-            "CLIENT_CLASS": "django_redis.client.SentinelClient",
+            "CLIENT_CLASS": "gateway_site.cache_clients.OwnKeysSentinelClient",
             "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
             "SENTINELS": list(target.nodes),
             "SENTINEL_KWARGS": sentinel_kwargs,

@@ -33,7 +33,12 @@ def test_one_server_uses_django_redis():
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": "rediss://u:p@cache.internal:6380/3",
             "KEY_PREFIX": "gw:django",
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5, "IGNORE_EXCEPTIONS": True},
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+                "IGNORE_EXCEPTIONS": True,
+                "CLIENT_CLASS": "gateway_site.cache_clients.OwnKeysClient",
+            },
         }
     }
 
@@ -51,7 +56,7 @@ def test_sentinel_uses_django_redis_sentinel_client():
             "SOCKET_CONNECT_TIMEOUT": 1.0,
             "SOCKET_TIMEOUT": 1.0,
             "IGNORE_EXCEPTIONS": True,
-            "CLIENT_CLASS": "django_redis.client.SentinelClient",
+            "CLIENT_CLASS": "gateway_site.cache_clients.OwnKeysSentinelClient",
             "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
             "SENTINELS": [("s1", 26379), ("s2", 26380)],
             "SENTINEL_KWARGS": {
@@ -88,6 +93,38 @@ def test_the_cache_and_admin_sessions_live_in_redis(settings, redis_prefix, admi
     assert Session.objects.filter(session_key=session_key).exists()  # and in the database
 
 
+def _flushes(client: redis.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_flushdb", {}).get("calls", 0))
+
+
+def test_clearing_the_cache_deletes_its_own_keys_and_nothing_else(settings, redis_prefix):
+    url = redis_url()
+    settings.CACHES = cache_settings(url, prefix=redis_prefix, timeout=1.0)
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    neighbours = {  # what shares the database: a quota, the usage outbox, a look-alike prefix
+        f"{redis_prefix}{{t7}}:q3:m2026-12": {b"spent": b"1234", b"reserved": b"0"},
+        f"{redis_prefix}djangoesque:1:answer": {b"v": b"kept"},
+        f"{redis_prefix}django": {b"v": b"the prefix itself, without the separator"},
+    }
+    for name, fields in neighbours.items():
+        client.hset(name, mapping=fields)
+    client.xadd(f"{redis_prefix}usage:outbox", {"event": "unrecorded"})
+    cache.set_many({f"k{i}": i for i in range(1200)})  # more than two deletion batches
+    cache.set("answer", 42, version=2)
+    flushes = _flushes(client)
+
+    cache.clear()
+
+    assert _keys(url, f"{redis_prefix}django:*") == []
+    assert (cache.get("k0"), cache.get("answer", version=2)) == (None, None)
+    assert {name: client.hgetall(name) for name in neighbours} == neighbours
+    assert [fields for _, fields in client.xrange(f"{redis_prefix}usage:outbox")] == [
+        {b"event": b"unrecorded"}
+    ]
+    assert _flushes(client) == flushes
+    client.close()
+
+
 @pytest.mark.django_db
 def test_the_admin_works_while_the_caches_redis_is_down(settings, admin_client):
     settings.CACHES = cache_settings("redis://127.0.0.1:1/0", prefix="gw:", timeout=0.2)
@@ -118,6 +155,12 @@ def test_the_cache_reaches_the_primary_through_sentinel(settings, sentinel):
     # replication reaches asynchronously.
     assert wait_for(lambda: cache.get("answer") == 42, timeout=5)
     assert sentinel.primary.client().get("gwtest:django:1:answer") is not None
+
+    sentinel.primary.client().set("gwtest:{t1}:q1:m2026-12", "spent")
+    cache.clear()
+
+    assert sentinel.primary.client().get("gwtest:django:1:answer") is None
+    assert sentinel.primary.client().get("gwtest:{t1}:q1:m2026-12") == b"spent"
 
 
 def test_the_channel_layer_is_in_memory_without_redis_or_on_a_cluster():
