@@ -8,7 +8,14 @@ its headers (Daphne's own ``process`` validates them and starts the application)
 the body in the pieces the socket gives, one batch after the application read the previous
 one; in between, the socket is not read. An application that answers without reading the whole
 body (a bad key, a body past its limit) ends the request: the rest is never read and the
-connection closes after the response. Requests without a body take Daphne's path unchanged."""
+connection closes after the response. Requests without a body take Daphne's path unchanged.
+
+Daphne keeps an entry per request in its server's ``connections`` and drops it in a sweep once a
+second (``application_checker``), so the sweep walks every request of the last second on the
+event loop: at 700 requests a second, 5 to 13 ms at a stretch, in which no request moves. A
+request here drops its own entry when both its response is finished (or its client gone) and
+its application has returned; one whose application raised is left to the sweep, which logs the
+exception as it always has."""
 
 from __future__ import annotations
 
@@ -74,6 +81,7 @@ class StreamedRequest(WebRequest):  # type: ignore[misc]
         self._asked = False  # the application read the first message: it wants the body
         self._complete = False  # the whole body was received
         self._ended = False  # the last message (``more_body`` false) was handed over
+        self._reaping = False  # waiting for the application to return, to drop Daphne's entry
 
     def gotLength(self, length: int | None) -> None:
         # Only GatewayChannel dispatches a request before its body (an HTTP/2 stream does not).
@@ -135,6 +143,38 @@ class StreamedRequest(WebRequest):  # type: ignore[misc]
             self.channel.hold_body()
         else:
             self.channel.release_body()
+
+    def finish(self) -> None:
+        super().finish()
+        self._reap_when_done()
+
+    def connectionLost(self, reason: Any) -> None:
+        super().connectionLost(reason)
+        self._reap_when_done()
+
+    def _reap_when_done(self) -> None:
+        details = self.server.connections.get(self)
+        if details is None or "disconnected" not in details:
+            return
+        instance = details.get("application_instance")
+        if instance is None:  # refused before an application began: Daphne's sweep as before
+            return
+        if instance.done():
+            self._reap()
+        elif not self._reaping:
+            self._reaping = True
+            instance.add_done_callback(lambda _: self._reap())
+
+    def _reap(self) -> None:
+        details = self.server.connections.get(self)
+        if details is None:
+            return
+        instance = details.get("application_instance")
+        if instance is None or not instance.done():
+            return
+        if not instance.cancelled() and instance.exception() is not None:
+            return  # the sweep logs it
+        del self.server.connections[self]
 
     def handle_reply(self, message: Mapping[str, Any]) -> None:
         started = message["type"] == "http.response.start"
