@@ -86,7 +86,7 @@ _EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(UsageEvent))
 
 
 # Rows converted between two yields of the interpreter lock while a batch is prepared.
-_ROWS_PER_SLICE = 32
+_ROWS_PER_SLICE = 8
 
 
 def sliced(items: list[T]) -> Iterator[T]:

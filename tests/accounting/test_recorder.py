@@ -181,7 +181,7 @@ def test_the_spool_is_only_touched_under_its_lock_shared_by_every_worker(tmp_pat
 def test_a_batch_is_converted_in_slices_that_let_other_threads_take_the_interpreter_lock(
     monkeypatch, make_key
 ):
-    """Storing a batch gives the lock up every 32 items of each conversion loop (records, then
+    """Storing a batch gives the lock up every 8 items of each conversion loop (records, then
     insert rows), so a gateway's event loop never waits a whole batch for it."""
     key = make_key()
     at = dt.datetime(2026, 12, 6, 12, tzinfo=dt.UTC)
@@ -191,7 +191,7 @@ def test_a_batch_is_converted_in_slices_that_let_other_threads_take_the_interpre
 
     write_events(events)
 
-    assert yields == [0] * 6  # before items 32, 64 and 96 of both loops
+    assert yields == [0] * 24  # before items 8, 16, ..., 96 of both loops
     assert UsageRecord.objects.count() == 100
-    assert list(recorder.sliced(list(range(32)))) == list(range(32))
-    assert len(yields) == 6  # 32 items: one slice, no yield
+    assert list(recorder.sliced(list(range(8)))) == list(range(8))
+    assert len(yields) == 24  # 8 items: one slice, no yield
