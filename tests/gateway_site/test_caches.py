@@ -109,7 +109,7 @@ def test_clearing_the_cache_deletes_its_own_keys_and_nothing_else(settings, redi
     for name, fields in neighbours.items():
         client.hset(name, mapping=fields)
     client.xadd(f"{redis_prefix}usage:outbox", {"event": "unrecorded"})
-    cache.set_many({f"k{i}": i for i in range(1200)})  # more than two deletion batches
+    cache.set_many({f"k{i}": i for i in range(1200)})  # more than one SCAN page
     cache.set("answer", 42, version=2)
     flushes = _flushes(client)
 
