@@ -81,7 +81,6 @@ class StreamedRequest(WebRequest):  # type: ignore[misc]
         self._asked = False  # the application read the first message: it wants the body
         self._complete = False  # the whole body was received
         self._ended = False  # the last message (``more_body`` false) was handed over
-        self._reaping = False  # waiting for the application to return, to drop Daphne's entry
 
     def gotLength(self, length: int | None) -> None:
         # Only GatewayChannel dispatches a request before its body (an HTTP/2 stream does not).
@@ -153,25 +152,19 @@ class StreamedRequest(WebRequest):  # type: ignore[misc]
         self._reap_when_done()
 
     def _reap_when_done(self) -> None:
+        """Once this request is over, drop Daphne's entry for it when its application returns
+        (at once if it has; finishing, then losing the connection, may ask twice)."""
         details = self.server.connections.get(self)
         if details is None or "disconnected" not in details:
             return
         instance = details.get("application_instance")
-        if instance is None:  # refused before an application began: Daphne's sweep as before
-            return
-        if instance.done():
-            self._reap()
-        elif not self._reaping:
-            self._reaping = True
-            instance.add_done_callback(lambda _: self._reap())
+        if instance is not None:  # none: refused before an application began, the sweep's
+            instance.add_done_callback(self._reap)
 
-    def _reap(self) -> None:
+    def _reap(self, instance: Any) -> None:
         details = self.server.connections.get(self)
-        if details is None:
-            return
-        instance = details.get("application_instance")
-        if instance is None or not instance.done():
-            return
+        if details is None or details.get("application_instance") is not instance:
+            return  # dropped already, or reaped by the sweep
         if not instance.cancelled() and instance.exception() is not None:
             return  # the sweep logs it
         del self.server.connections[self]
