@@ -12,13 +12,11 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
-from django.conf import settings
 
 from tests.conftest import ROOT, IssuedKey, wait_for
 from tests.e2e.conftest import MODEL
@@ -53,14 +51,12 @@ models:
         input_per_million: "0.15"
         output_per_million: "0.60"
 tiers:
-  - name: one-a-day
-    # a bucket refilling one request a day: the test's rounds, however slow their scrapes, never
-    # see it refill (one a minute did, once, on a loaded machine) nor a window boundary
-    algorithm: token_bucket
-    requests_per_day: 1
+  - name: one-a-minute
+    algorithm: token_bucket  # no window boundary to cross mid-test
+    requests_per_minute: 1
 tenants:
   - name: limited
-    tier: one-a-day
+    tier: one-a-minute
   - name: broke
     quotas:
       - period: day
@@ -138,15 +134,7 @@ def prometheus(tmp_path: Path) -> Iterator[callable]:
             process.wait(5)
 
 
-def send_traffic(
-    base: str,
-    keys: dict[str, IssuedKey],
-    upstream,
-    *,
-    prometheus: str,
-    rounds: int,
-    diagnose: Callable[[], object] = lambda: None,
-) -> None:
+def send_traffic(base: str, keys: dict[str, IssuedKey], upstream, *, prometheus: str, rounds: int) -> None:
     """Mixed traffic from one thread (the fake's scripted answers are taken in order), in rounds
     each followed by a scrape: with two rounds or more, every series is scraped twice or more and
     grows in between, as ``rate()`` needs."""
@@ -173,10 +161,7 @@ def send_traffic(
             # flaky: a 500, its retry's 500, then the fallback model answers
             upstream.enqueue(ErrorReply(500, "Boom.", type="server_error"), ErrorReply(500, "Boom."), Reply())
             assert acme.post("/v1/chat/completions", json={**body, "model": "flaky"}).status_code == 200
-            refused = limited.post("/v1/chat/completions", json=body)  # rate limit
-            # on a failure (seen in two full CI runs, never alone): the answer's headers (was the
-            # tier evaluated?), the tenant's counters in Redis and the gateway's last log lines
-            assert refused.status_code == 429, (dict(refused.headers), refused.text[:200], diagnose())
+            assert limited.post("/v1/chat/completions", json=body).status_code == 429  # rate limit
             assert httpx.post(f"{base}/v1/chat/completions", json=body).status_code == 401
             scraped_after(prometheus, time.time())
 
@@ -199,7 +184,7 @@ def query(prometheus_base: str, expr: str) -> list[dict[str, object]]:
     return list(payload["data"]["result"])
 
 
-def test_every_dashboard_query_returns_data(start_proxy, make_key, prometheus, redis_prefix):
+def test_every_dashboard_query_returns_data(start_proxy, make_key, prometheus):
     queries = dashboard_queries()
     assert len(queries) >= 20
     proxy = start_proxy(
@@ -210,25 +195,7 @@ def test_every_dashboard_query_returns_data(start_proxy, make_key, prometheus, r
     )
     keys = {"acme": proxy.key, "limited": make_key("limited"), "broke": make_key("broke")}
     prom = prometheus(re.sub(r"^http://", "", proxy.gateway.base_url))
-
-    def diagnose() -> object:
-        counters: dict[bytes, object] = {}
-        if settings.REDIS_URL:
-            with redis.Redis.from_url(settings.REDIS_URL) as client:
-                tag = f"{redis_prefix}{{t{keys['limited'].tenant.pk}}}"
-                for name in client.scan_iter(match=f"{tag}*"):
-                    kind = client.type(name)
-                    value = (
-                        client.hgetall(name)
-                        if kind == b"hash"
-                        else client.get(name)
-                        if kind == b"string"
-                        else kind
-                    )
-                    counters[name] = (value, client.pttl(name))
-        return counters, proxy.gateway.log().splitlines()[-12:]
-
-    send_traffic(proxy.gateway.base_url, keys, proxy.upstream, prometheus=prom, rounds=3, diagnose=diagnose)
+    send_traffic(proxy.gateway.base_url, keys, proxy.upstream, prometheus=prom, rounds=3)
 
     empty = []
     for title, expr in queries:
